@@ -1,0 +1,183 @@
+"""The ``bench`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench.errors import BenchError
+
+
+class BenchGroup(click.Group):
+    """Turns :class:`BenchError` into ``error: <one line>`` and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(BenchError.exit_code)
+
+
+@click.group(cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="decbench")
+def main() -> None:
+    """decbench: which decoder, on which checkpoint, gives the best open-ended text?
+
+    \b
+    bench run --suite wikitext --decoder all      generate, score, print the leaderboard
+    bench decoders                                every decoder with its parameters
+    bench suites                                  every prompt suite
+    bench score FILE.jsonl                        score generations made elsewhere
+    """
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+@main.command()
+@click.option("--suite", "suites", multiple=True, default=("wikitext",), show_default=True,
+              help="A registered suite (see 'bench suites') or a .jsonl file of prompts; repeatable.")
+@click.option("--decoder", "decoders", multiple=True, default=("all",), show_default=True,
+              help="NAME[:key=value,...] (see 'bench decoders'), repeatable; 'all' runs every decoder whose needs are met.")
+@click.option("--model", "models", multiple=True, envvar="BENCH_MODEL",
+              help="Hugging Face id or local directory; repeat to compare checkpoints. Default: $BENCH_MODEL.")
+@click.option("--revision", default=None, help="Hub revision (branch, tag or commit) of the model.")
+@click.option("--hyperfit", default=None, metavar="PATH",
+              help="A hyperfitted checkpoint (full model or PEFT adapter over --model) for greedy-hyperfit and entropy-matched.")
+@click.option("--out", default="runs", show_default=True, help="Run store: one folder per run plus leaderboard.csv.")
+@click.option("--num-prompts", type=int, default=None, help="A deterministic subset of N prompts per suite.")
+@click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@click.option("--samples-per-prompt", type=int, default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Base seed; each record's seed derives from (seed, prompt id, sample index).")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True)
+@click.option("--data-dir", envvar="BENCH_DATA_DIR", default=None, help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR.")
+@click.option("--suite-path", default=None, help="An explicit file for a registered suite (e.g. a copy of the cd-benchmark JSON).")
+def run(**kw: Any) -> None:
+    """Generate continuations for every model x decoder x suite, score them and print the leaderboard.
+
+    Runs are stored by identity under --out; the same command resumes an interrupted run and
+    skips finished ones.
+    """
+    from bench.runner import RunOptions, plan
+    from bench.specs import GenerationSpec
+
+    if isinstance(kw["models"], str):  # a single value from $BENCH_MODEL
+        kw["models"] = (kw["models"],)
+    options = RunOptions(
+        models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
+        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
+        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], device=kw["device"],
+        dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
+    )
+    _quiet_transformers()
+    the_plan = plan(options)
+    for name, reason in the_plan.skipped:
+        click.echo(f"skipped {name}: {reason}", err=True)
+    from bench.execute import execute
+
+    execute(the_plan, options)
+
+
+@main.command()
+def decoders() -> None:
+    """List every decoder with its parameters, defaults and what it needs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bench.registry import load_plugins
+
+    table = Table(title="decoders", show_lines=True)
+    for col in ("name", "parameters (default)", "kind", "needs", "description"):
+        table.add_column(col)
+    for info in load_plugins().decoders.values():
+        params = "\n".join(f"{p.name}={p.default} ({p.type.__name__}): {p.help}" for p in info.params) or "-"
+        needs = ", ".join(f"--{r}" for r in info.requires) or "-"
+        if info.waived_by:
+            needs += " or " + ", ".join(f"{w}=" for w in info.waived_by)
+        table.add_row(info.name, params, "sampling" if info.sampling else "deterministic", needs, info.description)
+    Console(width=max(120, Console().width)).print(table)
+
+
+@main.command()
+def suites() -> None:
+    """List the registered prompt suites (any .jsonl file of prompts works too)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bench.suite_loading import describe_suites
+
+    table = Table(title="suites")
+    for col in ("name", "version", "description"):
+        table.add_column(col)
+    for name, version, description in describe_suites():
+        table.add_row(name, version, description)
+    table.add_row("PATH.jsonl", "file hash", "one JSON object per line: prompt, optional id and reference")
+    Console(width=max(120, Console().width)).print(table)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
+def score(file: str, as_json: bool) -> None:
+    """Score a JSONL of generations made elsewhere (field 'continuation'; 'reference' adds a human row)."""
+    from bench.scorers.files import score_file
+
+    rows = score_file(file)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"scores of {file}")
+    keys = [k for k in rows[0] if k != "system"]
+    table.add_column("system")
+    for k in keys:
+        table.add_column(k, justify="right")
+    for r in rows:
+        table.add_row(r["system"], *[f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys])
+    Console().print(table)
+
+
+PLUGIN_COMMANDS = (
+    ("bench.hyperfit.cli", "hyperfit"),
+    ("bench.publish.cli", "leaderboard"),
+    ("bench.publish.cli", "check"),
+    ("bench.publish.cli", "compare"),
+    ("bench.analysis.cli", "analyze"),
+    ("bench.judge.cli", "judge"),
+)
+"""Commands that live in their own modules, attached to the group by name."""
+
+
+def _attach_plugin_commands() -> None:
+    import importlib
+
+    for module, name in PLUGIN_COMMANDS:
+        try:
+            command = getattr(importlib.import_module(module), name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue  # that part of the package is not there
+            raise
+        main.add_command(command)
+
+
+_attach_plugin_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Execute a plan: load each model once, generate what is missing, score, write the leaderboard."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench.runner import Plan, PlannedRun, RunOptions, generate_run, missing_work
+from bench.specs import build_decoder
+from bench.store import GENERATIONS, RunStore, read_records
+
+
+class Backends:
+    """Loaded backends, keyed by (model, hyperfit checkpoint or None); one model's worth at a time."""
+
+    def __init__(self, options: RunOptions):
+        self.options = options
+        self.loaded: dict[tuple[str, str | None], Any] = {}
+
+    def get(self, model: str, hyperfit: str | None = None) -> Any:
+        key = (model, hyperfit)
+        if key not in self.loaded:
+            if any(k[0] != model for k in self.loaded):
+                self.loaded.clear()  # moving to another model: free the previous one first
+            self.loaded[key] = self._load(model, hyperfit)
+        return self.loaded[key]
+
+    def _load(self, name: str, hyperfit: str | None) -> Any:
+        from bench.backends.hf import HFBackend, load_tokenizer, resolve_device, resolve_dtype
+
+        opts = self.options
+        if hyperfit is None:
+            return HFBackend(name, revision=opts.revision, device=opts.device, dtype=opts.dtype)
+        from bench.hyperfit.checkpoint import load_hyperfit
+
+        device = resolve_device(opts.device)
+        dtype = resolve_dtype(opts.dtype, device)
+        model, _ = load_hyperfit(hyperfit, name, dtype=dtype, device=device)
+        return HFBackend(name, revision=opts.revision, device=device, dtype=dtype, model=model.eval(),
+                         tokenizer=load_tokenizer(name, opts.revision))
+
+
+def _pending(planned: PlannedRun, store: RunStore) -> int:
+    done = {(r["prompt_id"], r["sample_index"]) for r in read_records(store.root / planned.spec.run_id / GENERATIONS)}
+    return len(missing_work(planned, done))
+
+
+def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from bench.leaderboard import LEADERBOARD, build_rows, render, write_csv
+
+    store = RunStore(options.out)
+    pending = {planned.spec.run_id: _pending(planned, store) for planned in plan.runs}
+    backends = Backends(options)
+    start = time.perf_counter()
+    generated = tokens = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("generating", total=sum(pending.values()))
+        # Runs of the same model are adjacent in the plan, so each model is loaded once.
+        for planned in plan.runs:
+            spec, info = planned.spec, planned.decoder_info
+            if not pending[spec.run_id]:
+                continue
+            base = backends.get(spec.model.name)
+            backend = backends.get(spec.model.name, spec.model.hyperfit) if info.runs_on_hyperfit else base
+            decoder = build_decoder(spec.decoder)
+            if hasattr(decoder, "calibrate"):
+                progress.update(task, description=f"{spec.model.label} {spec.decoder.label}: calibrating")
+                reference = backends.get(spec.model.name, spec.model.hyperfit) if spec.model.hyperfit else base
+                planned.resolved.update(decoder.calibrate(base, reference, planned.prompts))
+            progress.update(task, description=f"{spec.model.label} {spec.decoder.label}")
+            result = generate_run(planned, backend, store, batch_size=options.batch_size, decoder=decoder,
+                                  on_records=lambda n: progress.advance(task, n))
+            generated += result.generated
+            tokens += result.tokens
+    rows = build_rows(store)
+    write_csv(rows, Path(options.out) / LEADERBOARD)
+    Console(width=max(Console().width, 150)).print(render(rows))
+    seconds = time.perf_counter() - start
+    rate = f", {tokens / seconds:.0f} tokens/s" if generated else ""
+    click.echo(
+        f"{len(plan.runs)} runs: {generated} records generated ({tokens} tokens in {seconds:.1f} s{rate}), "
+        f"{sum(r.expected_records for r in plan.runs) - generated} already stored; leaderboard: "
+        f"{Path(options.out) / LEADERBOARD}"
+    )
+    return rows

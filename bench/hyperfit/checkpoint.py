@@ -1,0 +1,283 @@
+"""Hyperfitted checkpoints: loading them over their base model, fingerprints, and resumable state.
+
+A hyperfit output directory holds either a full model (``config.json`` + safetensors) or a PEFT
+adapter (``adapter_config.json`` + ``adapter_model.safetensors``), the tokenizer, ``hyperfit.json``
+(metadata, see :mod:`bench.hyperfit.train`), ``loss.csv``/``loss.png`` and, while training or to
+extend a run, ``state/`` (trainable weights, optimizer, RNG and progress at the last epoch end).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    import torch
+
+METADATA = "hyperfit.json"
+STATE = "state"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+_NOT_MODEL = ("loss.csv", "loss.png", METADATA)
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (library errors can span many lines)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def resolve_dtype(dtype: Any) -> "torch.dtype":
+    """``"float32"``/``"bfloat16"``/``"float16"`` (or a torch dtype) to a torch dtype."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise BenchError(f"unknown dtype '{dtype}' (choose from {', '.join(DTYPES)})")
+    return getattr(torch, dtype)
+
+
+def _hash_files(entries: list[tuple[str, int]], extra: bytes = b"") -> str:
+    h = hashlib.sha256()
+    for name, size in sorted(entries):
+        h.update(f"{name}\x1f{size}\n".encode())
+    h.update(extra)
+    return h.hexdigest()[:16]
+
+
+def _local_model_dir(name: str) -> Path | None:
+    """The directory holding ``name``: a local path, or a Hub id already in the local cache."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:  # not a Hub id, or not cached: no fingerprint can be taken
+        return None
+
+
+def model_fingerprint(name: str) -> str | None:
+    """Hash of a model's config and weight file names and sizes; None when it is not on disk."""
+    directory = _local_model_dir(name)
+    if directory is None:
+        return None
+    entries = [
+        (p.name, p.stat().st_size)
+        for p in directory.iterdir()
+        if p.is_file() and (p.name == "config.json" or p.name.endswith(_WEIGHT_SUFFIXES)
+                            or p.name.endswith(".index.json"))
+    ]
+    return _hash_files(entries) if entries else None
+
+
+def checkpoint_fingerprint(path: str | os.PathLike) -> str:
+    """Hash of a checkpoint's top-level file names and sizes plus the content of hyperfit.json."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise BenchError(f"hyperfit checkpoint '{path}' does not exist")
+    entries = [(p.name, p.stat().st_size) for p in directory.iterdir()
+               if p.is_file() and p.name not in _NOT_MODEL]
+    meta = directory / METADATA
+    return _hash_files(entries, meta.read_bytes() if meta.is_file() else b"")
+
+
+def read_metadata(directory: str | os.PathLike) -> dict[str, Any] | None:
+    """The content of ``hyperfit.json``, or None when there is none."""
+    path = Path(directory) / METADATA
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise BenchError(f"{path} is not valid JSON ({e.msg})") from None
+
+
+def write_metadata(directory: Path, meta: dict[str, Any]) -> None:
+    """Write ``hyperfit.json`` atomically (a crash never leaves half a file)."""
+    tmp = directory / (METADATA + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, directory / METADATA)
+
+
+# --- resumable training state -------------------------------------------------------------------
+
+
+def save_state(directory: Path, model: Any, optimizer: Any, progress: dict[str, Any]) -> None:
+    """Save trainable weights (safetensors), optimizer + RNG (torch.save) and progress (JSON).
+
+    The new state is written beside the old one and swapped in, so an interrupted save leaves the
+    previous epoch's state intact.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    new, old, cur = directory / (STATE + ".new"), directory / (STATE + ".old"), directory / STATE
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir()
+    weights = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    save_file(weights, str(new / "weights.safetensors"))
+    trainer = {"optimizer": optimizer.state_dict(), "rng_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        trainer["rng_cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(trainer, new / "trainer.pt")
+    (new / "progress.json").write_text(json.dumps(progress) + "\n", encoding="utf-8")
+    if cur.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(cur, old)
+    os.replace(new, cur)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def state_dir(directory: Path) -> Path | None:
+    """The state directory to resume from (``state/``, or ``state.old/`` after a crash mid-swap)."""
+    for name in (STATE, STATE + ".old"):
+        if (directory / name / "progress.json").is_file():
+            return directory / name
+    return None
+
+
+def load_state(directory: Path, model: Any, optimizer: Any) -> dict[str, Any]:
+    """Restore weights, optimizer and RNG saved by :func:`save_state`; return the progress."""
+    import torch
+    from safetensors.torch import load_file
+
+    source = state_dir(directory)
+    if source is None:
+        raise BenchError(f"'{directory}' holds no saved training state to resume from")
+    weights = load_file(str(source / "weights.safetensors"))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    if set(weights) != trainable:
+        raise BenchError(f"the saved state in '{source}' does not match this model's trainable parameters")
+    model.load_state_dict(weights, strict=False)
+    trainer = torch.load(source / "trainer.pt", weights_only=True, map_location="cpu")
+    optimizer.load_state_dict(trainer["optimizer"])
+    torch.set_rng_state(trainer["rng_cpu"])
+    if "rng_cuda" in trainer and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(trainer["rng_cuda"])
+    return json.loads((source / "progress.json").read_text(encoding="utf-8"))
+
+
+# --- loading a hyperfitted checkpoint -----------------------------------------------------------
+
+
+def load_base_model(name: str, dtype: Any) -> Any:
+    """``AutoModelForCausalLM.from_pretrained`` without remote code, errors as BenchError."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(name, dtype=resolve_dtype(dtype), trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as e:
+        raise BenchError(f"cannot load model '{name}': {first_line(e)}") from None
+
+
+def _vocab_size(name: str | Path) -> int | None:
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(name), trust_remote_code=False)
+    except (OSError, ValueError, KeyError):
+        return None
+    return getattr(config.get_text_config(), "vocab_size", None)
+
+
+def _tokenizer_vocab(name: str | Path) -> dict[str, int] | None:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(name), trust_remote_code=False).get_vocab()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_base(path: Path, meta: dict[str, Any] | None, base: str, is_adapter: bool) -> None:
+    """Refuse a checkpoint trained from another model than ``base``."""
+    base_fp = model_fingerprint(base)
+    trained = (meta or {}).get("base_model", {})
+    if trained.get("fingerprint") and base_fp:
+        if trained["fingerprint"] != base_fp:
+            raise BenchError(
+                f"hyperfit checkpoint '{path}' was trained from '{trained.get('name')}', "
+                f"whose files differ from base model '{base}'"
+            )
+        return  # the fingerprints agree: a moved or renamed base directory is fine
+    if not is_adapter:
+        return
+    adapter_base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not adapter_base:
+        return
+    adapter_fp = model_fingerprint(adapter_base)
+    same = adapter_fp == base_fp if adapter_fp and base_fp else adapter_base.rstrip("/") == base.rstrip("/")
+    if not same:
+        raise BenchError(f"adapter '{path}' was trained on '{adapter_base}', not on base model '{base}'")
+
+
+def _check_vocab(path: Path, base: str, is_adapter: bool) -> None:
+    """Refuse a checkpoint whose vocabulary size or tokenizer differs from the base's."""
+    if not is_adapter:
+        mine, theirs = _vocab_size(path), _vocab_size(base)
+        if mine is not None and theirs is not None and mine != theirs:
+            raise BenchError(
+                f"hyperfit checkpoint '{path}' has a vocabulary of {mine} tokens, base model '{base}' {theirs}"
+            )
+    if any((path / f).is_file() for f in _TOKENIZER_FILES):
+        mine_vocab, base_vocab = _tokenizer_vocab(path), _tokenizer_vocab(base)
+        if mine_vocab is not None and base_vocab is not None and mine_vocab != base_vocab:
+            raise BenchError(f"the tokenizer of hyperfit checkpoint '{path}' differs from base model '{base}'s")
+
+
+def check_hyperfit(path: str | os.PathLike, base_model_name_or_path: str) -> tuple[dict[str, Any] | None, bool]:
+    """Every check of :func:`load_hyperfit` that needs no weights; returns (metadata, is_adapter).
+
+    ``bench run`` calls it while planning, so a bad checkpoint stops the run before anything is written.
+    """
+    directory = Path(path)
+    if not directory.is_dir():
+        raise BenchError(f"hyperfit checkpoint '{path}' does not exist")
+    meta = read_metadata(directory)
+    is_adapter = (directory / "adapter_config.json").is_file()
+    is_full = (directory / "config.json").is_file() and any(
+        p.name.endswith(_WEIGHT_SUFFIXES) for p in directory.iterdir() if p.is_file())
+    if meta is not None and not meta.get("finished"):
+        # Weights there, if any, are from before a run that is still going (or was killed).
+        raise BenchError(f"the hyperfit run in '{path}' is unfinished "
+                         f"({meta.get('epochs_done', 0)} epochs done): run 'bench hyperfit' again to finish it")
+    if not (is_adapter or is_full):
+        raise BenchError(f"'{path}' is neither a model directory nor a PEFT adapter")
+    _check_base(directory, meta, base_model_name_or_path, is_adapter)
+    _check_vocab(directory, base_model_name_or_path, is_adapter)
+    return meta, is_adapter
+
+
+def load_hyperfit(
+    path: str | os.PathLike, base_model_name_or_path: str, *, dtype: Any = "float32", device: Any = "cpu"
+) -> tuple[Any, dict[str, Any] | None]:
+    """Load a hyperfitted model: a full model directory, or a PEFT adapter merged into the base.
+
+    Returns the model (eval mode, on ``device``) and the ``hyperfit.json`` metadata when present.
+    Raises BenchError for a missing path, a directory that is no model, a checkpoint trained from
+    another base, or a vocabulary/tokenizer that differs from the base's (see :func:`check_hyperfit`).
+    """
+    directory = Path(path)
+    meta, is_adapter = check_hyperfit(directory, base_model_name_or_path)
+    if is_adapter:
+        from peft import PeftModel
+
+        base = load_base_model(base_model_name_or_path, dtype)
+        try:
+            model = PeftModel.from_pretrained(base, str(directory)).merge_and_unload()
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            raise BenchError(
+                f"cannot apply adapter '{path}' to '{base_model_name_or_path}': {first_line(e)}") from None
+    else:
+        model = load_base_model(str(directory), dtype)
+    return model.to(device).eval(), meta

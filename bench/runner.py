@@ -1,0 +1,232 @@
+"""Plan a sweep (models x decoders x suites), then generate what the store does not hold yet.
+
+Planning does every check that can fail on user input (decoder names and arguments, suite files,
+model paths, prompt lengths against the context) before anything is written, so bad input exits
+with one line and leaves the store untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from bench.backends import hf
+from bench.decoding import record_seed
+from bench.errors import BenchError
+from bench.registry import DecoderInfo, get_decoder, load_plugins
+from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, SuiteSpec, build_decoder, parse_decoder
+from bench.store import RunDir, RunStore
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``bench run`` was asked for."""
+
+    models: tuple[str, ...]
+    """Hugging Face ids or local directories; one leaderboard row each."""
+    decoders: tuple[str, ...]
+    """``NAME[:k=v,...]`` strings, or ``all``."""
+    suites: tuple[str, ...]
+    """Registered suite names or JSONL paths."""
+    out: str = "runs"
+    """The run store."""
+    generation: GenerationSpec = GenerationSpec()
+    """Lengths, samples per prompt and seed."""
+    num_prompts: int | None = None
+    """Deterministic subset of each suite."""
+    revision: str | None = None
+    """Hub revision applied to every model."""
+    hyperfit: str | None = None
+    """A hyperfitted checkpoint for the decoders that require one."""
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 16
+    data_dir: str | None = None
+    """Folder laid out like ``shared/data`` (``$BENCH_DATA_DIR``)."""
+    suite_path: str | None = None
+    """An explicit file for a registered suite (e.g. a copy of the cd-benchmark JSON)."""
+
+
+@dataclass
+class PlannedRun:
+    spec: RunSpec
+    prompts: list[Prompt]
+    decoder_info: DecoderInfo
+    resolved: dict[str, Any] = field(default_factory=dict)
+    """Plan-time values recorded in the header (e.g. a calibrated temperature)."""
+
+    @property
+    def expected_records(self) -> int:
+        return len(self.prompts) * self.spec.generation.samples_per_prompt
+
+
+@dataclass
+class Plan:
+    runs: list[PlannedRun]
+    skipped: list[tuple[str, str]]
+    """(decoder, reason) for decoders that ``all`` could not run."""
+
+
+def expand_decoders(names: tuple[str, ...], available: dict[str, bool]) -> tuple[list[DecoderSpec], list[tuple[str, str]]]:
+    """Parse ``--decoder`` values; ``all`` means every registered decoder whose requirements are met."""
+    registry = load_plugins()
+    specs, skipped = [], []
+    for text in names:
+        if text.strip().lower() != "all":
+            spec = parse_decoder(text)
+            info = get_decoder(spec.name)
+            missing = [r for r in info.requires if not available.get(r)]
+            if missing and not any(spec.kwargs.get(w) is not None for w in info.waived_by):
+                raise BenchError(f"decoder '{info.name}' needs --{missing[0]}: {info.requires_help}")
+            specs.append(spec)
+            continue
+        for info in registry.decoders.values():
+            missing = [r for r in info.requires if not available.get(r)]
+            if missing:
+                skipped.append((info.name, f"needs --{missing[0]}; {info.requires_help}"))
+            else:
+                specs.append(parse_decoder(info.name))
+    unique = list(dict.fromkeys(specs))
+    return unique, skipped
+
+
+def check_prompt_lengths(prompts: list[Prompt], tokenizer: Any, config: Any, max_new_tokens: int, model: str) -> None:
+    limit = hf.context_length(config)
+    if limit is None:
+        return
+    for p in prompts:
+        n = len(tokenizer(p.text)["input_ids"])
+        if n + max_new_tokens > limit:
+            raise BenchError(
+                f"prompt '{p.id}' is {n} tokens; with --max-new-tokens {max_new_tokens} it exceeds the "
+                f"context of {model} ({limit} tokens)"
+            )
+
+
+def plan(options: RunOptions) -> Plan:
+    from bench.suite_loading import load_suite
+
+    if not options.models:
+        raise BenchError("no model given: pass --model (a Hugging Face id or a local directory) or set BENCH_MODEL")
+    if options.batch_size < 1:
+        raise BenchError(f"--batch-size must be >= 1, got {options.batch_size}")
+    gen = options.generation
+    if gen.max_new_tokens < 1 or gen.samples_per_prompt < 1:
+        raise BenchError("--max-new-tokens and --samples-per-prompt must be >= 1")
+    device = hf.resolve_device(options.device)
+    dtype = hf.resolve_dtype(options.dtype, device)
+    registered = [s for s in options.suites if not s.lower().endswith(".jsonl")]
+    if options.suite_path and len(registered) != 1:
+        raise BenchError("--suite-path names the file of one registered suite; give exactly one such --suite with it")
+    decoders, skipped = expand_decoders(options.decoders, {"hyperfit": bool(options.hyperfit)})
+    suites = [
+        load_suite(s, data_dir=options.data_dir, path=options.suite_path, num_prompts=options.num_prompts)
+        for s in options.suites
+    ]
+    hyperfit_fp = _hyperfit_fingerprint(options.hyperfit) if options.hyperfit else ""
+    runs = []
+    for model_name in options.models:
+        if options.hyperfit and any(uses_hyperfit(get_decoder(d.name), d) for d in decoders):
+            from bench.hyperfit.checkpoint import check_hyperfit
+
+            check_hyperfit(options.hyperfit, model_name)
+        tokenizer = hf.load_tokenizer(model_name, options.revision)
+        config = hf.load_config(model_name, options.revision)
+        base = ModelSpec(model_name, options.revision, hf.model_fingerprint(model_name))
+        for suite_spec, prompts in suites:
+            check_prompt_lengths(prompts, tokenizer, config, gen.max_new_tokens, model_name)
+            for dspec in decoders:
+                info = get_decoder(dspec.name)
+                check_for_model = getattr(info.factory, "check_for_model", None)
+                if check_for_model is not None:
+                    check_for_model(dspec, config)
+                model = replace(base, hyperfit=options.hyperfit, hyperfit_fingerprint=hyperfit_fp) \
+                    if uses_hyperfit(info, dspec) else base
+                spec = RunSpec(model, dspec, suite_spec, gen, "hf", hf.HFBackend.version(), dtype)
+                runs.append(PlannedRun(spec, prompts, info))
+    return Plan(runs, skipped)
+
+
+def uses_hyperfit(info: DecoderInfo, spec: DecoderSpec) -> bool:
+    """Whether the run's output depends on the hyperfitted checkpoint."""
+    if info.runs_on_hyperfit:
+        return True
+    waived = any(spec.kwargs.get(w) is not None for w in info.waived_by)
+    return "hyperfit" in info.requires and not waived
+
+
+def _hyperfit_fingerprint(path: str) -> str:
+    from bench.hyperfit.checkpoint import checkpoint_fingerprint
+
+    return checkpoint_fingerprint(path)
+
+
+@dataclass
+class RunResult:
+    run: RunDir
+    generated: int
+    tokens: int
+    seconds: float
+
+
+def missing_work(planned: PlannedRun, done: set[tuple[str, int]]) -> list[tuple[Prompt, int]]:
+    n = planned.spec.generation.samples_per_prompt
+    return [(p, i) for p in planned.prompts for i in range(n) if (p.id, i) not in done]
+
+
+def generate_run(
+    planned: PlannedRun,
+    backend: Any,
+    store: RunStore,
+    *,
+    batch_size: int,
+    decoder: Any = None,
+    on_records: Callable[[int], None] = lambda n: None,
+) -> RunResult:
+    """Generate the records a run is missing, appending each batch to the store as it finishes."""
+    spec = planned.spec
+    run = store.open(spec, expected_records=planned.expected_records, device=backend.device, resolved=planned.resolved)
+    todo = missing_work(planned, run.done_keys())
+    decoder = decoder if decoder is not None else build_decoder(spec.decoder)
+    # Longest prompts first: less padding per batch, and the memory peak comes early.
+    lengths = {p.id: len(t) for p, t in zip(planned.prompts, backend.encode([p.text for p in planned.prompts]))}
+    todo.sort(key=lambda item: -lengths[item[0].id])
+    generated = tokens = 0
+    start = time.perf_counter()
+    for b in range(0, len(todo), batch_size):
+        chunk = todo[b : b + batch_size]
+        seeds = [record_seed(spec.generation.seed, p.id, i) for p, i in chunk]
+        t0 = time.perf_counter()
+        outs = backend.continue_batch([p.text for p, _ in chunk], decoder, max_new_tokens=spec.generation.max_new_tokens, seeds=seeds)
+        per_record = (time.perf_counter() - t0) / len(chunk)
+        records = [
+            _record(spec, run.run_id, p, i, seed, out, backend.decode(out.token_ids), per_record, planned.decoder_info.sampling)
+            for (p, i), seed, out in zip(chunk, seeds, outs)
+        ]
+        store.append(run, records)
+        generated += len(records)
+        tokens += sum(len(o.token_ids) for o in outs)
+        on_records(len(records))
+    return RunResult(run, generated, tokens, time.perf_counter() - start)
+
+
+def _record(spec: RunSpec, run_id: str, prompt: Prompt, index: int, seed: int, out: Any, text: str,
+            seconds: float, sampling: bool) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "prompt_id": prompt.id,
+        "sample_index": index,
+        "prompt": prompt.text,
+        "reference": prompt.reference,
+        "continuation": text,
+        "token_ids": out.token_ids,
+        "num_tokens": len(out.token_ids),
+        "finish_reason": out.finish_reason,
+        "model": spec.model.name,
+        "hyperfit": spec.model.hyperfit,
+        "decoder": spec.decoder.name,
+        "decoder_args": spec.decoder.kwargs,
+        "seed": seed if sampling else None,
+        "seconds": round(seconds, 6),
+    }

@@ -1,0 +1,355 @@
+"""Repetition, diversity, distinct-n, length and token type-token ratio of a set of continuations.
+
+All rates are fractions in [0, 1] (the papers print percent: multiply by 100). A metric that is
+undefined for the input (no n-grams of that order at all, no non-empty token sequence) is NaN.
+
+Words are ``text.split()``: runs of non-whitespace in Python's sense, after stripping. This is the
+tokenization of the contrastive-search literature, whose reference implementation is
+``simctg.evaluation.measure_repetition_and_diversity`` (PyPI ``simctg==0.7``). ``rep-n`` and
+``diversity`` reproduce it exactly, quirks included:
+
+* ``rep-n = 1 - sum_t U_n(t) / sum_t C_n(t)``, where ``U_n(t)`` is the number of *distinct* word
+  n-grams within text ``t`` (unique counts are per text, then summed over the corpus) and
+  ``C_n(t) = max(0, W_t - n)`` is its n-gram count. SimCTG's loop ``while end_idx < len(tokens)``
+  never reaches the last n-gram of a text, hence ``W_t - n`` and not ``W_t - n + 1``: both counts
+  are those of the text without its last word.
+* ``diversity = (1 - r2/100)(1 - r3/100)(1 - r4/100)`` with ``rn = round(100 * rep-n, 2)``: SimCTG
+  rounds rep-n to 2 decimals *in percent* before multiplying. The ``rep-n`` values we return are
+  not rounded; ``round(100 * rep-n, 2)`` is bit-for-bit SimCTG's number.
+
+The other metrics:
+
+* ``distinct-n`` (Li et al., 2016), corpus level: the number of distinct word n-grams in the union
+  over all continuations divided by the total number of word n-grams, ``sum_t max(0, W_t - n + 1)``
+  (every n-gram, the last one included). Li et al. divide by the number of words instead; we follow
+  the common n-gram-count form, so distinct-1 is the corpus type-token ratio of words.
+* ``length-words``: mean of ``len(text.strip().split())`` over all continuations (the "gen length"
+  of SimCTG's evaluation scripts).
+* with token ids only: ``length-tokens`` (mean token count over all continuations), ``ttr`` (mean
+  over continuations of unique token ids / token count) and ``ttr-last96`` (the same over each
+  continuation's last 96 token ids; shorter ones use all of theirs), the token-level repetition
+  measure of the hyperfitting work. Empty continuations are skipped by both TTRs (their ratio is
+  0/0) but count in ``length-tokens``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.errors import BenchError
+
+REP_ORDERS = (2, 3, 4)
+DISTINCT_ORDERS = (1, 2, 3, 4)
+TTR_WINDOW = 96
+
+
+@dataclass
+class _WordStats:
+    """Per-text and corpus-level word n-gram counts of one corpus."""
+
+    lengths: np.ndarray
+    """Words per text."""
+    rep_unique: dict[int, np.ndarray]
+    """Per text, distinct n-grams of the text without its last word (SimCTG's count)."""
+    distinct_unique: dict[int, int]
+    """Distinct n-grams in the whole corpus."""
+    incidence: dict[int, tuple[np.ndarray, np.ndarray]]
+    """Per order, the sorted distinct (n-gram id, text index) pairs; filled for the bootstrap only."""
+
+    def rep_total(self, n: int) -> np.ndarray:
+        return np.maximum(self.lengths - n, 0)
+
+    def distinct_total(self, n: int) -> np.ndarray:
+        return np.maximum(self.lengths - n + 1, 0)
+
+
+def _check_texts(texts: Sequence[str]) -> None:
+    if isinstance(texts, str):
+        raise BenchError("texts must be a list of strings, not one string")
+    if len(texts) == 0:
+        raise BenchError("no texts to score")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise BenchError(f"text {i} is a {type(text).__name__}, not a string")
+
+
+def _word_ids(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """All words of the corpus as integer ids, words per text, an id bound and the vocabulary size.
+
+    Ids are the position of a word's first occurrence (``setdefault`` with a running counter is
+    the fastest exact mapping in CPython), so they are unique per word but not dense: every id is
+    below the number of words.
+    """
+    words: list[str] = []
+    lengths = np.empty(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts):
+        split = text.split()
+        lengths[i] = len(split)
+        words.extend(split)
+    vocab: dict[str, int] = {}
+    ids = np.fromiter(map(vocab.setdefault, words, itertools.count()), dtype=np.int64, count=len(words))
+    return ids, lengths, max(len(words), 1), len(vocab)
+
+
+def _dense(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Replace each key by its rank among the distinct keys; also return the number of distinct keys."""
+    order = np.argsort(keys)
+    ordered = keys[order]
+    new = np.empty(len(keys), dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    dense = np.empty(len(keys), dtype=np.int64)
+    dense[order] = np.cumsum(new) - 1
+    return dense, int(new.sum())
+
+
+def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
+    """The distinct values of ``keys``, sorted (``np.unique`` without its slower hash path)."""
+    ordered = np.sort(keys)
+    if len(ordered) == 0:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
+def _word_stats(texts: Sequence[str], incidence: bool = False) -> _WordStats:
+    """Count word n-grams with integer keys instead of string n-grams (the speed-up over SimCTG).
+
+    An n-gram's dense id comes from the pair (id of its first n-1 words, id of its last word),
+    ranked among the corpus's distinct pairs order by order, so keys stay below
+    (number of words) squared and cannot overflow int64 below three billion words.
+    """
+    ids, lengths, id_bound, vocab_size = _word_ids(texts)
+    n_texts = len(lengths)
+    text_of = np.repeat(np.arange(n_texts, dtype=np.int64), lengths)
+    # words from each position to the end of its text, that position included
+    room = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(ids), dtype=np.int64)
+    stats = _WordStats(lengths, {}, {}, {})
+    gram = ids  # id of the n-gram starting at each position (garbage where it does not fit)
+    n_distinct = vocab_size
+    for n in DISTINCT_ORDERS:
+        starts = np.flatnonzero(room >= n)
+        if n > 1:
+            dense, n_distinct = _dense(gram[starts] * id_bound + ids[starts + n - 1])
+            gram = np.zeros(len(ids), dtype=np.int64)
+            gram[starts] = dense
+        stats.distinct_unique[n] = n_distinct if len(starts) else 0
+        width = max(n_distinct, 1)
+        if n in REP_ORDERS:
+            inner = np.flatnonzero(room > n)  # SimCTG skips each text's last n-gram
+            pairs = _distinct_sorted(text_of[inner] * width + gram[inner])
+            stats.rep_unique[n] = np.bincount(pairs // width, minlength=n_texts)
+        if incidence:
+            pairs = _distinct_sorted(gram[starts] * n_texts + text_of[starts])
+            stats.incidence[n] = (pairs // n_texts, pairs % n_texts)
+    return stats
+
+
+def _rate(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator else math.nan
+
+
+def _word_metrics(stats: _WordStats) -> dict[str, float]:
+    out: dict[str, float] = {}
+    rounded = []
+    for n in REP_ORDERS:
+        unique, total = int(stats.rep_unique[n].sum()), int(stats.rep_total(n).sum())
+        rep = 1 - (unique / total) if total else math.nan
+        out[f"rep-{n}"] = rep
+        # exactly SimCTG's arithmetic: percent rounded to 2 decimals, then back to a fraction
+        rounded.append(round(rep * 100, 2))
+    r2, r3, r4 = rounded
+    out["diversity"] = (1 - r2 / 100) * (1 - r3 / 100) * (1 - r4 / 100)
+    for n in DISTINCT_ORDERS:
+        out[f"distinct-{n}"] = _rate(stats.distinct_unique[n], int(stats.distinct_total(n).sum()))
+    out["length-words"] = float(stats.lengths.sum()) / len(stats.lengths)
+    return out
+
+
+def _token_arrays(token_ids: Sequence[Sequence[int]], n_texts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per continuation: token count, TTR and last-96 TTR (NaN for empty continuations)."""
+    if len(token_ids) != n_texts:
+        raise BenchError(f"token_ids has {len(token_ids)} sequences for {n_texts} texts")
+    counts = np.empty(n_texts, dtype=np.int64)
+    ttr = np.full(n_texts, math.nan)
+    ttr_last = np.full(n_texts, math.nan)
+    for i, seq in enumerate(token_ids):
+        seq = list(seq)
+        if not all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in seq):
+            raise BenchError(f"token_ids[{i}] must contain only integers")
+        counts[i] = len(seq)
+        if seq:
+            ttr[i] = len(set(seq)) / len(seq)
+            tail = seq[-TTR_WINDOW:]
+            ttr_last[i] = len(set(tail)) / len(tail)
+    return counts, ttr, ttr_last
+
+
+def _nanmean(values: np.ndarray) -> float:
+    kept = values[~np.isnan(values)]
+    return float(kept.mean()) if len(kept) else math.nan
+
+
+def score_texts(texts: list[str], token_ids: list[list[int]] | None = None) -> dict[str, float]:
+    """Score a corpus of continuations (prompts excluded); see the module docstring for definitions.
+
+    Returns ``rep-2``, ``rep-3``, ``rep-4``, ``diversity``, ``distinct-1`` .. ``distinct-4`` and
+    ``length-words``; with ``token_ids`` (one list per text) also ``length-tokens``, ``ttr`` and
+    ``ttr-last96``. Raises :class:`BenchError` for an empty corpus or mistyped input.
+    """
+    _check_texts(texts)
+    out = _word_metrics(_word_stats(texts))
+    if token_ids is not None:
+        counts, ttr, ttr_last = _token_arrays(token_ids, len(texts))
+        out["length-tokens"] = float(counts.mean())
+        out["ttr"] = _nanmean(ttr)
+        out["ttr-last96"] = _nanmean(ttr_last)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstrap confidence intervals
+
+_GATHER_BUDGET = 20_000_000
+"""Booleans materialised at once when testing which shared n-grams a batch of resamples hits."""
+
+
+@dataclass
+class _DistinctPlan:
+    """distinct-n of a resample = exclusive @ present + number of shared n-grams hit by a present text."""
+
+    exclusive: np.ndarray
+    """Per text, distinct n-grams found in no other text."""
+    shared_text: np.ndarray
+    """Texts containing each shared n-gram (n-grams in two or more texts), grouped by n-gram."""
+    group_starts: np.ndarray
+    """Start of each n-gram's group in ``shared_text``."""
+    total: np.ndarray
+    """Per text, n-gram count."""
+
+
+def _distinct_plan(stats: _WordStats, n: int, n_texts: int) -> _DistinctPlan:
+    grams, text = stats.incidence[n]
+    texts_per_gram = np.bincount(grams) if len(grams) else np.zeros(0, dtype=np.int64)
+    shared = texts_per_gram[grams] > 1
+    exclusive = np.bincount(text[~shared], minlength=n_texts)
+    shared_grams = grams[shared]  # sorted, since incidence pairs are sorted by n-gram first
+    starts = np.flatnonzero(np.r_[True, shared_grams[1:] != shared_grams[:-1]]) if len(shared_grams) else shared_grams
+    return _DistinctPlan(exclusive, text[shared], starts, stats.distinct_total(n))
+
+
+def _resample_counts(rng: np.random.Generator, batch: int, n_texts: int) -> np.ndarray:
+    """How often each text is drawn, for ``batch`` resamples of ``n_texts`` texts with replacement."""
+    draws = rng.integers(0, n_texts, size=(batch, n_texts))
+    draws += np.arange(batch)[:, None] * n_texts
+    return np.bincount(draws.ravel(), minlength=batch * n_texts).reshape(batch, n_texts)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def _batch_metrics(
+    stats: _WordStats,
+    plans: dict[int, _DistinctPlan],
+    tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    counts: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Every corpus-level metric for a batch of resamples given as per-text draw counts."""
+    weights = counts.astype(np.float64)
+    n_texts = counts.shape[1]
+    out: dict[str, np.ndarray] = {}
+    diversity = np.ones(len(counts))
+    for n in REP_ORDERS:
+        rep = 1 - _ratio(weights @ stats.rep_unique[n], weights @ stats.rep_total(n))
+        out[f"rep-{n}"] = rep
+        diversity = diversity * (1 - rep)  # unrounded, unlike the point estimate
+    out["diversity"] = diversity
+    # distinct-n: each drawn text once (see bootstrap_ci), so numerator and denominator use `present`
+    present = counts > 0
+    drawn = present.astype(np.float64)
+    for n, plan in plans.items():
+        unique = drawn @ plan.exclusive
+        if len(plan.group_starts):
+            hit = np.logical_or.reduceat(present[:, plan.shared_text], plan.group_starts, axis=1)
+            unique = unique + hit.sum(axis=1)
+        out[f"distinct-{n}"] = _ratio(unique, drawn @ plan.total)
+    out["length-words"] = weights @ stats.lengths / n_texts
+    if tokens is not None:
+        token_counts, ttr, ttr_last = tokens
+        out["length-tokens"] = weights @ token_counts / n_texts
+        nonempty = (token_counts > 0).astype(np.float64)
+        out["ttr"] = _ratio(weights @ np.nan_to_num(ttr), weights @ nonempty)
+        out["ttr-last96"] = _ratio(weights @ np.nan_to_num(ttr_last), weights @ nonempty)
+    return out
+
+
+def bootstrap_ci(
+    texts: list[str],
+    token_ids: list[list[int]] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals for every metric of :func:`score_texts`.
+
+    Each resample draws ``len(texts)`` continuations (i.e. prompts) with replacement and recomputes
+    the corpus-level metrics from per-text counts computed once; a continuation drawn k times
+    weighs k times. The interval is the ``level`` central percentile range of the resampled values.
+
+    Two departures, both deliberate:
+
+    * ``diversity`` is the product of *unrounded* ``1 - rep-n`` inside the bootstrap (SimCTG
+      rounds rep-n to 2 decimals in percent first).
+    * ``distinct-n`` is not a mean over texts: a duplicated text adds n-grams but no new distinct
+      ones, so literal resamples (about 63% distinct texts) give values far below the estimate
+      (distinct-4 about 0.58 for a corpus at 0.90) and the interval would not even contain it.
+      We therefore count each drawn text once (a corpus of the distinct drawn texts) and centre
+      the percentile range on the point estimate: ``estimate + (q_low - m, q_high - m)``, ``m``
+      the mean of the resampled values. Corpus-level distinct-n also grows as corpora shrink, so
+      read these intervals as approximate spreads, not exact coverage.
+
+    Undefined resample values (NaN) are ignored; a metric undefined in every resample gets
+    ``(nan, nan)``.
+    """
+    _check_texts(texts)
+    if not isinstance(n_boot, int) or n_boot < 1:
+        raise BenchError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not 0 < level < 1:
+        raise BenchError(f"level must be in (0, 1), got {level!r}")
+    n_texts = len(texts)
+    stats = _word_stats(texts, incidence=True)
+    tokens = _token_arrays(token_ids, n_texts) if token_ids is not None else None
+    plans = {n: _distinct_plan(stats, n, n_texts) for n in DISTINCT_ORDERS}
+    widest = max(max(len(p.shared_text) for p in plans.values()), n_texts, 1)
+    batch = max(1, min(n_boot, _GATHER_BUDGET // widest))
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = defaultdict(list)
+    for start in range(0, n_boot, batch):
+        counts = _resample_counts(rng, min(batch, n_boot - start), n_texts)
+        for name, values in _batch_metrics(stats, plans, tokens, counts).items():
+            parts[name].append(values)
+    point = _word_metrics(stats)
+    tail = (1 - level) / 2
+    out: dict[str, tuple[float, float]] = {}
+    for name, chunks in parts.items():
+        values = np.concatenate(chunks)
+        values = values[~np.isnan(values)]
+        if len(values) == 0:
+            out[name] = (math.nan, math.nan)
+            continue
+        low, high = np.quantile(values, [tail, 1 - tail])
+        if name.startswith("distinct-"):
+            shift = point[name] - values.mean()
+            low, high = low + shift, high + shift
+        out[name] = (float(low), float(high))
+    return out

@@ -1,0 +1,182 @@
+"""Frozen specifications of a run. A run's identity is a hash of everything that changes its output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.errors import BenchError
+from bench.registry import convert, get_decoder
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt of a suite."""
+
+    id: str
+    """Stable identifier inside the suite; seeds and resumption key on it."""
+    text: str
+    """The context given to the model."""
+    reference: str | None = None
+    """The human continuation, when the suite has one."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which weights produce the logits."""
+
+    name: str
+    """Hugging Face id or local directory, as given by the user."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit); ``None`` for the default branch or a local path."""
+    fingerprint: str = ""
+    """Hash of the local config and weight files (names and sizes), so edited weights change the id."""
+    hyperfit: str | None = None
+    """A hyperfitted checkpoint (full model or PEFT adapter) used by decoders that require it."""
+    hyperfit_fingerprint: str = ""
+    """Fingerprint of the hyperfitted checkpoint."""
+
+    @property
+    def label(self) -> str:
+        """Short name for tables: the last path component of ``name``."""
+        return self.name.rstrip("/").split("/")[-1] or self.name
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    """A decoder name with fully resolved arguments (defaults filled in)."""
+
+    name: str
+    """Canonical registered name."""
+    args: tuple[tuple[str, Any], ...] = ()
+    """(parameter, value) pairs in signature order."""
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.args)
+
+    @property
+    def label(self) -> str:
+        """``top-p:p=0.95,t=1.0``; the bare name when there are no arguments."""
+        if not self.args:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.args)
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """Which prompts."""
+
+    name: str
+    """Registered suite name, or ``jsonl`` for a user file."""
+    version: str
+    """The suite's construction version, or the file's content hash for ``jsonl``."""
+    source: str = ""
+    """The file the prompts came from (for display; its hash is in ``version``)."""
+    num_prompts: int | None = None
+    """Deterministic subset size; ``None`` for all prompts."""
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """How long and how many continuations."""
+
+    max_new_tokens: int = 256
+    """Upper bound on continuation tokens; a row also stops at EOS."""
+    samples_per_prompt: int = 1
+    """Continuations per prompt (sampling decoders use different seeds for each)."""
+    seed: int = 0
+    """Base seed; each record's seed derives from (seed, prompt id, sample index)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that changes a run's records. ``run_id`` hashes all of it."""
+
+    model: ModelSpec
+    decoder: DecoderSpec
+    suite: SuiteSpec
+    generation: GenerationSpec
+    backend: str = "hf"
+    """Generation backend (``hf``); its version is part of the identity."""
+    backend_version: str = ""
+    """Version of the library behind the backend (transformers for ``hf``)."""
+    dtype: str = "float32"
+    """Resolved compute dtype."""
+    extra: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    """Values resolved at plan time that change the output (e.g. a calibrated temperature)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    def identity(self) -> dict[str, Any]:
+        """The spec without where things happen to live on this machine.
+
+        A local model or checkpoint is identified by its fingerprint and folder name, not its
+        absolute path, and a suite by its name and version, not the file it was read from, so
+        the same run has the same id in every clone.
+        """
+        d = self.to_dict()
+        d["suite"].pop("source", None)
+        for key, fp in (("name", "fingerprint"), ("hyperfit", "hyperfit_fingerprint")):
+            if d["model"][fp] and d["model"][key]:
+                d["model"][key] = d["model"][key].rstrip("/").split("/")[-1]
+        return d
+
+    @property
+    def run_id(self) -> str:
+        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+        return cls(
+            model=ModelSpec(**d["model"]),
+            decoder=DecoderSpec(d["decoder"]["name"], tuple(tuple(a) for a in d["decoder"]["args"])),
+            suite=SuiteSpec(**d["suite"]),
+            generation=GenerationSpec(**d["generation"]),
+            backend=d["backend"],
+            backend_version=d["backend_version"],
+            dtype=d["dtype"],
+            extra=tuple(tuple(e) for e in d.get("extra", ())),
+        )
+
+
+def parse_decoder(text: str) -> DecoderSpec:
+    """Parse ``NAME[:key=value,...]`` into a spec with defaults filled in.
+
+    Validation of values (ranges) happens when the factory is called; see :func:`build_decoder`.
+    """
+    name, _, arg_text = text.partition(":")
+    info = get_decoder(name)
+    given: dict[str, Any] = {}
+    for item in filter(None, (s.strip() for s in arg_text.split(","))):
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise BenchError(f"decoder '{info.name}': argument '{item}' is not key=value")
+        param = info.param(key.strip())
+        given[param.name] = convert(param, raw.strip(), info.name)
+    args = tuple((p.name, given.get(p.name, p.default)) for p in info.params)
+    spec = DecoderSpec(info.name, args)
+    build_decoder(spec)  # validates ranges now, before anything is written
+    return spec
+
+
+def build_decoder(spec: DecoderSpec) -> Any:
+    """Call the decoder's factory; factories raise BenchError on impossible values."""
+    info = get_decoder(spec.name)
+    return info.factory(**spec.kwargs)
+
+
+@dataclass(frozen=True)
+class LoadedSuite:
+    """A suite's prompts as loaded, with where they came from."""
+
+    prompts: tuple[Prompt, ...]
+    """All prompts, in the suite's own order."""
+    source: str
+    """The file or Hub dataset they were read from."""
+    version: str
+    """Construction version (registered suites) or content hash (JSONL files)."""
