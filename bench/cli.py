@@ -36,14 +36,17 @@ def main() -> None:
     bench suites                                  every prompt suite
     bench score FILE.jsonl                        score generations made elsewhere
     """
+    _quiet_transformers()
 
 
 def _quiet_transformers() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
+    """No weight-loading bars or advisory warnings: our own progress bar and errors are the output.
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    Environment variables, read when transformers is imported, so listing commands stay fast.
+    """
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 @main.command()
@@ -66,6 +69,17 @@ def _quiet_transformers() -> None:
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True)
 @click.option("--data-dir", envvar="BENCH_DATA_DIR", default=None, help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR.")
 @click.option("--suite-path", default=None, help="An explicit file for a registered suite (e.g. a copy of the cd-benchmark JSON).")
+@click.option("--backend", type=click.Choice(["hf", "vllm", "openai"]), default="hf", show_default=True,
+              help="Generate with transformers (hf, runs every decoder), the offline vLLM engine, or an OpenAI-compatible server.")
+@click.option("--base-url", default=None, help="The server of --backend openai, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
+              help="Environment variable holding the server's API key (the key is never stored).")
+@click.option("--tensor-parallel-size", type=int, default=1, show_default=True, help="GPUs per model (--backend vllm).")
+@click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True,
+              help="Fraction of GPU memory vLLM may use (--backend vllm).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Generate in this process, or as one Ray task per run.")
+@click.option("--ray-address", default=None, help="An existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local one.")
 def run(**kw: Any) -> None:
     """Generate continuations for every model x decoder x suite, score them and print the leaderboard.
 
@@ -82,8 +96,10 @@ def run(**kw: Any) -> None:
         generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
         num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], device=kw["device"],
         dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
+        backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
+        tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
+        executor=kw["executor"], ray_address=kw["ray_address"],
     )
-    _quiet_transformers()
     the_plan = plan(options)
     for name, reason in the_plan.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from bench.runner import Plan, PlannedRun, RunOptions, generate_run, missing_work
-from bench.specs import build_decoder
+from bench.executors import run_planned
+from bench.runner import Plan, PlannedRun, RunOptions, missing_work
 from bench.store import GENERATIONS, RunStore, read_records
 
 
@@ -28,10 +28,23 @@ class Backends:
             self.loaded[key] = self._load(model, hyperfit)
         return self.loaded[key]
 
-    def _load(self, name: str, hyperfit: str | None) -> Any:
+    def hf(self, model: str, hyperfit: str | None = None) -> Any:
+        """The HF backend of a model (for calibration), whatever ``--backend`` generates with."""
+        if self.options.backend == "hf":
+            return self.get(model, hyperfit)
+        key = (model, hyperfit, "hf")
+        if key not in self.loaded:
+            self.loaded[key] = self._load(model, hyperfit, "hf")
+        return self.loaded[key]
+
+    def _load(self, name: str, hyperfit: str | None, kind: str | None = None) -> Any:
         from bench.backends.hf import HFBackend, load_tokenizer, resolve_device, resolve_dtype
 
         opts = self.options
+        if (kind or opts.backend) != "hf":
+            from bench.backends import load_backend
+
+            return load_backend(opts, name, hyperfit)
         if hyperfit is None:
             return HFBackend(name, revision=opts.revision, device=opts.device, dtype=opts.dtype)
         from bench.hyperfit.checkpoint import load_hyperfit
@@ -54,6 +67,10 @@ def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
 
     from bench.leaderboard import LEADERBOARD, build_rows, render, write_csv
 
+    if options.executor == "ray":
+        from bench.executors.ray import generate_on_ray
+
+        generate_on_ray(plan, options)  # the pass below then finds the runs complete and only scores
     store = RunStore(options.out)
     pending = {planned.spec.run_id: _pending(planned, store) for planned in plan.runs}
     backends = Backends(options)
@@ -67,16 +84,11 @@ def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
             spec, info = planned.spec, planned.decoder_info
             if not pending[spec.run_id]:
                 continue
-            base = backends.get(spec.model.name)
-            backend = backends.get(spec.model.name, spec.model.hyperfit) if info.runs_on_hyperfit else base
-            decoder = build_decoder(spec.decoder)
-            if hasattr(decoder, "calibrate"):
-                progress.update(task, description=f"{spec.model.label} {spec.decoder.label}: calibrating")
-                reference = backends.get(spec.model.name, spec.model.hyperfit) if spec.model.hyperfit else base
-                planned.resolved.update(decoder.calibrate(base, reference, planned.prompts))
             progress.update(task, description=f"{spec.model.label} {spec.decoder.label}")
-            result = generate_run(planned, backend, store, batch_size=options.batch_size, decoder=decoder,
-                                  on_records=lambda n: progress.advance(task, n))
+            result = run_planned(
+                planned, backends, store, batch_size=options.batch_size, on_records=lambda n: progress.advance(task, n),
+                on_calibrate=lambda: progress.update(task, description=f"{spec.model.label} {spec.decoder.label}: calibrating"),
+            )
             generated += result.generated
             tokens += result.tokens
     rows = build_rows(store)

@@ -46,6 +46,20 @@ class RunOptions:
     """Folder laid out like ``shared/data`` (``$BENCH_DATA_DIR``)."""
     suite_path: str | None = None
     """An explicit file for a registered suite (e.g. a copy of the cd-benchmark JSON)."""
+    backend: str = "hf"
+    """Generation backend: ``hf``, ``vllm`` or ``openai`` (see :mod:`bench.backends`)."""
+    base_url: str | None = None
+    """The OpenAI-compatible server of ``--backend openai``."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """The environment variable holding the server's API key (the key itself is never stored)."""
+    tensor_parallel_size: int = 1
+    """GPUs per model for ``--backend vllm``."""
+    gpu_memory_utilization: float = 0.9
+    """Fraction of GPU memory vLLM may take."""
+    executor: str = "local"
+    """``local`` (this process) or ``ray`` (one Ray task per run, see :mod:`bench.executors.ray`)."""
+    ray_address: str | None = None
+    """An existing Ray cluster for ``--executor ray``; default: start a local one."""
 
 
 @dataclass
@@ -120,6 +134,11 @@ def plan(options: RunOptions) -> Plan:
     if options.suite_path and len(registered) != 1:
         raise BenchError("--suite-path names the file of one registered suite; give exactly one such --suite with it")
     decoders, skipped = expand_decoders(options.decoders, {"hyperfit": bool(options.hyperfit)})
+    from bench.backends import plan_backend
+    from bench.executors import check_executor
+
+    decoders, backend_version, dtype = plan_backend(options, decoders, skipped, dtype)
+    check_executor(options)
     suites = [
         load_suite(s, data_dir=options.data_dir, path=options.suite_path, num_prompts=options.num_prompts)
         for s in options.suites
@@ -131,8 +150,9 @@ def plan(options: RunOptions) -> Plan:
             from bench.hyperfit.checkpoint import check_hyperfit
 
             check_hyperfit(options.hyperfit, model_name)
-        tokenizer = hf.load_tokenizer(model_name, options.revision)
-        config = hf.load_config(model_name, options.revision)
+        from bench.backends import model_files
+
+        tokenizer, config = model_files(options, model_name)
         base = ModelSpec(model_name, options.revision, hf.model_fingerprint(model_name))
         for suite_spec, prompts in suites:
             check_prompt_lengths(prompts, tokenizer, config, gen.max_new_tokens, model_name)
@@ -143,7 +163,7 @@ def plan(options: RunOptions) -> Plan:
                     check_for_model(dspec, config)
                 model = replace(base, hyperfit=options.hyperfit, hyperfit_fingerprint=hyperfit_fp) \
                     if uses_hyperfit(info, dspec) else base
-                spec = RunSpec(model, dspec, suite_spec, gen, "hf", hf.HFBackend.version(), dtype)
+                spec = RunSpec(model, dspec, suite_spec, gen, options.backend, backend_version, dtype)
                 runs.append(PlannedRun(spec, prompts, info))
     return Plan(runs, skipped)
 
@@ -201,7 +221,8 @@ def generate_run(
         outs = backend.continue_batch([p.text for p, _ in chunk], decoder, max_new_tokens=spec.generation.max_new_tokens, seeds=seeds)
         per_record = (time.perf_counter() - t0) / len(chunk)
         records = [
-            _record(spec, run.run_id, p, i, seed, out, backend.decode(out.token_ids), per_record, planned.decoder_info.sampling)
+            _record(spec, run.run_id, p, i, seed, out, out.text if out.text is not None else backend.decode(out.token_ids),
+                    per_record, planned.decoder_info.sampling)
             for (p, i), seed, out in zip(chunk, seeds, outs)
         ]
         store.append(run, records)
@@ -221,7 +242,7 @@ def _record(spec: RunSpec, run_id: str, prompt: Prompt, index: int, seed: int, o
         "reference": prompt.reference,
         "continuation": text,
         "token_ids": out.token_ids,
-        "num_tokens": len(out.token_ids),
+        "num_tokens": out.num_tokens if out.num_tokens is not None else len(out.token_ids),
         "finish_reason": out.finish_reason,
         "model": spec.model.name,
         "hyperfit": spec.model.hyperfit,

@@ -27,6 +27,10 @@ class Continuation:
     """New tokens, EOS excluded."""
     finish_reason: str
     """``eos`` when the model ended the text, ``length`` at ``max_new_tokens``."""
+    text: str | None = None
+    """The text, when the backend has it already (a server's answer); else decoded from the ids."""
+    num_tokens: int | None = None
+    """Token count, when it is not ``len(token_ids)`` (a server that returns no ids)."""
 
 
 def resolve_device(device: str) -> str:

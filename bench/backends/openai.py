@@ -1,0 +1,229 @@
+"""An OpenAI-compatible ``/v1/completions`` backend, for models served by ``vllm serve``, SGLang,
+TGI or llama.cpp.
+
+One request per record (each record has its own seed), at most ``concurrency`` in flight (a thread
+pool over one ``httpx.Client``). 429, 5xx, timeouts and dropped connections are retried with
+exponential backoff; any other error ends the run with one line (records already appended stay,
+so the same command resumes). The API key is read from the environment variable named by
+``--api-key-env`` and only ever sent in the ``Authorization`` header of requests; it is never
+stored in the backend's attributes, the run header or the records.
+
+Token ids: taken from the response when the server returns them (``choices[].token_ids``, as
+vLLM does with ``return_token_ids``); else the text is re-tokenized (after the prompt) with
+``--model``'s tokenizer when it loads locally; else none are stored and ``num_tokens`` comes from
+the response's usage. With a local tokenizer the stored text is the ids decoded as the HF backend
+decodes them; without one, the server's text.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
+
+from bench.backends.hf import Continuation
+from bench.backends.requests import SamplingRequest, check_decoders, sampling_request
+from bench.errors import BenchError
+
+PROTOCOL = "openai-completions-v1"
+RETRY_STATUS = {429, 500, 502, 503, 504}
+PROBE_TIMEOUT_S = 5.0
+
+
+RemoteContinuation = Continuation
+"""A continuation whose text came from the server; ``num_tokens`` from its usage when ids are absent."""
+
+
+def normalize_base_url(url: str) -> str:
+    """``http://host:port`` or ``http://host:port/v1`` -> ``http://host:port/v1``."""
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise BenchError(f"--base-url must start with http:// or https://, got '{url}'")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+def _headers(api_key_env: str) -> dict[str, str]:
+    key = os.environ.get(api_key_env or "OPENAI_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def probe(base_url: str, model: str, api_key_env: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Check at plan time that the server answers and serves ``model``; one-line BenchError otherwise."""
+    import httpx
+
+    url = normalize_base_url(base_url)
+    try:
+        response = httpx.get(f"{url}/models", headers=_headers(api_key_env), timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise BenchError(f"cannot reach the server at {url}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    if response.status_code in (401, 403):
+        raise BenchError(f"the server at {url} refused the API key (HTTP {response.status_code}); "
+                         f"set ${api_key_env or 'OPENAI_API_KEY'} or pass --api-key-env")
+    if response.status_code >= 500:
+        raise BenchError(f"the server at {url} answered HTTP {response.status_code} to GET /models")
+    if response.status_code == 200:
+        try:
+            served = [m.get("id") for m in response.json().get("data", [])]
+        except (ValueError, AttributeError):
+            served = []
+        if served and model not in served:
+            raise BenchError(f"model '{model}' is not served at {url} (it serves: {', '.join(map(str, served))})")
+
+
+class OpenAIBackend:
+    """Continues prompts through a server's ``/v1/completions``."""
+
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", tokenizer: Any = None,
+                 concurrency: int = 8, timeout: float = 120.0, max_retries: int = 6, backoff: float = 0.5):
+        import httpx
+
+        self.base_url = normalize_base_url(base_url)
+        self.model = model
+        self.api_key_env = api_key_env  # the variable's name; the key itself is read per client, not kept
+        self.tokenizer = tokenizer
+        self.concurrency = max(1, concurrency)
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.device = f"remote:{self.base_url}"
+        self.client = httpx.Client(timeout=timeout, headers=_headers(api_key_env),
+                                   limits=httpx.Limits(max_connections=self.concurrency))
+        self.retries = 0
+        """Requests retried so far (for tests and logs)."""
+
+    # -- plan-time hooks -------------------------------------------------------------------------
+    @staticmethod
+    def version(options: Any = None) -> str:
+        return PROTOCOL
+
+    @staticmethod
+    def run_dtype(options: Any, dtype: str) -> str:
+        """The server decides the precision; runs record that instead of a local dtype."""
+        return "served"
+
+    @staticmethod
+    def check_plan(options: Any, decoders: list[Any]) -> None:
+        if not getattr(options, "base_url", None):
+            raise BenchError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        check_decoders(decoders, "openai")
+        if any(getattr(d, "name", "") == "entropy-matched" for d in decoders):
+            from bench.backends.hf import load_config
+
+            for model in options.models:  # T* is calibrated with the HF backend, on the local weights
+                try:
+                    load_config(model, options.revision)
+                except BenchError:
+                    raise BenchError(f"decoder 'entropy-matched' calibrates its temperature on the local weights of "
+                                     f"--model, but '{model}' does not load here; pass a local copy") from None
+        for model in options.models:
+            probe(options.base_url, model, options.api_key_env)
+
+    @classmethod
+    def from_options(cls, options: Any, model: str, hyperfit: str | None) -> "OpenAIBackend":
+        return cls(options.base_url, model, api_key_env=options.api_key_env,
+                   tokenizer=local_tokenizer(model, options.revision), concurrency=options.batch_size)
+
+    # -- the backend interface -------------------------------------------------------------------
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids with the local tokenizer; without one, one pseudo-token per character (only used to order work)."""
+        if self.tokenizer is not None:
+            return [self.tokenizer(t)["input_ids"] for t in texts]
+        return [[0] * len(t) for t in texts]
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        if self.tokenizer is None:
+            raise BenchError("no local tokenizer for this model: records carry the server's text instead")
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    def continue_batch(self, prompts: Sequence[str], decoder: Any, *, max_new_tokens: int,
+                       seeds: Sequence[int]) -> list[RemoteContinuation]:
+        params = sampling_request(decoder)
+        bodies = [self.body(p, params, max_new_tokens, s) for p, s in zip(prompts, seeds)]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies)) or 1) as pool:
+            return list(pool.map(self._complete, bodies))
+
+    def body(self, prompt: str, params: SamplingRequest, max_new_tokens: int, seed: int) -> dict[str, Any]:
+        """The JSON body of one ``/v1/completions`` request."""
+        body: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": max_new_tokens,
+                                "temperature": params.temperature, "seed": int(seed) % (1 << 63), "n": 1}
+        if not params.greedy:
+            if params.top_p < 1.0:
+                body["top_p"] = params.top_p
+            if params.top_k > 0:
+                body["top_k"] = params.top_k  # not in OpenAI's schema; vLLM, SGLang, TGI, llama.cpp read it
+        return body
+
+    def _complete(self, body: dict[str, Any]) -> RemoteContinuation:
+        choice, usage = self._post(body)
+        text = choice.get("text") or ""
+        reason = "length" if choice.get("finish_reason") == "length" else "eos"
+        if isinstance(choice.get("token_ids"), list):
+            ids = [int(t) for t in choice["token_ids"]]
+        elif self.tokenizer is not None:
+            ids = self.retokenize(body["prompt"], text)
+        else:
+            ids = []
+        count = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if ids and self.tokenizer is not None:
+            # Decoded like the HF backend's records (servers keep a leading space that decoding the
+            # continuation alone drops), so text metrics compare across backends.
+            text = self.decode(ids)
+        return RemoteContinuation(ids, reason, text=text, num_tokens=int(count) if count is not None else len(ids))
+
+    def retokenize(self, prompt: str, text: str) -> list[int]:
+        """The ids of ``text`` as a continuation of ``prompt``.
+
+        Tokenized after the prompt, not alone: tokenizers that mark word starts (SentencePiece's
+        leading space) give a text different ids at the start of a string than after a prompt.
+        """
+        before = self.tokenizer(prompt)["input_ids"]
+        both = self.tokenizer(prompt + text)["input_ids"]
+        if both[: len(before)] == before:
+            return both[len(before):]
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]  # the boundary merged: best effort
+
+    def _post(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """POST with retries on 429/5xx/timeouts; returns (first choice, usage)."""
+        import httpx
+
+        url = f"{self.base_url}/completions"
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            try:
+                response = self.client.post(url, json=body)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if last:
+                    raise BenchError(f"{url}: no answer after {attempt + 1} attempts ({type(exc).__name__})") from None
+                self._wait(attempt, None)
+                continue
+            if response.status_code in RETRY_STATUS and not last:
+                self._wait(attempt, response.headers.get("retry-after"))
+                continue
+            if response.status_code != 200:
+                raise BenchError(f"{url}: HTTP {response.status_code}: {response.text.strip()[:200]}".splitlines()[0])
+            data = response.json()
+            return data["choices"][0], data.get("usage") or {}
+        raise AssertionError("unreachable")
+
+    def _wait(self, attempt: int, retry_after: str | None) -> None:
+        self.retries += 1
+        delay = self.backoff * (2 ** attempt) * (0.5 + random.random() / 2)  # jitter spreads retry bursts
+        if retry_after:
+            try:
+                delay = max(delay, min(float(retry_after), 60.0))
+            except ValueError:
+                pass
+        time.sleep(min(delay, 30.0))
+
+
+def local_tokenizer(model: str, revision: str | None) -> Any:
+    """``--model``'s tokenizer when it loads here (a local folder or a cached Hub id), else None."""
+    from bench.backends.hf import load_tokenizer
+
+    try:
+        return load_tokenizer(model, revision)
+    except BenchError:
+        return None

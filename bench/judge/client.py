@@ -1,0 +1,134 @@
+"""Judges: any OpenAI-compatible chat/completions endpoint, or a local Hugging Face model.
+
+The endpoint client retries 429, 5xx, timeouts and connection errors with exponential backoff
+(honouring ``Retry-After`` up to the cap); other 4xx answers (bad key, unknown model) fail at once.
+The API key is read from an environment variable at request time and is never stored or logged.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from bench.errors import BenchError
+
+
+class JudgeUnavailable(Exception):
+    """The judge could not answer after every retry (the run stops; verdicts so far are kept)."""
+
+
+def chat_url(url: str) -> str:
+    """``http://host/v1`` -> ``http://host/v1/chat/completions``; a full URL is kept."""
+    url = url.rstrip("/")
+    return url if url.endswith("/chat/completions") else url + "/chat/completions"
+
+
+class OpenAIJudge:
+    """Chat completions over HTTP (httpx), thread-safe, with retries."""
+
+    def __init__(self, url: str, model: str, key_env: str | None = "OPENAI_API_KEY", timeout: float = 60.0,
+                 max_retries: int = 5, backoff: float = 1.0, max_backoff: float = 30.0, max_tokens: int = 512):
+        try:
+            import httpx
+        except ImportError:
+            raise BenchError("the endpoint judge needs httpx: pip install 'decbench[judge]'") from None
+        if not url.startswith(("http://", "https://")):
+            raise BenchError(f"judge URL must start with http:// or https://, got '{url}'")
+        self.url, self.model, self.key_env = chat_url(url), model, key_env
+        self.max_retries, self.backoff, self.max_backoff, self.max_tokens = max_retries, backoff, max_backoff, max_tokens
+        self._client = httpx.Client(timeout=timeout)
+        self.requests = 0
+        self.retries = 0
+
+    @property
+    def ident(self) -> str:
+        return f"openai:{self.model}"
+
+    def _headers(self) -> dict[str, str]:
+        key = os.environ.get(self.key_env) if self.key_env else None
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _wait(self, attempt: int, retry_after: str | None) -> None:
+        delay = min(self.max_backoff, self.backoff * 2 ** attempt)
+        if retry_after:
+            try:
+                delay = min(self.max_backoff, max(delay, float(retry_after)))
+            except ValueError:
+                pass
+        self.retries += 1
+        time.sleep(delay)
+
+    def complete(self, system: str, user: str) -> str:
+        """The assistant message for one prompt; raises JudgeUnavailable after the retries."""
+        import httpx
+
+        body = {"model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
+                "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+        last = "no attempt"
+        for attempt in range(self.max_retries + 1):
+            self.requests += 1
+            retry_after = None
+            try:
+                resp = self._client.post(self.url, json=body, headers=self._headers())
+            except httpx.TimeoutException:
+                last = "timed out"
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if resp.status_code == 200:
+                    try:
+                        return resp.json()["choices"][0]["message"]["content"] or ""
+                    except (ValueError, KeyError, IndexError, TypeError):
+                        return ""  # a malformed body counts as an unparseable (invalid) answer
+                if resp.status_code != 429 and resp.status_code < 500:
+                    raise BenchError(f"judge endpoint {self.url} answered HTTP {resp.status_code}: {resp.text[:200]!r}")
+                last, retry_after = f"HTTP {resp.status_code}", resp.headers.get("retry-after")
+            if attempt < self.max_retries:
+                self._wait(attempt, retry_after)
+        raise JudgeUnavailable(f"judge endpoint {self.url} failed after {self.max_retries} retries ({last})")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class LocalJudge:
+    """A local causal LM as judge: greedy decoding of the rendered prompt, one call at a time."""
+
+    def __init__(self, path: str, device: str = "auto", max_tokens: int = 64):
+        from bench.scorers.perplexity import load_scorer
+
+        self.path, self.max_tokens = path, max_tokens
+        self.model, self.tok = load_scorer(path, device)
+        self._lock = threading.Lock()  # generate() on one model is not safe to run concurrently
+        self.requests = 0
+        self.retries = 0
+
+    @property
+    def ident(self) -> str:
+        return f"hf:{self.path}"
+
+    def _prompt(self, system: str, user: str) -> str:
+        if getattr(self.tok, "chat_template", None):
+            return self.tok.apply_chat_template(
+                [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                tokenize=False, add_generation_prompt=True)
+        return f"{system}\n\n{user}\n"
+
+    def complete(self, system: str, user: str) -> str:
+        import torch
+
+        with self._lock:
+            self.requests += 1
+            enc = self.tok(self._prompt(system, user), return_tensors="pt").to(self.model.device)
+            limit = getattr(self.model.config, "max_position_embeddings", None)
+            if limit and enc["input_ids"].shape[1] + self.max_tokens > limit:
+                keep = max(1, limit - self.max_tokens)
+                enc = {k: v[:, -keep:] for k, v in enc.items()}
+            pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+            with torch.inference_mode():
+                out = self.model.generate(**enc, max_new_tokens=self.max_tokens, do_sample=False, pad_token_id=pad)
+            return self.tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    def close(self) -> None:
+        pass

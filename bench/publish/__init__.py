@@ -1,0 +1,149 @@
+"""Publishing results: merged leaderboards (CSV, Markdown, HTML), regression checks, run comparisons.
+
+The pieces share one row format, that of :mod:`bench.leaderboard` (one dict per model x decoder x
+suite, each metric with ``<metric>_lo``/``<metric>_hi``), and the helpers here to find runs
+on disk and to read a leaderboard CSV back.
+
+    bench leaderboard RUN_OR_STORE... --out leaderboards/NAME   NAME.csv, NAME.md, NAME.html
+    bench check --baseline NAME.csv RUN_OR_CSV_OR_STORE       exit 1 on a regression
+    bench compare A B                                         paired differences B - A
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+from bench.store import HEADER, RunDir, RunStore
+
+ROW_KEY = ("suite", "model", "decoder", "decoder_args")
+"""What identifies a leaderboard row: one per model x decoder (with arguments) x suite."""
+SETTINGS = ("suite_version", "n_prompts", "max_new_tokens")
+"""Settings that must agree for two rows to be comparable."""
+
+
+def find_runs(paths: list[str | Path]) -> list[RunDir]:
+    """Run folders from paths that are run folders or stores holding runs, each run once."""
+    runs: dict[str, RunDir] = {}
+    for raw in paths:
+        path = Path(raw)
+        if (path / HEADER).is_file():
+            found = [RunDir(path)]
+        elif path.is_dir():
+            found = RunStore(path).runs()
+            if not found:
+                raise BenchError(f"{path} holds no runs (no <run_id>/{HEADER} inside)")
+        else:
+            raise BenchError(f"{path} is neither a run folder nor a run store")
+        for run in found:
+            runs.setdefault(run.run_id, run)  # the same run reached twice counts once
+    return list(runs.values())
+
+
+def complete_runs(runs: list[RunDir], *, skip_incomplete: bool = False) -> list[RunDir]:
+    """The complete runs; a run still in progress is an error naming it unless ``skip_incomplete``."""
+    kept = []
+    for run in runs:
+        if run.is_complete():
+            kept.append(run)
+        elif not skip_incomplete:
+            done, expected = len(run.done_keys()), run.header()["expected_records"]
+            raise BenchError(f"run {run.path} is still in progress ({done}/{expected} records); "
+                             "finish it with 'bench run' or pass --skip-incomplete")
+    if not kept:
+        raise BenchError("no complete runs to publish")
+    return kept
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """``suite model decoder:args`` for messages and tables."""
+    decoder = row["decoder"] + (f":{row['decoder_args']}" if row.get("decoder_args") else "")
+    return f"{row['suite']} {row['model']} {decoder}"
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(row.get(k, "")) for k in ROW_KEY)
+
+
+def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with at most one per model x decoder x suite; two different runs for one row is an error.
+
+    Identical human rows (one per run of the same prompt subset) collapse into one; human rows
+    that differ mean runs over different prompt subsets, which a leaderboard must not mix.
+    """
+    seen: dict[tuple[str, ...], dict[str, Any]] = {}
+    out = []
+    for row in rows:
+        key = row_key(row)
+        old = seen.get(key)
+        if old is None:
+            seen[key] = row
+            out.append(row)
+            continue
+        if row["model"] == "human" and all(str(old.get(k)) == str(row.get(k)) for k in SETTINGS):
+            continue
+        if row["model"] == "human":
+            raise BenchError(f"suite {row['suite']}: runs cover different prompt subsets "
+                             f"({old['n_prompts']} and {row['n_prompts']} prompts); publish runs of one subset")
+        raise BenchError(f"runs {old['run_id']} and {row['run_id']} both give the row '{row_label(row)}' "
+                         "(different settings); pass only one of them")
+    return out
+
+
+def metric_columns(columns: list[str]) -> list[str]:
+    """Metric names among ``columns``: registered metrics, and unknown ones that carry an interval.
+
+    An unknown metric name is looked up with :func:`bench.metrics.metric`, which raises a
+    :class:`BenchError` naming the closest registered metric.
+    """
+    from bench.metrics import METRICS, metric
+
+    present = set(columns)
+    names = [m for m in METRICS if m in present]
+    for col in columns:
+        if col not in METRICS and f"{col}_lo" in present and f"{col}_hi" in present:
+            names.append(metric(col).name)
+    return names
+
+
+def parse_value(text: str) -> Any:
+    """A CSV cell: float when numeric, ``None`` when empty, else the string."""
+    if text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_table(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """A leaderboard CSV as (columns, rows); metric and interval cells become floats."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"{path}: no such leaderboard CSV")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = list(reader.fieldnames or [])
+        raw_rows = list(reader)
+    missing = [c for c in ROW_KEY if c not in columns]
+    if missing:
+        raise BenchError(f"{path} is not a leaderboard CSV (no column {', '.join(missing)})")
+    metrics = metric_columns(columns)
+    numeric = {c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")} | {"n", "n_prompts", "max_new_tokens"}
+    rows = []
+    for raw in raw_rows:
+        row: dict[str, Any] = {k: (v or "") for k, v in raw.items()}
+        for col in numeric & set(columns):
+            row[col] = parse_value(raw[col] or "")
+        rows.append(row)
+    if not rows:
+        raise BenchError(f"{path} has no rows")
+    return columns, rows
+
+
+def is_number(value: Any) -> bool:
+    """A finite or NaN float/int (not None, not a string)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+

@@ -1,0 +1,105 @@
+"""``bench leaderboard``, ``bench check`` and ``bench compare`` (attached by bench/cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench.errors import BenchError
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(width=max(Console().width, 140))
+
+
+def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = False,
+                      title: str | None = None) -> dict[str, Path]:
+    """Merge the runs under ``inputs`` and write ``out``.csv, .md and .html; returns the paths."""
+    from bench.leaderboard import columns, rows_for_runs, write_csv
+    from bench.publish import complete_runs, find_runs, metric_columns, unique_rows
+    from bench.publish.html import render_html
+    from bench.publish.markdown import render_markdown
+
+    runs = complete_runs(find_runs(inputs), skip_incomplete=skip_incomplete)
+    rows = unique_rows(rows_for_runs(runs))
+    metrics = metric_columns(columns(rows))
+    by_suite: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_suite.setdefault(row["suite"], []).append(row)
+    name = Path(out).name
+    if not name or name in (".", ".."):
+        raise BenchError(f"--out {out}: give a path and name, e.g. leaderboards/my-results")
+    title = title or name
+    models = sorted({r["model"] for r in rows if r["model"] != "human"})
+    notes = [f"{len(runs)} runs of {', '.join(models)}; made with 'bench leaderboard'. "
+             f"Run ids are in {name}.csv."]
+    paths = {ext: Path(f"{out}.{ext}") for ext in ("csv", "md", "html")}
+    write_csv(rows, paths["csv"])
+    paths["md"].write_text(render_markdown(title, by_suite, metrics, notes))
+    paths["html"].write_text(render_html(title, by_suite, metrics, notes))
+    return paths
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="RUN_OR_STORE...")
+@click.option("--out", required=True, metavar="DIR/NAME", help="Writes NAME.csv, NAME.md and NAME.html in DIR.")
+@click.option("--skip-incomplete", is_flag=True, help="Leave out runs still in progress instead of failing.")
+@click.option("--title", default=None, help="Page and document title (default: NAME).")
+def leaderboard(inputs: tuple[str, ...], out: str, skip_incomplete: bool, title: str | None) -> None:
+    """Merge runs (run folders or stores) into one leaderboard per suite: CSV, Markdown and HTML."""
+    paths = build_leaderboard(list(inputs), out, skip_incomplete=skip_incomplete, title=title)
+    click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+@click.command()
+@click.argument("target", metavar="RUN_OR_CSV_OR_STORE")
+@click.option("--baseline", required=True, type=click.Path(), help="The committed leaderboard CSV to hold to.")
+@click.option("--tolerance", "tolerances", multiple=True, metavar="METRIC=VALUE",
+              help="Allowed move in the wrong direction (default: the baseline's interval half-width, else 0).")
+@click.option("--exact", is_flag=True, help="Deterministic decoders must reproduce the baseline's tokens (tokens_sha).")
+@click.option("--verbose", "-v", is_flag=True, help="Show every metric, not only those that moved.")
+def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, verbose: bool) -> None:
+    """Exit 1 when a metric regressed beyond its tolerance against BASELINE (direction aware)."""
+    from bench.publish.check import check as run_check
+    from bench.publish.check import parse_tolerances, render_report
+
+    report = run_check(baseline, target, parse_tolerances(tolerances), exact=exact)
+    _console().print(render_report(report, baseline, verbose))
+    if report.failures:
+        for failure in report.failures:
+            click.echo(f"FAIL {failure}", err=True)
+        click.echo(f"check failed: {len(report.failures)} problem(s) against {baseline}", err=True)
+        click.get_current_context().exit(1)
+    exact_note = f"; {report.exact_checked} deterministic row(s) token-identical" if exact else ""
+    click.echo(f"check passed against {baseline}{exact_note}")
+
+
+@click.command()
+@click.argument("run_a", metavar="A")
+@click.argument("run_b", metavar="B")
+@click.option("--store", "stores", multiple=True, metavar="DIR",
+              help="Run store(s) holding the runs named as CSV#run_id (the CSV's folder is searched too).")
+@click.option("--n-boot", type=int, default=1000, show_default=True, help="Paired bootstrap replicates.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--csv", "csv_path", default=None, metavar="PATH", help="Also write the table as CSV.")
+@click.option("--markdown", "md_path", default=None, metavar="PATH", help="Also write the table as Markdown.")
+def compare(run_a: str, run_b: str, stores: tuple[str, ...], n_boot: int, seed: int,
+            csv_path: str | None, md_path: str | None) -> None:
+    """Per metric, B - A over the shared prompts with a paired bootstrap interval and p-value.
+
+    A and B are run folders, or rows of a leaderboard CSV written CSV#run_id.
+    """
+    from bench.publish import compare as cmp
+
+    a, b = cmp.resolve(run_a, stores), cmp.resolve(run_b, stores)
+    diffs, n_shared = cmp.compare_runs(a, b, n_boot=n_boot, seed=seed)
+    heading = cmp.title(a, b, n_shared, n_boot)
+    _console().print(cmp.render(diffs, heading))
+    if csv_path:
+        cmp.write_csv(diffs, csv_path)
+    if md_path:
+        cmp.write_markdown(diffs, md_path, heading)

@@ -1,0 +1,214 @@
+"""Paired comparison of two runs over the prompts they share: B - A per metric, interval and p-value.
+
+Both runs are restricted to their shared prompts and resampled *together*: each bootstrap
+replicate draws prompts with replacement and recomputes every corpus-level metric of A and of B
+on the same draw, so prompt difficulty cancels out of the difference. The interval is the 95%
+percentile range of the replicate differences; for distinct-n, which the repetition scorer's
+bootstrap computes over the distinct drawn texts (biased low), the replicates are first shifted
+so that their mean is the observed difference, as :func:`bench.scorers.repetition.bootstrap_ci`
+does. The p-value inverts that interval (two-sided): twice the smaller share of the replicate
+differences on either side of 0, ``min(1, 2 (1 + count) / (1 + B))``, so that p < 0.05 exactly
+when the 95% interval excludes 0. Two identical runs give differences of 0 and p = 1.
+
+Metrics that cannot be recomputed from the records (scored elsewhere, e.g. by a model) are shown
+as the difference of the two runs' stored scores, without interval or p-value.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.errors import BenchError
+from bench.publish import complete_runs, find_runs, read_table
+from bench.store import HEADER, RunDir
+
+ALPHA = 0.05
+
+
+@dataclass
+class Diff:
+    """One metric's comparison."""
+
+    metric: str
+    a: float
+    b: float
+    diff: float
+    lo: float | None
+    hi: float | None
+    p: float | None
+    verdict: str
+
+
+def resolve(ref: str, stores: tuple[str, ...] | list[str] = ()) -> RunDir:
+    """A run folder, or ``CSV#run_id`` found in ``stores`` (or beside the CSV)."""
+    path, hash_, run_id = ref.partition("#")
+    if not hash_:
+        runs = find_runs([ref])
+        if len(runs) != 1:
+            raise BenchError(f"{ref} holds {len(runs)} runs; give one run folder or CSV#run_id")
+        return runs[0]
+    _, rows = read_table(path)
+    if not any(r.get("run_id") == run_id for r in rows):
+        raise BenchError(f"{path} has no row with run_id {run_id}")
+    places = [Path(s) for s in stores] + [Path(path).parent]
+    for place in places:
+        if (place / run_id / HEADER).is_file():
+            return RunDir(place / run_id)
+    where = ", ".join(str(p) for p in places)
+    raise BenchError(f"run {run_id} (from {path}) is not in {where}; point --store at the run store")
+
+
+def _by_prompt(run: RunDir) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in sorted(run.records(), key=lambda r: (r["prompt_id"], r["sample_index"])):
+        out.setdefault(r["prompt_id"], []).append(r)
+    return out
+
+
+class _Side:
+    """One run restricted to the shared prompts, with the per-text counts the bootstrap reuses."""
+
+    def __init__(self, groups: dict[str, list[dict[str, Any]]], prompts: list[str]):
+        # Private helpers of the repetition scorer: the same per-text counts its bootstrap uses,
+        # so that a paired resample costs a few matrix products instead of rescoring texts.
+        from bench.scorers.repetition import DISTINCT_ORDERS, _distinct_plan, _token_arrays, _word_stats, score_texts
+
+        records = [r for p in prompts for r in groups[p]]
+        self.prompt_index = np.array([i for i, p in enumerate(prompts) for _ in groups[p]], dtype=np.int64)
+        texts = [r["continuation"] for r in records]
+        token_ids = [r["token_ids"] for r in records] if all("token_ids" in r for r in records) else None
+        self.point = score_texts(texts, token_ids)
+        self.stats = _word_stats(texts, incidence=True)
+        self.tokens = _token_arrays(token_ids, len(texts)) if token_ids is not None else None
+        self.plans = {n: _distinct_plan(self.stats, n, len(texts)) for n in DISTINCT_ORDERS}
+        self.width = max(max(len(p.shared_text) for p in self.plans.values()), len(texts), 1)
+
+    def replicate(self, prompt_counts: np.ndarray) -> dict[str, np.ndarray]:
+        from bench.scorers.repetition import _batch_metrics
+
+        return _batch_metrics(self.stats, self.plans, self.tokens, prompt_counts[:, self.prompt_index])
+
+
+def _replicates(a: _Side, b: _Side, n_prompts: int, n_boot: int, seed: int) -> dict[str, np.ndarray]:
+    """B - A for each replicate and metric (NaN where either side is undefined)."""
+    from bench.scorers.repetition import _GATHER_BUDGET, _resample_counts
+
+    rng = np.random.default_rng(seed)
+    batch = max(1, min(n_boot, _GATHER_BUDGET // max(a.width, b.width)))
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n_boot, batch):
+        counts = _resample_counts(rng, min(batch, n_boot - start), n_prompts)
+        ma, mb = a.replicate(counts), b.replicate(counts)
+        for name in ma.keys() & mb.keys():
+            parts.setdefault(name, []).append(mb[name] - ma[name])
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _verdict(name: str, diff: float, p: float | None) -> str:
+    from bench.metrics import METRICS
+
+    if p is None or math.isnan(diff):
+        return ""
+    if p >= ALPHA or diff == 0:
+        return "n.s."
+    m = METRICS.get(name)
+    if m is None or m.direction == "none":
+        return "differs"
+    return "B better" if m.better(diff, 0.0) else "B worse"
+
+
+def compare_runs(run_a: RunDir, run_b: RunDir, n_boot: int = 1000, seed: int = 0) -> tuple[list[Diff], int]:
+    """Per metric, B - A over the shared prompts; also returns the number of shared prompts."""
+    from bench.metrics import METRICS
+    from bench.scoring import run_scores
+
+    complete_runs([run_a, run_b])
+    if n_boot < 1:
+        raise BenchError(f"--n-boot must be >= 1, got {n_boot}")
+    ga, gb = _by_prompt(run_a), _by_prompt(run_b)
+    shared = sorted(ga.keys() & gb.keys())
+    if not shared:
+        raise BenchError(f"runs {run_a.run_id} and {run_b.run_id} share no prompts; nothing to compare")
+    a, b = _Side(ga, shared), _Side(gb, shared)
+    reps = _replicates(a, b, len(shared), n_boot, seed)
+    diffs = []
+    for name in [m for m in METRICS if m in a.point and m in b.point] + \
+            sorted((a.point.keys() & b.point.keys()) - set(METRICS)):
+        d = b.point[name] - a.point[name]
+        lo = hi = p = None
+        values = reps.get(name)
+        if values is not None:
+            values = values[~np.isnan(values)]
+        if values is not None and len(values) and not math.isnan(d):
+            shifted = values + (d - values.mean()) if name.startswith("distinct-") else values
+            lo, hi = (float(q) for q in np.quantile(shifted, [ALPHA / 2, 1 - ALPHA / 2]))
+            tail = min(np.sum(shifted <= 0), np.sum(shifted >= 0))
+            p = float(min(1.0, 2 * (1 + tail) / (1 + len(values))))
+        diffs.append(Diff(name, a.point[name], b.point[name], d, lo, hi, p, _verdict(name, d, p)))
+    # metrics scored elsewhere (stored in scores.json) that the records alone cannot reproduce
+    stored_a, stored_b = run_scores(run_a)["generations"]["metrics"], run_scores(run_b)["generations"]["metrics"]
+    for name in [m for m in stored_a if m in stored_b and m not in a.point]:
+        va, vb = float(stored_a[name]), float(stored_b[name])
+        diffs.append(Diff(name, va, vb, vb - va, None, None, None, "whole runs, no test"))
+    return diffs, len(shared)
+
+
+COLUMNS = ["metric", "direction", "A", "B", "B-A", "ci_lo", "ci_hi", "p", "verdict"]
+
+
+def as_rows(diffs: list[Diff]) -> list[dict[str, Any]]:
+    """The comparison as plain rows (columns :data:`COLUMNS`)."""
+    from bench.metrics import METRICS
+
+    return [{"metric": d.metric, "direction": METRICS[d.metric].direction if d.metric in METRICS else "none",
+             "A": d.a, "B": d.b, "B-A": d.diff, "ci_lo": d.lo, "ci_hi": d.hi, "p": d.p, "verdict": d.verdict}
+            for d in diffs]
+
+
+def _num(value: Any, spec: str = ".6g") -> str:
+    return "" if value is None else format(value, spec)
+
+
+def write_csv(diffs: list[Diff], path: str | Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in as_rows(diffs):
+            writer.writerow({k: _num(v) if isinstance(v, float) or v is None else v for k, v in row.items()})
+
+
+def title(run_a: RunDir, run_b: RunDir, n_shared: int, n_boot: int) -> str:
+    la, lb = run_a.spec(), run_b.spec()
+    return (f"B - A: A = {la.model.label} {la.decoder.label} ({run_a.run_id}), "
+            f"B = {lb.model.label} {lb.decoder.label} ({run_b.run_id}); {n_shared} shared prompts, "
+            f"{n_boot} paired bootstrap replicates")
+
+
+def write_markdown(diffs: list[Diff], path: str | Path, heading: str) -> None:
+    lines = [f"# {heading}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 6 + ["---"]) + "|"]
+    for row in as_rows(diffs):
+        lines.append("| " + " | ".join(_num(v, ".4g") if isinstance(v, float) or v is None else str(v)
+                                       for v in row.values()) + " |")
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def render(diffs: list[Diff], heading: str) -> Any:
+    """The comparison as a rich table."""
+    from rich.table import Table
+
+    table = Table(title=heading)
+    for col in COLUMNS:
+        table.add_column(col, justify="left" if col in ("metric", "direction", "verdict") else "right")
+    styles = {"B better": "green", "B worse": "red", "differs": "yellow"}
+    for row in as_rows(diffs):
+        cells = [_num(v, ".4g") if isinstance(v, float) or v is None else str(v) for v in row.values()]
+        if row["verdict"] in styles:
+            cells[-1] = f"[{styles[row['verdict']]}]{cells[-1]}[/]"
+        table.add_row(*cells)
+    return table

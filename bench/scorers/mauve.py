@@ -1,0 +1,153 @@
+"""MAUVE (Pillutla et al., 2021) of continuations against the suite's human references.
+
+P is the set of continuations, Q the human references of the prompts they continue (one per
+prompt). Both are featurized by :mod:`bench.scorers.features`, then ``mauve.compute_mauve`` (PyPI
+``mauve-text``) quantizes and compares them. The k-means quantization depends on its seed, so the
+score is the mean over several seeds, reported with their standard deviation.
+
+The literature's length convention (``length=128``): every continuation and reference is cut to
+128 featurizer tokens and only the (continuation, reference) pairs where *both* reach 128 tokens
+are kept. Without it, texts are cut only at ``max_tokens`` (1024).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from bench.errors import BenchError
+
+MIN_SAMPLES = 10
+"""Fewest texts per side: ``num_buckets='auto'`` is n/10 clusters, at least 2."""
+
+
+@dataclass(frozen=True)
+class MauveSettings:
+    """The MAUVE knobs; every one is recorded with the score."""
+
+    featurizer: str = "gpt2-large"
+    length: int | None = None
+    """Cut both sides to this many featurizer tokens and keep only pairs reaching it (128 in the literature)."""
+    max_tokens: int = 1024
+    num_buckets: int | str = "auto"
+    scaling_factor: float = 5.0
+    seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
+    kmeans_explained_var: float = 0.9
+    kmeans_num_redo: int = 5
+    kmeans_max_iter: int = 500
+    batch_size: int = 32
+    device: str = "auto"
+    cache_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["seeds"] = list(self.seeds)
+        return d
+
+
+def _require_mauve():
+    try:
+        import mauve  # noqa: F401
+    except ImportError:
+        raise BenchError("MAUVE needs the 'mauve' extra: pip install 'decbench[mauve]' (mauve-text, faiss-cpu, scikit-learn)") from None
+    return mauve
+
+
+def needed_samples(settings: MauveSettings) -> int:
+    """How many texts each side needs for the chosen number of buckets."""
+    if settings.num_buckets == "auto":
+        return MIN_SAMPLES
+    return max(MIN_SAMPLES, int(settings.num_buckets))
+
+
+def mauve_from_features(p: np.ndarray, q: np.ndarray, settings: MauveSettings) -> dict[str, Any]:
+    """MAUVE of feature sets ``p`` (generations) and ``q`` (references): mean and std over seeds."""
+    mauve = _require_mauve()
+    need = needed_samples(settings)
+    if min(len(p), len(q)) < need:
+        raise BenchError(
+            f"MAUVE needs at least {need} texts on each side; got {len(p)} continuations and {len(q)} references"
+            + (f" reaching {settings.length} tokens" if settings.length else "")
+        )
+    if not settings.seeds:
+        raise BenchError("MAUVE needs at least one k-means seed")
+    values, buckets = [], None
+    for seed in settings.seeds:
+        out = mauve.compute_mauve(
+            p_features=p, q_features=q, num_buckets=settings.num_buckets,
+            mauve_scaling_factor=settings.scaling_factor, kmeans_explained_var=settings.kmeans_explained_var,
+            kmeans_num_redo=settings.kmeans_num_redo, kmeans_max_iter=settings.kmeans_max_iter,
+            seed=seed, verbose=False,
+        )
+        values.append(float(out.mauve))
+        buckets = out.num_buckets
+    arr = np.array(values)
+    return {
+        "mauve": float(arr.mean()),
+        "mauve_std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+        "per_seed": values,
+        "num_buckets": buckets,
+    }
+
+
+def _pairs(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, str], list[str]]:
+    """Continuations, the reference of each prompt, and each continuation's prompt id."""
+    refs: dict[str, str] = {}
+    conts, owners = [], []
+    for r in records:
+        ref = r.get("reference")
+        if not ref:
+            continue
+        refs.setdefault(r["prompt_id"], ref)
+        conts.append(r["continuation"])
+        owners.append(r["prompt_id"])
+    return conts, refs, owners
+
+
+def score_mauve(records: list[dict[str, Any]], settings: MauveSettings | None = None) -> dict[str, Any]:
+    """MAUVE of a run's continuations against its prompts' references, with all settings recorded."""
+    from bench.scorers.features import Featurizer, FeaturizerSettings
+
+    settings = settings or MauveSettings()
+    _require_mauve()
+    conts, refs, owners = _pairs(records)
+    if not refs:
+        raise BenchError("MAUVE needs human references; this suite has none")
+    max_tokens = settings.length or settings.max_tokens
+    feat = Featurizer(
+        FeaturizerSettings(model=settings.featurizer, max_tokens=max_tokens, batch_size=settings.batch_size,
+                           device=settings.device),
+        cache_dir=settings.cache_dir,
+    )
+    ref_ids = {pid: feat.tokenize([text])[0] for pid, text in refs.items()}
+    cont_ids = feat.tokenize(conts)
+    # keep non-empty texts; with the length convention, only pairs where both sides reach it
+    need = settings.length or 1
+    keep = [i for i, ids in enumerate(cont_ids) if len(ids) >= need and len(ref_ids[owners[i]]) >= need]
+    kept_prompts = sorted({owners[i] for i in keep})
+    p_texts = [conts[i] for i in keep]
+    q_texts = [refs[pid] for pid in kept_prompts]
+    info = {"n_records": len(records), "n_p": len(p_texts), "n_q": len(q_texts),
+            "dropped": len(conts) - len(keep)}
+    need_n = needed_samples(settings)
+    if min(len(p_texts), len(q_texts)) < need_n:
+        raise BenchError(
+            f"MAUVE needs at least {need_n} texts on each side; {len(p_texts)} continuations and {len(q_texts)} "
+            f"references remain" + (f" after keeping pairs that reach {settings.length} tokens" if settings.length else "")
+        )
+    p = feat.featurize(p_texts, [cont_ids[i] for i in keep])
+    q = feat.featurize(q_texts, [ref_ids[pid] for pid in kept_prompts])
+    result = mauve_from_features(p, q, settings)
+    result["settings"] = {**settings.to_dict(), "featurizer_fingerprint": feat.fingerprint(),
+                          "featurizer_device": feat.device, **info}
+    result["newly_featurized"] = feat.featurized
+    return result
+
+
+def interval(result: dict[str, Any]) -> list[float]:
+    """mean ± one std over k-means seeds (not a bootstrap interval: MAUVE is a set-level score)."""
+    m, s = result["mauve"], result["mauve_std"]
+    return [m - s, m + s] if not math.isnan(s) else [m, m]

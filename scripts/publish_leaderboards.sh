@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Regenerate the project's published leaderboards (leaderboards/stories260k-<suite>.{csv,md,html}).
+#
+# stories260K on cd-wikitext and wikitext, every decoder whose needs are met plus the
+# entropy-matched control at a fixed target of 1.0 nat, on a deterministic subset of
+# NUM_PROMPTS prompts with MAX_NEW_TOKENS new tokens (200 x 128 keeps it to minutes on 2 cores).
+# Runs are kept in STORE (default runs/publish, git-ignored), so a second call only redoes
+# what is missing and re-renders the tables.
+#
+#   scripts/publish_leaderboards.sh            # from the repository root, .venv set up
+#   STORE=/tmp/pub NUM_PROMPTS=50 scripts/publish_leaderboards.sh
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+SHARED="${BENCH_SHARED:-$(cd "$ROOT/.." && pwd)/shared}"
+export BENCH_MODEL="${BENCH_MODEL:-$SHARED/models/stories260K}"
+export BENCH_DATA_DIR="${BENCH_DATA_DIR:-$SHARED/data}"
+STORE="${STORE:-runs/publish}"
+NUM_PROMPTS="${NUM_PROMPTS:-200}"
+MAX_NEW_TOKENS="${MAX_NEW_TOKENS:-128}"
+OUT_DIR="${OUT_DIR:-leaderboards}"
+BENCH="${BENCH:-$ROOT/.venv/bin/bench}"
+command -v "$BENCH" >/dev/null || BENCH=bench
+
+for suite in cd-wikitext wikitext; do
+  start=$(date +%s)
+  "$BENCH" run --suite "$suite" --decoder all --decoder entropy-matched:target=1.0 \
+    --num-prompts "$NUM_PROMPTS" --max-new-tokens "$MAX_NEW_TOKENS" --seed 0 \
+    --out "$STORE/$suite"
+  "$BENCH" leaderboard "$STORE/$suite" --out "$OUT_DIR/stories260k-$suite" \
+    --title "stories260K on $suite ($NUM_PROMPTS prompts, $MAX_NEW_TOKENS new tokens)"
+  echo "$suite: $(( $(date +%s) - start )) s"
+done

