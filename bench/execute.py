@@ -91,6 +91,7 @@ def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
             )
             generated += result.generated
             tokens += result.tokens
+    add_requested_scores(plan, options, store)
     rows = build_rows(store)
     write_csv(rows, Path(options.out) / LEADERBOARD)
     Console(width=max(Console().width, 150)).print(render(rows))
@@ -102,3 +103,27 @@ def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
         f"{Path(options.out) / LEADERBOARD}"
     )
     return rows
+
+
+def add_requested_scores(plan: Plan, options: RunOptions, store: RunStore) -> None:
+    """``--score`` metrics for every planned run, and ``--judge-against`` win rates."""
+    from bench.scoring import add_judge_result, add_model_scores
+    from bench.store import RunDir
+
+    runs = {p.spec.run_id: RunDir(store.root / p.spec.run_id) for p in plan.runs}
+    if options.scores:
+        for run in runs.values():
+            add_model_scores(run, options.scores, options.score_settings)
+    if not options.judge_against:
+        return
+    target = options.judge_against.partition(":")[0].replace("_", "-")
+    settings = dict({k: v for k, v in options.judge_settings.items() if v is not None},
+                    cache=str(store.root / "judge_verdicts.jsonl"))
+    for planned in plan.runs:
+        spec = planned.spec
+        if spec.decoder.name == target:
+            continue
+        opponent = next((p for p in plan.runs if p.spec.decoder.name == target
+                         and p.spec.model.name == spec.model.name and p.spec.suite == spec.suite), None)
+        if opponent is not None:
+            add_judge_result(runs[spec.run_id], runs[opponent.spec.run_id], opponent.spec.decoder.label, settings)

@@ -81,12 +81,14 @@ def rows_for_runs(runs: list[RunDir]) -> list[dict[str, Any]]:
             "run_id": spec.run_id,
         }
         base.update({k: v for k, v in header.get("resolved", {}).items() if isinstance(v, (int, float, str))})
+        if scores.get("judge_opponent"):
+            base["judge_opponent"] = scores["judge_opponent"]
         rows.append(_row(base, scores["generations"]))
         if scores.get("human"):
             key = (suite, spec.suite.version, spec.suite.num_prompts)
-            human.setdefault(key, _row(dict(base, model="human", decoder="reference", decoder_args="",
-                                            backend="", dtype="", max_new_tokens="", seed="", tokens_sha="",
-                                            run_id=""),
+            # Only the suite's columns: a run's own values (a calibrated temperature, a judge) are not the human's.
+            human_base = {k: base[k] for k in ("suite", "suite_version", "n_prompts")}
+            human.setdefault(key, _row(dict(human_base, model="human", decoder="reference", decoder_args=""),
                                        scores["human"]))
     rows.sort(key=lambda r: (r["suite"], r["model"], r["decoder"], r["decoder_args"], r["run_id"]))
     return rows + sorted(human.values(), key=lambda r: (r["suite"], r["n_prompts"]))
@@ -116,7 +118,8 @@ def _fmt(value: Any) -> Any:
 
 
 def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4", "diversity", "distinct-2",
-                                                                  "ttr-last96", "length-words")) -> Any:
+                                                                  "ttr-last96", "mauve", "coherence", "coherence-sim",
+                                                                  "perplexity", "judge-win-rate", "length-words")) -> Any:
     """A rich table with the headline metrics and their intervals."""
     from rich.table import Table
 

@@ -99,3 +99,11 @@ register(Metric(
     ".4f",
 ))
 del _n
+register(Metric("judge-win-rate", "higher",
+                "LLM-judge win rate against the --judge-against decoder, ties half, both orders (0-1)", ".3f"))
+# Model-based metrics (bench/scorers/model_based.py), registered here so that every table knows
+# them even when the scorers themselves are not imported.
+register(Metric("mauve", "higher", "MAUVE vs human references, mean over k-means seeds (0-1)", ".4f"))
+register(Metric("coherence", "higher", "mean per-token log p(continuation | prompt) under the scorer LM (nats)", ".3f"))
+register(Metric("coherence-sim", "higher", "cosine of prompt and continuation sentence embeddings (SimCTG; -1..1)", ".4f"))
+register(Metric("perplexity", "lower", "corpus perplexity of continuations given prompts under the scorer LM", ".2f"))

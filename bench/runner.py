@@ -60,6 +60,14 @@ class RunOptions:
     """``local`` (this process) or ``ray`` (one Ray task per run, see :mod:`bench.executors.ray`)."""
     ray_address: str | None = None
     """An existing Ray cluster for ``--executor ray``; default: start a local one."""
+    scores: tuple[str, ...] = ()
+    """Model-based metrics to compute after generation (``--score``)."""
+    score_settings: dict[str, Any] = field(default_factory=dict)
+    """Featurizer, scorer and sentence models of the model-based metrics."""
+    judge_against: str | None = None
+    """Judge every other decoder's runs against this decoder's runs."""
+    judge_settings: dict[str, Any] = field(default_factory=dict)
+    """Judge endpoint or local model (the cache path is added by the executor)."""
 
 
 @dataclass
@@ -134,6 +142,7 @@ def plan(options: RunOptions) -> Plan:
     if options.suite_path and len(registered) != 1:
         raise BenchError("--suite-path names the file of one registered suite; give exactly one such --suite with it")
     decoders, skipped = expand_decoders(options.decoders, {"hyperfit": bool(options.hyperfit)})
+    check_scoring(options, decoders)
     from bench.backends import plan_backend
     from bench.executors import check_executor
 
@@ -166,6 +175,27 @@ def plan(options: RunOptions) -> Plan:
                 spec = RunSpec(model, dspec, suite_spec, gen, options.backend, backend_version, dtype)
                 runs.append(PlannedRun(spec, prompts, info))
     return Plan(runs, skipped)
+
+
+def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
+    """Plan-time checks of ``--score`` and ``--judge-against``: names, and that their models exist."""
+    if options.scores:
+        from bench.scorers.model_based import check_names
+
+        names = check_names(options.scores)
+        settings = options.score_settings
+        needed = {"mauve": "featurizer", "coherence": "scorer_model", "perplexity": "scorer_model"}
+        for model in {settings.get(needed[n]) for n in names if n in needed} - {None}:
+            hf.load_config(model)  # a missing featurizer or scorer stops the run before generating
+    if options.judge_against:
+        target = get_decoder(options.judge_against.partition(":")[0]).name
+        if not any(d.name == target for d in decoders):
+            raise BenchError(f"--judge-against {options.judge_against}: that decoder is not among this run's decoders")
+        judge = options.judge_settings
+        if not (judge.get("url") or judge.get("local_model")):
+            raise BenchError("--judge-against needs a judge: --judge-url URL --judge-model NAME, or --judge-local MODEL")
+        if judge.get("local_model"):
+            hf.load_config(judge["local_model"])
 
 
 def uses_hyperfit(info: DecoderInfo, spec: DecoderSpec) -> bool:

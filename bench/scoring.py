@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict
 from typing import Any
 
 from bench.store import SCORES, RunDir, write_json_atomic
@@ -51,12 +54,64 @@ def score_human(records: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def run_scores(run: RunDir) -> dict[str, Any]:
-    """The run's scores, computed once and cached next to its records."""
+    """The run's scores, computed once and cached next to its records.
+
+    Model-based metrics and judge win rates added by :func:`add_model_scores` and
+    :func:`add_judge_result` are kept in the cache and shown among the generations' metrics.
+    """
     cached = run.scores()
-    if cached and cached.get("version") == SCORES_VERSION:
-        return cached
-    records = ordered_records(run.records())
-    scores = {"generations": score_records(records), "human": score_human(records)}
-    scores["version"] = SCORES_VERSION
+    if not (cached and cached.get("version") == SCORES_VERSION):
+        records = ordered_records(run.records())
+        extra = {k: cached[k] for k in ("model_based", "judge") if cached and k in cached}
+        cached = {"generations": score_records(records), "human": score_human(records), **extra,
+                  "version": SCORES_VERSION}
+        write_json_atomic(run.path / SCORES, cached)
+    return _with_extra_metrics(cached)
+
+
+def _with_extra_metrics(scores: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(scores, generations=dict(scores["generations"]))
+    metrics, ci = dict(merged["generations"]["metrics"]), dict(merged["generations"]["ci"])
+    for name, entry in scores.get("model_based", {}).items():
+        metrics[name], ci[name] = entry["value"], entry["ci"]
+    judge = scores.get("judge")
+    if judge:
+        metrics["judge-win-rate"], ci["judge-win-rate"] = judge["win_rate"], judge["ci"]
+        merged["judge_opponent"] = judge["opponent"]
+    merged["generations"]["metrics"], merged["generations"]["ci"] = metrics, ci
+    return merged
+
+
+def _settings_key(settings: Any) -> str:
+    return hashlib.sha256(json.dumps(asdict(settings), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def add_model_scores(run: RunDir, names: tuple[str, ...], settings: dict[str, Any]) -> None:
+    """Compute the named model-based metrics the run's cache lacks for these settings, and cache them."""
+    from bench.scorers.model_based import ModelScoreSettings, score_model_based
+
+    s = ModelScoreSettings.from_dict(settings)
+    key = _settings_key(s)
+    scores = run.scores() or run_scores(run)
+    done = scores.setdefault("model_based", {})
+    todo = [n for n in names if done.get(n, {}).get("settings_key") != key]
+    if not todo:
+        return
+    result = score_model_based(ordered_records(run.records()), todo, s)
+    for name in todo:
+        done[name] = {"value": result["metrics"][name], "ci": list(result["ci"][name]), "settings_key": key,
+                      "settings": result["settings"].get(name, {}), "details": result["details"].get(name, {})}
     write_json_atomic(run.path / SCORES, scores)
-    return scores
+
+
+def add_judge_result(run: RunDir, opponent: RunDir, opponent_label: str, settings: dict[str, Any]) -> None:
+    """Judge ``run`` against ``opponent`` on their shared prompts; the win rate goes into the run's scores."""
+    from bench.scorers.model_based import judge_runs
+
+    result = judge_runs(ordered_records(run.records()), ordered_records(opponent.records()), settings)
+    scores = run.scores() or run_scores(run)
+    scores["judge"] = {"opponent": opponent_label, "opponent_run": opponent.run_id,
+                       "win_rate": result["win_rate_a"], "ci": list(result["ci"]),
+                       "sign_test_p": result.get("sign_test_p"),
+                       "counts": {k: result[k] for k in ("pairs", "wins_a", "wins_b", "ties", "invalid") if k in result}}
+    write_json_atomic(run.path / SCORES, scores)

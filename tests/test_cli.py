@@ -214,3 +214,38 @@ def test_score_command(tmp_path: Path) -> None:
     rows = json.loads(result.output)
     assert [r["system"] for r in rows] == ["generations", "human"]
     assert rows[0]["n"] == 5
+
+
+def test_model_based_scores_and_judge_win_rates_reach_the_leaderboard(tmp_path: Path, prompts_file: Path,
+                                                                      stories260k: str) -> None:
+    from bench.scorers.model_based import score_model_based
+
+    out = tmp_path / "runs"
+    result = bench("run", "--model", stories260k, "--suite", str(prompts_file), "--decoder", "greedy",
+                   "--decoder", "temperature", "--max-new-tokens", "16", "--out", str(out),
+                   "--score", "coherence", "--score", "perplexity", "--scorer-model", stories260k,
+                   "--judge-against", "greedy", "--judge-local", stories260k)
+    assert result.exit_code == 0, result.output
+    rows = {r["decoder"]: r for r in read_leaderboard(out)}
+    recs = [r for (d, _, _), r in sorted(records(out).items()) if d == "temperature"]
+    direct = score_model_based(recs, ["coherence", "perplexity"], {"scorer_model": stories260k, "device": "cpu"})
+    assert float(rows["temperature"]["coherence"]) == pytest.approx(direct["metrics"]["coherence"], rel=1e-4)
+    assert float(rows["temperature"]["perplexity"]) == pytest.approx(direct["metrics"]["perplexity"], rel=1e-4)
+    assert rows["temperature"]["judge_opponent"] == "greedy" and "judge-win-rate" in rows["temperature"]
+    assert rows["reference"]["judge_opponent"] == "" and rows["reference"]["coherence"] == ""
+    assert (out / "judge_verdicts.jsonl").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--score", "mauvee"], "did you mean 'mauve'"),
+    (["--score", "mauve", "--featurizer", "/nonexistent/featurizer"], "cannot load model '/nonexistent/featurizer'"),
+    (["--judge-against", "top-k"], "not among this run's decoders"),
+    (["--judge-against", "greedy"], "--judge-against needs a judge"),
+])
+def test_bad_scoring_options_exit_2_before_generating(tmp_path: Path, prompts_file: Path, stories260k: str,
+                                                      args: list[str], message: str) -> None:
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(main, ["run", "--model", stories260k, "--suite", str(prompts_file), "--decoder",
+                                       "greedy", "--max-new-tokens", "8", "--out", str(out), *args])
+    assert result.exit_code == 2 and message in result.stderr
+    assert not out.exists()

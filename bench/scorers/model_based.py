@@ -4,7 +4,7 @@
 records and returns ``{"metrics": {name: value}, "ci": {name: [low, high]}, "settings": {...},
 "details": {...}}``; ``judge_runs(a_records, b_records, settings)`` runs the pairwise LLM judge.
 Heavy imports happen only when a metric is computed, so importing this module is cheap (it
-registers the metrics' directions with :mod:`bench.metrics`).
+its metrics' directions are registered in :mod:`bench.metrics`).
 """
 
 from __future__ import annotations
@@ -14,14 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.errors import BenchError
-from bench.metrics import Metric, register
 
 MODEL_METRICS = ("mauve", "coherence", "coherence-sim", "perplexity")
 
-register(Metric("mauve", "higher", "MAUVE vs human references, mean over k-means seeds (0-1)", ".4f"))
-register(Metric("coherence", "higher", "mean per-token log p(continuation | prompt) under the scorer LM (nats)", ".3f"))
-register(Metric("coherence-sim", "higher", "cosine of prompt and continuation sentence embeddings (SimCTG; -1..1)", ".4f"))
-register(Metric("perplexity", "lower", "corpus perplexity of continuations given prompts under the scorer LM", ".2f"))
 
 
 @dataclass
