@@ -81,7 +81,7 @@ def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
         task = progress.add_task("generating", total=sum(pending.values()))
         # Runs of the same model are adjacent in the plan, so each model is loaded once.
         for planned in plan.runs:
-            spec, info = planned.spec, planned.decoder_info
+            spec = planned.spec
             if not pending[spec.run_id]:
                 continue
             progress.update(task, description=f"{spec.model.label} {spec.decoder.label}")

@@ -172,7 +172,7 @@ def get_decoder(name: str) -> DecoderInfo:
     if key not in decoders:
         raise BenchError(
             f"unknown decoder '{name}'" + _suggest(key, list(decoders))
-            + f" (run 'bench decoders' for the list)"
+            + " (run 'bench decoders' for the list)"
         )
     return decoders[key]
 

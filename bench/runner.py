@@ -15,7 +15,7 @@ from bench.backends import hf
 from bench.decoding import record_seed
 from bench.errors import BenchError
 from bench.registry import DecoderInfo, get_decoder, load_plugins
-from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, SuiteSpec, build_decoder, parse_decoder
+from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, build_decoder, parse_decoder
 from bench.store import RunDir, RunStore
 
 

@@ -14,7 +14,8 @@ SHARED = Path(os.environ.get("BENCH_SHARED", REPO.parent / "shared")).resolve()
 def pytest_configure(config: pytest.Config) -> None:
     import torch
 
-    # Tiny models are dominated by per-op overhead: one thread is faster and leaves a core free.
+    # Tiny models are dominated by per-op overhead: one thread is faster, and two spin badly on a
+    # busy 2-core machine. Every test module relies on this session-wide setting.
     torch.set_num_threads(1)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -35,14 +35,6 @@ TINY = dict(num_prompts=None, max_new_tokens=12, batch_size=4, calib_prompts=3, 
             alphas=(0.1, 1.0), n_boot=50, logit_lens=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def suite_file(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("suite") / "prompts.jsonl"

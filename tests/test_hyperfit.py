@@ -30,18 +30,6 @@ SMALL = Recipe(num_sequences=8, seq_len=64, epochs=4, lr=1e-3, batch_size=4)
 QUIET = {"log": lambda message: None, "show_progress": False}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is faster than two, and much faster on a busy machine.
-
-    Module scope, so that it is in force before the module-scoped training fixtures run.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def text(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("data") / "grimm.txt"

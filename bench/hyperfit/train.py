@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import subprocess
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Callable
