@@ -15,6 +15,11 @@ checkpoint is loaded as the engine's model.
 
 vLLM is imported only inside this backend's methods: planning and tests of the request mapping
 work without it.
+
+Not yet run against a real vLLM (none could be installed where this was written): check first
+the ``llm.generate(inputs, params_list, lora_request=...)`` call, the ``{"prompt_token_ids": ...}``
+input form, and whether returned ``token_ids`` include the EOS id (handled either way);
+``tests/test_backends.py``'s gpu-marked tests do.
 """
 
 from __future__ import annotations
