@@ -33,6 +33,10 @@ def main() -> None:
     bench decoders                                every decoder with its parameters
     bench suites                                  every prompt suite
     bench score FILE.jsonl                        score generations made elsewhere
+    bench hyperfit --model M --data F --out DIR   make a hyperfitted checkpoint
+    bench analyze --model M --hyperfit DIR ...    the "Beyond Temperature" report
+    bench leaderboard / check / compare           publish, gate regressions, compare runs
+    bench judge RUN_A RUN_B                       pairwise LLM-judge preferences
     """
     _quiet_transformers()
 
