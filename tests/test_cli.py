@@ -236,6 +236,25 @@ def test_model_based_scores_and_judge_win_rates_reach_the_leaderboard(tmp_path: 
     assert (out / "judge_verdicts.jsonl").exists()
 
 
+def test_mauve_through_run_records_the_featurizer_precision(tmp_path: Path, stories260k: str, data_dir: str) -> None:
+    pytest.importorskip("mauve", reason="needs mauve-text: pip install 'decbench[mauve]'")
+    lines = [x for x in (Path(data_dir) / "wikitext" / "wiki.test.raw").read_text().splitlines()
+             if len(x.split()) > 40 and not x.strip().startswith("=")][:12]
+    suite = tmp_path / "wiki12.jsonl"
+    suite.write_text("".join(json.dumps({"id": str(i), "prompt": " ".join(x.split()[:8]),
+                                         "reference": " ".join(x.split()[8:])}) + "\n" for i, x in enumerate(lines)))
+    out = tmp_path / "runs"
+    common = ["run", "--model", stories260k, "--suite", str(suite), "--decoder", "greedy", "--max-new-tokens", "24",
+              "--out", str(out), "--score", "mauve", "--featurizer", stories260k, "--device", "cpu"]
+    assert bench(*common, "--featurizer-dtype", "bfloat16").exit_code == 0
+    scores = json.loads(next(out.glob("*/scores.json")).read_text())
+    mauve_bf16 = scores["model_based"]["mauve"]
+    assert mauve_bf16["settings"]["featurizer_dtype"] == "bfloat16" and mauve_bf16["settings"]["n_p"] == 12
+    assert 0 < float(read_leaderboard(out)[0]["mauve"]) <= 1
+    bad = CliRunner().invoke(main, [*common, "--featurizer-dtype", "int8"])
+    assert bad.exit_code == 2 and "'int8' is not one of" in bad.output
+
+
 @pytest.mark.parametrize("args,message", [
     (["--score", "mauvee"], "did you mean 'mauve'"),
     (["--score", "mauve", "--featurizer", "/nonexistent/featurizer"], "cannot load model '/nonexistent/featurizer'"),

@@ -77,6 +77,41 @@ def test_featurizer_matches_mauve_and_caches(stories260k, corpora, tmp_path):
         Featurizer(FeaturizerSettings(model=str(tmp_path / "missing")), cache_dir=tmp_path).featurize(["x"])
 
 
+def test_batches_respect_size_budget_and_padding():
+    feat = Featurizer(FeaturizerSettings(model="unused", batch_size=4, token_budget=40, max_padding=0.2))
+    lengths = [10, 3, 10, 9, 10, 10, 10, 8, 2]
+    batches = feat.batches(lengths)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))  # every text exactly once
+    for b in batches:
+        longest = max(lengths[i] for i in b)
+        assert lengths[b[0]] == longest and len(b) <= 4 and len(b) * longest <= 40
+        assert len(b) * longest - sum(lengths[i] for i in b) <= 0.2 * len(b) * longest
+    assert [len(b) for b in batches] == [4, 3, 2]  # [10 9 8] stops: the 3 would make 25% padding
+    # a batch never mixes a 10 with a 2 or a 3, however large the limits
+    loose = Featurizer(FeaturizerSettings(model="unused", batch_size=64, token_budget=10**6, max_padding=0.1))
+    assert [sorted(lengths[i] for i in b) for b in loose.batches(lengths)] == [[8, 9, 10, 10, 10, 10, 10], [3], [2]]
+    with pytest.raises(BenchError, match="max_padding must be in"):
+        Featurizer(FeaturizerSettings(model="unused", max_padding=1.0))
+    with pytest.raises(BenchError, match="dtype must be one of float32, bfloat16, float16; got 'int8'"):
+        Featurizer(FeaturizerSettings(model="unused", dtype="int8"))
+
+
+def test_bfloat16_features_are_close_and_cached_apart(stories260k, corpora, tmp_path):
+    grimm, wiki = corpora
+    texts = grimm[:10] + wiki[:10]
+    exact = Featurizer(FeaturizerSettings(model=stories260k, max_tokens=64, device="cpu"), cache_dir=tmp_path)
+    half = Featurizer(FeaturizerSettings(model=stories260k, max_tokens=64, device="cpu", dtype="bfloat16"),
+                      cache_dir=tmp_path)
+    a, b = exact.featurize(texts), half.featurize(texts)
+    assert b.dtype == np.float32 and half.featurized == 20  # nothing reused from the float32 cache
+    assert half.fingerprint() != exact.fingerprint()
+    assert next(half._model.parameters()).dtype.is_floating_point and str(next(half._model.parameters()).dtype) == "torch.bfloat16"
+    rel = np.abs(a - b).max() / np.abs(a).max()
+    assert 0 < rel < 0.08  # rounded, but close: bfloat16 keeps 8 bits of mantissa
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.995  # the direction of every feature survives the rounding
+
+
 def test_mauve_self_is_one_and_unrelated_is_lower(stories260k, corpora, tmp_path):
     pytest.importorskip("mauve", reason="needs mauve-text: pip install 'decbench[mauve]'")
     grimm, wiki = corpora

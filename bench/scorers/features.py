@@ -6,6 +6,12 @@ the model and keep the last layer's hidden state at the last real token. Texts a
 length and run in right-padded batches under a token budget; right padding is exact for causal
 models because padding comes after every real token.
 
+Precision: ``dtype="float32"`` (the default) gives ``mauve-text``'s features to float rounding.
+``bfloat16``/``float16`` run the model in half precision and return float32 features: several
+times faster where the hardware has half-precision matrix units (GPU tensor cores, CPUs with
+AVX512-BF16 or AMX), at about 1% relative feature error; ``benchmarks/bench_featurize.py``
+measures both the speed and how far MAUVE moves.
+
 Features are cached one ``.npy`` file per text under
 ``<cache_dir>/<fingerprint>/<sha256 of text>[:2]/<sha256>.npy``; the fingerprint hashes the model
 (name or path, its config and weight file sizes), ``max_tokens`` and the feature definition, so a
@@ -59,10 +65,17 @@ class FeaturizerSettings:
     batch_size: int = 32
     token_budget: int = 8192
     """Most padded tokens per forward pass (long texts get smaller batches)."""
+    max_padding: float = 0.1
+    """Largest fraction of a batch's positions that may be padding."""
     device: str = "auto"
+    dtype: str = "float32"
+    """Precision of the featurizer's forward pass: float32 (exact), bfloat16 or float16."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 class Featurizer:
@@ -71,6 +84,10 @@ class Featurizer:
     def __init__(self, settings: FeaturizerSettings, cache_dir: str | Path | None = None):
         if settings.max_tokens < 1 or settings.batch_size < 1 or settings.token_budget < 1:
             raise BenchError("featurizer max_tokens, batch_size and token_budget must be positive")
+        if not 0 <= settings.max_padding < 1:
+            raise BenchError(f"featurizer max_padding must be in [0, 1); got {settings.max_padding}")
+        if settings.dtype not in DTYPES:
+            raise BenchError(f"featurizer dtype must be one of {', '.join(DTYPES)}; got '{settings.dtype}'")
         self.settings = settings
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._model = None
@@ -84,12 +101,14 @@ class Featurizer:
     def _load(self) -> None:
         if self._model is not None:
             return
+        import torch
         from transformers import AutoModel, AutoTokenizer
 
         name = self.settings.model
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(name)
-            self._model = AutoModel.from_pretrained(name).to(self.device).eval()
+            dtype = getattr(torch, self.settings.dtype)
+            self._model = AutoModel.from_pretrained(name, dtype=dtype).to(self.device).eval()
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise BenchError(
@@ -114,6 +133,8 @@ class Featurizer:
                 "tokenizer": type(self._tokenizer).__name__,
                 "vocab": len(self._tokenizer),
             }
+            if self.settings.dtype != "float32":  # only then, so float32 caches made before dtype existed stay valid
+                ident["dtype"] = self.settings.dtype
             path = Path(self.settings.model)
             if path.is_dir():  # local weights: their sizes and mtimes stand in for a full hash
                 ident["weights"] = sorted(
@@ -130,6 +151,31 @@ class Featurizer:
         tok = self.tokenizer
         return [tok.encode(t, truncation=True, max_length=self.settings.max_tokens) for t in texts]
 
+    def batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices of the texts in each forward pass, longest first.
+
+        Texts sorted by length are cut into batches of at most ``batch_size`` texts and
+        ``token_budget`` padded tokens, and a batch stops growing before padding would exceed
+        ``max_padding`` of it: padded positions are computed and thrown away, which costs more
+        than the batching saves once the hardware is already busy (any CPU; a GPU with long texts).
+        """
+        s = self.settings
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+        out, start = [], 0
+        while start < len(order):
+            longest = lengths[order[start]]
+            size, real = 1, longest
+            while start + size < len(order) and size < s.batch_size:
+                following = lengths[order[start + size]]
+                cells = (size + 1) * longest  # positions of the batch if the next text joins it
+                if cells > s.token_budget or cells - (real + following) > s.max_padding * cells:
+                    break
+                real += following
+                size += 1
+            out.append(order[start:start + size])
+            start += size
+        return out
+
     def featurize_ids(self, token_ids: list[list[int]]) -> np.ndarray:
         """Features of already tokenized texts (no cache), in input order."""
         import torch
@@ -138,13 +184,9 @@ class Featurizer:
         if any(len(ids) == 0 for ids in token_ids):
             raise BenchError("cannot featurize an empty text (zero featurizer tokens)")
         out: list[np.ndarray | None] = [None] * len(token_ids)
-        order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]), reverse=True)
-        start = 0
         with torch.inference_mode():
-            while start < len(order):
-                longest = len(token_ids[order[start]])  # sorted descending: the first is the longest
-                size = max(1, min(self.settings.batch_size, self.settings.token_budget // longest))
-                batch = order[start:start + size]
+            for batch in self.batches([len(ids) for ids in token_ids]):
+                longest = len(token_ids[batch[0]])
                 lengths = torch.tensor([len(token_ids[i]) for i in batch])
                 ids = torch.zeros(len(batch), longest, dtype=torch.long)
                 mask = torch.zeros(len(batch), longest, dtype=torch.long)
@@ -159,7 +201,6 @@ class Featurizer:
                 feats = last.float().cpu().numpy()
                 for row, i in enumerate(batch):
                     out[i] = feats[row]
-                start += size
         self.featurized += len(token_ids)
         if not out:
             return np.zeros((0, 0), dtype=np.float32)

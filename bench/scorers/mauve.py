@@ -29,6 +29,8 @@ class MauveSettings:
     """The MAUVE knobs; every one is recorded with the score."""
 
     featurizer: str = "gpt2-large"
+    featurizer_dtype: str = "float32"
+    """Precision of the featurizer: float32 (mauve-text's features) or bfloat16/float16 (faster, ~1% off)."""
     length: int | None = None
     """Cut both sides to this many featurizer tokens and keep only pairs reaching it (128 in the literature)."""
     max_tokens: int = 1024
@@ -119,7 +121,7 @@ def score_mauve(records: list[dict[str, Any]], settings: MauveSettings | None = 
     max_tokens = settings.length or settings.max_tokens
     feat = Featurizer(
         FeaturizerSettings(model=settings.featurizer, max_tokens=max_tokens, batch_size=settings.batch_size,
-                           device=settings.device),
+                           device=settings.device, dtype=settings.featurizer_dtype),
         cache_dir=settings.cache_dir,
     )
     ref_ids = {pid: feat.tokenize([text])[0] for pid, text in refs.items()}

@@ -24,6 +24,7 @@ class ModelScoreSettings:
     """Models and knobs of the model-based scorers; all are recorded with the scores."""
 
     featurizer: str = "gpt2-large"
+    featurizer_dtype: str = "float32"
     mauve_length: int | None = None
     mauve_max_tokens: int = 1024
     mauve_buckets: int | str = "auto"
@@ -65,7 +66,7 @@ def _mauve(records, s: ModelScoreSettings) -> tuple[float, list[float], dict[str
     from bench.scorers.mauve import MauveSettings, interval, score_mauve
 
     result = score_mauve(records, MauveSettings(
-        featurizer=s.featurizer, length=s.mauve_length, max_tokens=s.mauve_max_tokens, num_buckets=s.mauve_buckets,
+        featurizer=s.featurizer, featurizer_dtype=s.featurizer_dtype, length=s.mauve_length, max_tokens=s.mauve_max_tokens, num_buckets=s.mauve_buckets,
         scaling_factor=s.mauve_scaling, seeds=tuple(s.mauve_seeds), batch_size=s.batch_size, device=s.device,
         cache_dir=s.cache_dir,
     ))
