@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from bench.cli import main
 
@@ -32,7 +32,7 @@ def prompts_file(tmp_path: Path) -> Path:
     return path
 
 
-def bench(*args: str) -> "click.testing.Result":
+def bench(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
