@@ -5,7 +5,8 @@
 # first with the README's scaled-down recipe, so greedy-hyperfit, entropy-matched and
 # static-reweight run too) plus the entropy-matched control at a fixed target of 1.0 nat, on a
 # deterministic subset of NUM_PROMPTS prompts with MAX_NEW_TOKENS new tokens (200 x 128 keeps it
-# to minutes on 2 cores).
+# to minutes on 2 cores). MAUVE (stories260K as featurizer, the literature's 128-token convention)
+# and SimCTG's coherence (all-MiniLM-L6-v2) are scored too.
 # Runs are kept in STORE (default runs/publish, git-ignored), so a second call only redoes
 # what is missing and re-renders the tables.
 #
@@ -36,6 +37,7 @@ for suite in cd-wikitext wikitext; do
   start=$(date +%s)
   "$BENCH" run --suite "$suite" --decoder all --decoder entropy-matched:target=1.0 --hyperfit "$HYPERFIT" \
     --num-prompts "$NUM_PROMPTS" --max-new-tokens "$MAX_NEW_TOKENS" --seed 0 \
+    --score mauve --featurizer "$BENCH_MODEL" --mauve-length 128 --score coherence-sim \
     --out "$STORE/$suite"
   "$BENCH" leaderboard "$STORE/$suite" --out "$OUT_DIR/stories260k-$suite" \
     --title "stories260K on $suite ($NUM_PROMPTS prompts, $MAX_NEW_TOKENS new tokens)"

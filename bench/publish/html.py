@@ -167,6 +167,21 @@ def scatter_svg(rows: list[dict[str, Any]], x: str, y: str = "diversity") -> str
         return _svg(fig)
 
 
+def _bar_labels(rows: list[dict[str, Any]], width: int = 34) -> list[str]:
+    """Decoder labels wrapped at argument boundaries; the model only when the rows have several."""
+    import textwrap
+
+    models = {r["model"] for r in rows if r["model"] != "human"}
+    out = []
+    for r in rows:
+        if r["model"] == "human":
+            out.append("human reference")
+            continue
+        label = _decoder(r) if len(models) == 1 else f"{r['model']} {_decoder(r)}"
+        out.append("\n".join(textwrap.wrap(label.replace(",", ", "), width)).replace(", ", ","))
+    return out
+
+
 def bars_svg(rows: list[dict[str, Any]], metrics: list[str]) -> str | None:
     """One panel per metric: a bar per row with its bootstrap interval."""
     import matplotlib
@@ -179,18 +194,22 @@ def bars_svg(rows: list[dict[str, Any]], metrics: list[str]) -> str | None:
         return None
     cols = 3
     nrows = math.ceil(len(shown) / cols)
-    labels = [f"{r['model']} {_decoder(r)}" if r["model"] != "human" else "human reference" for r in rows]
-    height = max(1.6, 0.22 * len(rows) + 0.8)
+    labels = _bar_labels(rows)
+    lines = max(label.count("\n") + 1 for label in labels)
+    height = max(1.6, 0.22 * len(rows) * (1 + 0.6 * (lines - 1)) + 0.8)
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "decbench", "font.size": 8}):
-        fig, axes = plt.subplots(nrows, cols, figsize=(13, height * nrows), squeeze=False)
+        # one shared y axis per row of panels: the labels are drawn once, left of the first panel
+        fig, axes = plt.subplots(nrows, cols, figsize=(13, height * nrows), squeeze=False, sharey="row")
         for ax, m in zip(axes.flat, shown):
             values = [float(r[m]) if is_number(r.get(m)) and not math.isnan(r[m]) else 0.0 for r in rows]
             colors = ["#999999" if r["model"] == "human" else f"C{i % 10}" for i, r in enumerate(rows)]
             ax.barh(range(len(rows)), values, xerr=_err(rows, m), color=colors, capsize=2)
             ax.set_yticks(range(len(rows)), labels, fontsize=6)
-            ax.invert_yaxis()
+            ax.tick_params(axis="y", labelleft=ax.get_subplotspec().is_first_col())
             ax.set_title(m + {"higher": " ↑", "lower": " ↓"}.get(_direction(m), ""), fontsize=9)
             ax.grid(axis="x", alpha=0.3)
+        for row in axes:
+            row[0].invert_yaxis()  # once per shared axis: the first row of the table on top
         for ax in list(axes.flat)[len(shown):]:
             ax.set_visible(False)
         fig.tight_layout()
