@@ -38,13 +38,14 @@ def _records(conts: list[str], refs: list[str], prompts: list[str] | None = None
             for i, (p, c, r) in enumerate(zip(prompts, conts, refs))]
 
 
-def test_mauve_equals_compute_mauve_on_same_features():
+def test_mauve_equals_compute_mauve_on_same_features(capfd):
     mauve = pytest.importorskip("mauve", reason="needs mauve-text, faiss-cpu, scikit-learn: pip install 'decbench[mauve]'")
     from bench.scorers.mauve import MauveSettings, mauve_from_features
 
     rng = np.random.default_rng(0)
     p, q = rng.normal(size=(60, 16)), rng.normal(0.7, 1.0, size=(60, 16))
     ours = mauve_from_features(p, q, MauveSettings(seeds=(3, 4)))
+    assert "training points" not in capfd.readouterr().err  # faiss's k-means warning is silenced
     ref = [mauve.compute_mauve(p_features=p, q_features=q, seed=s).mauve for s in (3, 4)]
     assert ours["per_seed"] == pytest.approx(ref, abs=1e-12)
     assert ours["mauve"] == pytest.approx(np.mean(ref)) and ours["mauve_std"] == pytest.approx(np.std(ref, ddof=1))

@@ -13,6 +13,9 @@ are kept. Without it, texts are cut only at ``max_tokens`` (1024).
 from __future__ import annotations
 
 import math
+import os
+import sys
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,6 +68,25 @@ def needed_samples(settings: MauveSettings) -> int:
     return max(MIN_SAMPLES, int(settings.num_buckets))
 
 
+@contextmanager
+def _quiet_c_stderr():
+    """Silence what C code writes to file descriptor 2 for the duration (Python exceptions still pass).
+
+    faiss's k-means prints "please provide at least N training points" on every call, because
+    MAUVE's default of n/10 clusters always gives it fewer than the 39 points per centroid it asks
+    for; MAUVE means it that way, so the warning is noise (five lines per run with five seeds).
+    """
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def mauve_from_features(p: np.ndarray, q: np.ndarray, settings: MauveSettings) -> dict[str, Any]:
     """MAUVE of feature sets ``p`` (generations) and ``q`` (references): mean and std over seeds."""
     mauve = _require_mauve()
@@ -78,12 +100,13 @@ def mauve_from_features(p: np.ndarray, q: np.ndarray, settings: MauveSettings) -
         raise BenchError("MAUVE needs at least one k-means seed")
     values, buckets = [], None
     for seed in settings.seeds:
-        out = mauve.compute_mauve(
-            p_features=p, q_features=q, num_buckets=settings.num_buckets,
-            mauve_scaling_factor=settings.scaling_factor, kmeans_explained_var=settings.kmeans_explained_var,
-            kmeans_num_redo=settings.kmeans_num_redo, kmeans_max_iter=settings.kmeans_max_iter,
-            seed=seed, verbose=False,
-        )
+        with _quiet_c_stderr():
+            out = mauve.compute_mauve(
+                p_features=p, q_features=q, num_buckets=settings.num_buckets,
+                mauve_scaling_factor=settings.scaling_factor, kmeans_explained_var=settings.kmeans_explained_var,
+                kmeans_num_redo=settings.kmeans_num_redo, kmeans_max_iter=settings.kmeans_max_iter,
+                seed=seed, verbose=False,
+            )
         values.append(float(out.mauve))
         buckets = out.num_buckets
     arr = np.array(values)
