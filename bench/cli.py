@@ -51,6 +51,34 @@ def _quiet_transformers() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+def model_score_options(command):
+    """The options of the model-based scores, shared by ``bench run`` and ``bench score``."""
+    options = [
+        click.option("--score", "scores", multiple=True, metavar="NAME",
+                     help="Also compute a model-based metric: mauve, coherence, coherence-sim or perplexity; repeatable."),
+        click.option("--featurizer", default="gpt2-large", show_default=True, help="MAUVE featurizer (HF id or local path)."),
+        click.option("--featurizer-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
+                     show_default=True, help="Precision of the MAUVE featurizer: float32 gives mauve-text's features; "
+                     "bfloat16/float16 are faster on hardware with half-precision units, ~1% off."),
+        click.option("--mauve-length", type=int, default=None,
+                     help="Cut continuation and reference to this many featurizer tokens, keeping pairs that reach it "
+                     "(the literature: 128)."),
+        click.option("--scorer-model", default="facebook/opt-2.7b", show_default=True,
+                     help="LM for coherence (mean log p of the continuation given the prompt) and perplexity."),
+        click.option("--sentence-model", default="all-MiniLM-L6-v2", show_default=True,
+                     help="sentence-transformers model for coherence-sim (SimCTG's coherence)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
+    """The model-score settings from the options of :func:`model_score_options` (and ``--device``)."""
+    keys = ("featurizer", "featurizer_dtype", "mauve_length", "scorer_model", "sentence_model", "device")
+    return {k: kw[k] for k in keys}
+
+
 @main.command()
 @click.option("--suite", "suites", multiple=True, default=("wikitext",), show_default=True,
               help="A registered suite (see 'bench suites') or a .jsonl file of prompts; repeatable.")
@@ -71,18 +99,7 @@ def _quiet_transformers() -> None:
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True)
 @click.option("--data-dir", envvar="BENCH_DATA_DIR", default=None, help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR.")
 @click.option("--suite-path", default=None, help="An explicit file for a registered suite (e.g. a copy of the cd-benchmark JSON).")
-@click.option("--score", "scores", multiple=True, metavar="NAME",
-              help="Also compute a model-based metric: mauve, coherence, coherence-sim or perplexity; repeatable.")
-@click.option("--featurizer", default="gpt2-large", show_default=True, help="MAUVE featurizer (HF id or local path).")
-@click.option("--featurizer-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
-              show_default=True, help="Precision of the MAUVE featurizer: float32 gives mauve-text's features; "
-              "bfloat16/float16 are faster on hardware with half-precision units, ~1% off.")
-@click.option("--mauve-length", type=int, default=None,
-              help="Cut continuation and reference to this many featurizer tokens, keeping pairs that reach it (the literature: 128).")
-@click.option("--scorer-model", default="facebook/opt-2.7b", show_default=True,
-              help="LM for coherence (mean log p of the continuation given the prompt) and perplexity.")
-@click.option("--sentence-model", default="all-MiniLM-L6-v2", show_default=True,
-              help="sentence-transformers model for coherence-sim (SimCTG's coherence).")
+@model_score_options
 @click.option("--judge-against", default=None, metavar="DECODER",
               help="Judge every other decoder's continuations against this decoder's (pairwise LLM judge, both orders).")
 @click.option("--judge-url", default=None, help="OpenAI-compatible endpoint of the judge.")
@@ -120,10 +137,7 @@ def run(**kw: Any) -> None:
         tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
         executor=kw["executor"], ray_address=kw["ray_address"],
         scores=tuple(kw["scores"]), judge_against=kw["judge_against"],
-        score_settings={"featurizer": kw["featurizer"], "featurizer_dtype": kw["featurizer_dtype"],
-                        "mauve_length": kw["mauve_length"],
-                        "scorer_model": kw["scorer_model"], "sentence_model": kw["sentence_model"],
-                        "device": kw["device"]},
+        score_settings=score_settings(kw),
         judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
                         "local_model": kw["judge_local"], "device": kw["device"]},
     )
@@ -175,11 +189,17 @@ def suites() -> None:
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
-def score(file: str, as_json: bool) -> None:
-    """Score a JSONL of generations made elsewhere (field 'continuation'; 'reference' adds a human row)."""
+@model_score_options
+@click.option("--device", default="auto", show_default=True, help="Device of the scoring models: auto, cpu, cuda or cuda:N.")
+def score(file: str, as_json: bool, scores: tuple[str, ...], **kw: Any) -> None:
+    """Score a JSONL of generations made elsewhere (field 'continuation'; 'reference' adds a human row).
+
+    --score adds model-based metrics to the generations row: mauve needs 'reference' on every
+    line, coherence, coherence-sim and perplexity need 'prompt'.
+    """
     from bench.scorers.files import score_file
 
-    rows = score_file(file)
+    rows = score_file(file, scores, score_settings(kw))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -192,8 +212,8 @@ def score(file: str, as_json: bool) -> None:
     for k in keys:
         table.add_column(k, justify="right")
     for r in rows:
-        table.add_row(r["system"], *[f"{r[k]:.4f}" if isinstance(r[k], float) else str(r[k]) for k in keys])
-    Console().print(table)
+        table.add_row(r["system"], *[f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys])
+    Console(width=max(160, Console().width)).print(table)  # every column readable, even when piped
 
 
 PLUGIN_COMMANDS = (

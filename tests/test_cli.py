@@ -216,6 +216,34 @@ def test_score_command(tmp_path: Path) -> None:
     assert rows[0]["n"] == 5
 
 
+def test_score_command_with_model_based_metrics(tmp_path: Path, stories260k: str, data_dir: str) -> None:
+    pytest.importorskip("mauve", reason="needs mauve-text: pip install 'decbench[mauve]'")
+    from bench.scorers.model_based import score_model_based
+
+    lines = [x.split() for x in (Path(data_dir) / "wikitext" / "wiki.test.raw").read_text().splitlines()
+             if len(x.split()) > 60 and not x.strip().startswith("=")][:24]
+    recs = [{"prompt": " ".join(w[:10]), "reference": " ".join(w[10:40]), "continuation": " ".join(w[40:])}
+            for w in lines[:12]]
+    path = tmp_path / "gens.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    args = ["score", str(path), "--score", "mauve", "--score", "coherence", "--featurizer", stories260k,
+            "--scorer-model", stories260k, "--device", "cpu", "--json"]
+    rows = json.loads(bench(*args).output)
+    direct = score_model_based([{"prompt_id": str(i + 1), "sample_index": 0, **r} for i, r in enumerate(recs)],
+                               ["mauve", "coherence"], {"featurizer": stories260k, "scorer_model": stories260k,
+                                                        "device": "cpu"})
+    assert rows[0]["system"] == "generations" and 0 < rows[0]["mauve"] <= 1
+    assert rows[0]["mauve"] == pytest.approx(direct["metrics"]["mauve"])
+    assert rows[0]["coherence"] == pytest.approx(direct["metrics"]["coherence"])
+    assert "mauve" not in rows[1]  # the human row keeps the text metrics only
+    del recs[3]["prompt"]
+    path.write_text("\n" + "".join(json.dumps(r) + "\n" for r in recs))  # a blank first line: record 4 is line 5
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "gens.jsonl, line 5: --score coherence needs 'prompt' on every line" in result.output
+    result = CliRunner().invoke(main, ["score", str(path), "--score", "mauvee"])
+    assert result.exit_code == 2 and "did you mean 'mauve'" in result.output
+
+
 def test_model_based_scores_and_judge_win_rates_reach_the_leaderboard(tmp_path: Path, prompts_file: Path,
                                                                       stories260k: str) -> None:
     from bench.scorers.model_based import score_model_based

@@ -30,6 +30,8 @@ class Generations:
     references: list[str | None]
     token_ids: list[list[int]] | None
     """One list per line, or ``None`` when the file has no token ids."""
+    line_numbers: list[int]
+    """The 1-based line of each record in the file (blank lines are skipped)."""
 
 
 def _field(record: dict, key: str, kind: type, where: str, required: bool = False):
@@ -55,7 +57,7 @@ def read_generations(path: str) -> Generations:
         lines = file.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
         raise BenchError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    out = Generations([], [], [], [])
+    out = Generations([], [], [], [], [])
     first_with_ids = first_without_ids = None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -67,6 +69,7 @@ def read_generations(path: str) -> Generations:
             raise BenchError(f"{where}: invalid JSON ({exc.msg})") from None
         if not isinstance(record, dict):
             raise BenchError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        out.line_numbers.append(number)
         out.continuations.append(_field(record, "continuation", str, where, required=True))
         out.prompts.append(_field(record, "prompt", str, where))
         out.references.append(_field(record, "reference", str, where))
@@ -97,16 +100,40 @@ def _is_nan(value: float) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def score_file(path: str) -> list[dict]:
+NEEDS = {"mauve": "reference", "coherence": "prompt", "coherence-sim": "prompt", "perplexity": "prompt"}
+"""The field each model-based metric needs on every line."""
+
+
+def model_scores(path: str, gens: Generations, names, settings: dict | None) -> dict:
+    """Model-based metrics of the continuations (``bench.scorers.model_based``), one record per line."""
+    from bench.scorers.model_based import check_names, score_model_based
+
+    names = check_names(list(names))
+    for name in names:
+        field = NEEDS[name]
+        values = gens.references if field == "reference" else gens.prompts
+        missing = [n for n, v in zip(gens.line_numbers, values) if v is None]
+        if missing:
+            raise BenchError(f"{path}, line {missing[0]}: --score {name} needs '{field}' on every line")
+    records = [{"prompt_id": str(n), "sample_index": 0, "prompt": p, "reference": r, "continuation": c}
+               for n, p, r, c in zip(gens.line_numbers, gens.prompts, gens.references, gens.continuations)]
+    return score_model_based(records, names, settings)
+
+
+def score_file(path: str, model_metrics=(), settings: dict | None = None) -> list[dict]:
     """Rows for the leaderboard: ``generations`` and, when every line has a reference, ``human``.
 
     Each row is ``{"system": ..., "n": <continuations>, <metric>: <value>, ...}`` with the metrics
     of :func:`bench.scorers.repetition.score_texts`; metrics undefined for the data (NaN, e.g.
     rep-4 when no continuation has five words) are left out of the row. The human row has no token
-    metrics: references come without token ids.
+    metrics: references come without token ids. ``model_metrics`` (e.g. ``("mauve",)``, with
+    :class:`~bench.scorers.model_based.ModelScoreSettings` fields in ``settings``) adds
+    model-based metrics to the generations row.
     """
     gens = read_generations(path)
     rows = [_row("generations", gens.continuations, gens.token_ids)]
+    if model_metrics:
+        rows[0].update(model_scores(path, gens, model_metrics, settings)["metrics"])
     if all(ref is not None for ref in gens.references):
         rows.append(_row("human", gens.references, None))
     return rows
