@@ -56,6 +56,10 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+"""Precisions the featurizer runs in; features are returned as float32 whatever the precision."""
+
+
 @dataclass(frozen=True)
 class FeaturizerSettings:
     """Everything that defines a featurization, recorded with every MAUVE score."""
@@ -73,9 +77,6 @@ class FeaturizerSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 class Featurizer:
