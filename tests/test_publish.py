@@ -248,3 +248,19 @@ def test_unique_rows_rejects_conflicting_runs() -> None:
         unique_rows([row("greedy", "a"), row("greedy", "c", n_prompts=9)])
     with pytest.raises(BenchError, match="different prompt subsets"):
         unique_rows([human, dict(human, n_prompts=9)])
+
+
+def test_bar_labels_wrap_at_arguments_and_name_models_only_when_several() -> None:
+    from bench.publish.html import _bar_labels
+
+    long_args = "alpha=0.1,top_k=500,t=1.0,greedy=False,calib_prompts=32,calib_tokens=64"
+    rows = [{"model": "m1", "decoder": "static-reweight", "decoder_args": long_args},
+            {"model": "m1", "decoder": "greedy", "decoder_args": ""},
+            {"model": "human", "decoder": "reference", "decoder_args": ""}]
+    labels = _bar_labels(rows)
+    assert labels[1:] == ["greedy", "human reference"]
+    lines = labels[0].split("\n")
+    assert len(lines) > 1 and all(len(line) <= 34 for line in lines)
+    assert "".join(lines) == f"static-reweight:{long_args}"  # cut only after commas, nothing lost
+    rows[1]["model"] = "m2"
+    assert _bar_labels(rows)[1] == "m2 greedy"
