@@ -60,7 +60,7 @@ def model_score_options(command):
         click.option("--featurizer-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
                      show_default=True, help="Precision of the MAUVE featurizer: float32 gives mauve-text's features; "
                      "bfloat16/float16 are faster on hardware with half-precision units, ~1% off."),
-        click.option("--mauve-length", type=int, default=None,
+        click.option("--mauve-length", type=click.IntRange(min=1), default=None,
                      help="Cut continuation and reference to this many featurizer tokens, keeping pairs that reach it "
                      "(the literature: 128)."),
         click.option("--scorer-model", default="facebook/opt-2.7b", show_default=True,

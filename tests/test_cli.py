@@ -242,6 +242,8 @@ def test_score_command_with_model_based_metrics(tmp_path: Path, stories260k: str
     assert result.exit_code == 2 and "gens.jsonl, line 5: --score coherence needs 'prompt' on every line" in result.output
     result = CliRunner().invoke(main, ["score", str(path), "--score", "mauvee"])
     assert result.exit_code == 2 and "did you mean 'mauve'" in result.output
+    result = CliRunner().invoke(main, ["score", str(path), "--score", "mauve", "--mauve-length", "0"])
+    assert result.exit_code == 2 and "'--mauve-length': 0 is not in the range x>=1" in result.output
 
 
 def test_model_based_scores_and_judge_win_rates_reach_the_leaderboard(tmp_path: Path, prompts_file: Path,
