@@ -89,6 +89,8 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit) of the model.")
 @click.option("--hyperfit", default=None, metavar="PATH",
               help="A hyperfitted checkpoint (full model or PEFT adapter over --model) for greedy-hyperfit and entropy-matched.")
+@click.option("--amateur", default=None, metavar="PATH",
+              help="The amateur model of contrastive-decoding (same tokenizer as --model, safetensors).")
 @click.option("--out", default="runs", show_default=True, help="Run store: one folder per run plus leaderboard.csv.")
 @click.option("--num-prompts", type=int, default=None, help="A deterministic subset of N prompts per suite.")
 @click.option("--max-new-tokens", type=int, default=256, show_default=True)
@@ -132,7 +134,8 @@ def run(**kw: Any) -> None:
     options = RunOptions(
         models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
         generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
-        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], device=kw["device"],
+        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], amateur=kw["amateur"],
+        device=kw["device"],
         dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
         backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
         tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],

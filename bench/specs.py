@@ -38,6 +38,10 @@ class ModelSpec:
     """A hyperfitted checkpoint (full model or PEFT adapter) used by decoders that require it."""
     hyperfit_fingerprint: str = ""
     """Fingerprint of the hyperfitted checkpoint."""
+    amateur: str | None = None
+    """The amateur model of contrastive decoding (``--amateur``), for the decoders that contrast with one."""
+    amateur_fingerprint: str = ""
+    """Fingerprint of the amateur model's local files (empty for a Hub id)."""
 
     @property
     def label(self) -> str:
@@ -120,8 +124,10 @@ class RunSpec:
         d = self.to_dict()
         d["extra"] = []  # a field of the first format, always empty; kept so that run ids do not change
         d["suite"].pop("source", None)
-        for key, fp in (("name", "fingerprint"), ("hyperfit", "hyperfit_fingerprint")):
-            if d["model"][fp] and d["model"][key]:
+        if d["model"]["amateur"] is None:  # runs without an amateur keep the ids they had before it existed
+            del d["model"]["amateur"], d["model"]["amateur_fingerprint"]
+        for key, fp in (("name", "fingerprint"), ("hyperfit", "hyperfit_fingerprint"), ("amateur", "amateur_fingerprint")):
+            if d["model"].get(fp) and d["model"].get(key):
                 d["model"][key] = d["model"][key].rstrip("/").split("/")[-1]
         return d
 
