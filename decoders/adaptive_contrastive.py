@@ -13,7 +13,10 @@ of the next-token distribution over the whole vocabulary of size V:
     alpha = round(sigma_q(c_a), 2)                             in [0, 1]
 
 where ``sigma_q(c) = sigmoid(q/2 * log((1 + c) / (1 - c)))``, computed in the equal closed form
-``(1+c)^(q/2) / ((1+c)^(q/2) + (1-c)^(q/2))`` that stays finite at ``c = +-1``. At a row's first
+``(1+c)^(q/2) / ((1+c)^(q/2) + (1-c)^(q/2))`` that stays finite at ``c = +-1``. ``c_a`` can pass
++-1 (the ``H_k`` history holds entropies of other k, up to log 15, while the scale is this step's
+log k); the published expression is then nan (log of a negative number) and so is its alpha; here
+c is clamped to [-1, 1], which gives the limit, alpha = 0 or 1. At a row's first
 step there is no history and the median is the value itself (``c = 0``: k = 10, alpha = 0.5).
 Rounding is half to even, as numpy's. The candidates are then re-ranked exactly as contrastive
 search does, with this step's k and alpha.
