@@ -120,18 +120,39 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Generate in this process, or as one Ray task per run.")
 @click.option("--ray-address", default=None, help="An existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local one.")
+@click.option("--config", default=None, metavar="SWEEP.toml",
+              help="A sweep file: these options as TOML (decoder grids, lists of seeds and lengths); see sweeps/example.toml.")
 def run(**kw: Any) -> None:
     """Generate continuations for every model x decoder x suite, score them and print the leaderboard.
 
     Runs are stored by identity under --out; the same command resumes an interrupted run and
     skips finished ones.
     """
-    from bench.planning import RunOptions, plan
+    from bench.grid import load_sweep, plan_sweep
+
+    config = kw.pop("config")
+    variants = [kw]
+    if config:
+        ctx = click.get_current_context()
+        given = {name for name in kw if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+        variants = load_sweep(config, kw, ctx.command.params, given)
+    options = [run_options(v) for v in variants]
+    the_plan = plan_sweep(options)
+    for name, reason in the_plan.skipped:
+        click.echo(f"skipped {name}: {reason}", err=True)
+    from bench.sweep import execute
+
+    execute(the_plan, options[0])
+
+
+def run_options(kw: dict[str, Any]) -> Any:
+    """``RunOptions`` from the keyword values of ``bench run`` (flags, or a sweep file's combination)."""
+    from bench.planning import RunOptions
     from bench.specs import GenerationSpec
 
     if isinstance(kw["models"], str):  # a single value from $BENCH_MODEL
         kw["models"] = (kw["models"],)
-    options = RunOptions(
+    return RunOptions(
         models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
         generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
         num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], amateur=kw["amateur"],
@@ -145,12 +166,6 @@ def run(**kw: Any) -> None:
         judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
                         "local_model": kw["judge_local"], "device": kw["device"]},
     )
-    the_plan = plan(options)
-    for name, reason in the_plan.skipped:
-        click.echo(f"skipped {name}: {reason}", err=True)
-    from bench.sweep import execute
-
-    execute(the_plan, options)
 
 
 @main.command()

@@ -92,10 +92,13 @@ class Plan:
 
 
 def expand_decoders(names: tuple[str, ...], available: dict[str, bool]) -> tuple[list[DecoderSpec], list[tuple[str, str]]]:
-    """Parse ``--decoder`` values; ``all`` means every registered decoder whose requirements are met."""
+    """Parse ``--decoder`` values, grids expanded (``top-p:p=0.8|0.9``, see :mod:`bench.grid`);
+    ``all`` means every registered decoder whose requirements are met, once, at its defaults."""
+    from bench.grid import expand_grid
+
     registry = load_plugins()
     specs, skipped = [], []
-    for text in names:
+    for text in (one for name in names for one in expand_grid(name)):
         if text.strip().lower() != "all":
             spec = parse_decoder(text)
             info = get_decoder(spec.name)
