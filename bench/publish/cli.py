@@ -18,9 +18,11 @@ def _console() -> Any:
 
 def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = False,
                       title: str | None = None) -> dict[str, Path]:
-    """Merge the runs under ``inputs`` and write ``out``.csv, .md and .html; returns the paths."""
+    """Merge the runs under ``inputs`` and write ``out``.csv, .md and .html, and the quality-diversity
+    front of each suite as ``out``-front.png; returns the paths."""
     from bench.leaderboard import columns, rows_for_runs, write_csv
     from bench.publish import complete_runs, find_runs, metric_columns, unique_rows
+    from bench.publish.front import front_markdown, png_paths, write_front_png
     from bench.publish.html import render_html
     from bench.publish.markdown import render_markdown
 
@@ -39,9 +41,11 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
              f"Run ids are in {name}.csv."]
     paths = {ext: Path(f"{out}.{ext}") for ext in ("csv", "md", "html")}
     write_csv(rows, paths["csv"])
-    paths["md"].write_text(render_markdown(title, by_suite, metrics, notes))
+    pngs = {suite: png for suite, png in png_paths(out, list(by_suite)).items()
+            if write_front_png(by_suite[suite], suite, png)}
+    paths["md"].write_text(render_markdown(title, by_suite, metrics, notes) + front_markdown(by_suite, pngs))
     paths["html"].write_text(render_html(title, by_suite, metrics, notes))
-    return paths
+    return dict(paths, **{f"front {suite}": png for suite, png in pngs.items()})
 
 
 @click.command()

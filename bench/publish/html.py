@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from bench.publish import is_number
+from bench.publish.front import front_html
 from bench.publish.markdown import best_values, fmt
 
 QUALITY_METRICS = ("mauve", "coherence")
@@ -235,6 +236,7 @@ def render_html(title: str, by_suite: dict[str, list[dict[str, Any]]], metrics: 
         shown = [m for m in metrics if any(is_number(r.get(m)) for r in rows)]
         parts.append(f'<section data-suite="{html.escape(suite)}"><h2>{html.escape(suite)}</h2>')
         parts.append(table_html(rows, shown, suite))
+        parts.append(front_html(rows, suite))
         if "diversity" in shown:
             for x in scatter_axes(shown):
                 parts.append(_figure("scatter", scatter_svg(rows, x),
