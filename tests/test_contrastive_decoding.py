@@ -6,6 +6,7 @@ GPT-2 with the same tokenizer, saved as safetensors like any checkpoint a user w
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shutil
@@ -143,6 +144,12 @@ def test_run_records_the_amateur_in_identity_records_and_leaderboard(tmp_path, p
     assert bench(*args, "--amateur", str(other)).exit_code == 0
     after = {p.name for p in out.iterdir() if p.is_dir()}
     assert len(after - before) == 1  # only contrastive-decoding's run is new; greedy's is reused
+    # Published, the two amateurs are two rows (not one row claimed by two runs).
+    published = bench("leaderboard", str(out), "--out", str(tmp_path / "pub" / "board"))
+    assert published.exit_code == 0, published.output
+    with open(tmp_path / "pub" / "board.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["decoder"] == "contrastive-decoding"]
+    assert sorted(r["amateur"] for r in rows) == sorted([Path(amateur).name, "other-amateur"])
 
 
 def test_amateur_errors_at_plan_time(tmp_path, prompts, tiny_gpt2, tiny_llama, amateur) -> None:

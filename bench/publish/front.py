@@ -69,7 +69,8 @@ def front_points(rows: list[dict[str, Any]], quality: str) -> tuple[list[FrontPo
     decoders = [r for r in placed if r.get("model") != "human"]
     higher = METRICS[quality].direction != "lower"
     mask = pareto_mask([(_value(r, DIVERSITY), _value(r, quality)) for r in decoders], (True, higher))
-    points = [FrontPoint(f"{r['model']} {r['decoder']}", _label(r), _value(r, DIVERSITY), _value(r, quality), on)
+    points = [FrontPoint(f"{r['model']} {r['decoder']}" + (f" (amateur {r['amateur']})" if r.get("amateur") else ""),
+                         _label(r), _value(r, DIVERSITY), _value(r, quality), on)
               for r, on in zip(decoders, mask)]
     human = next((r for r in placed if r.get("model") == "human"), None)
     reference = FrontPoint("human", "human reference", _value(human, DIVERSITY), _value(human, quality)) if human else None
