@@ -18,6 +18,9 @@ prefix and itself but not its siblings (all at the same position id): the same a
 separate rows, without repeating the cache. Afterwards the chosen candidate's key/value entry
 is moved next to the prefix and the other k - 1 are cropped away, still in transformers'
 ``DynamicCache``. Only the chosen candidate's hidden state goes through the LM head.
+
+k and alpha come from :meth:`ContrastiveSearch.schedule`, fixed here; adaptive contrastive
+search (:mod:`decoders.adaptive_contrastive`) overrides it to set them per row and step.
 """
 
 from __future__ import annotations

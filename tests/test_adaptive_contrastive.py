@@ -114,3 +114,14 @@ def test_adaptive_differs_from_fixed_and_is_batch_invariant(stories) -> None:
 def test_bad_q() -> None:
     with pytest.raises(BenchError, match="q must be > 0"):
         parse_decoder("adaptive-contrastive:q=0")
+
+
+@pytest.mark.parametrize("backend", ["vllm", "openai", "fake"])
+@pytest.mark.parametrize("text", ["adaptive-contrastive", "contrastive-decoding"])
+def test_refused_at_plan_time_where_the_model_is_not_at_hand(text: str, backend: str) -> None:
+    from bench.backends import backend_class
+    from bench.specs import declare
+
+    reason = backend_class(backend).refusal(declare(parse_decoder(text)))
+    assert "needs the model itself" in reason and "--backend hf" in reason
+    assert backend_class("hf").refusal(declare(parse_decoder(text))) is None
