@@ -156,3 +156,22 @@ def test_example_sweep_file_plans(data_dir) -> None:
     assert len(labels) == 1 + 2 + 3 + 2 and len(plan.runs) == 2 * len(labels)
     assert {r.spec.generation.seed for r in plan.runs} == {0, 1}
     assert {len(r.prompts) for r in plan.runs} == {100}
+
+
+def test_judge_pairs_runs_of_the_same_seed_and_length(tmp_path, prompts, monkeypatch) -> None:
+    """--judge-against in a sweep compares each run with the opponent of its own seed and length."""
+    from bench import run_scores
+
+    pairs = []
+    monkeypatch.setattr(run_scores, "add_judge_result",
+                        lambda run, opponent, label, settings: pairs.append((run.spec(), opponent.spec())))
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(f'models = ["m"]\nsuites = ["{prompts}"]\nbackend = "fake"\nseeds = [0, 1]\nlengths = [3, 5]\n'
+                     'decoders = ["greedy", "temperature"]\njudge_against = "greedy"\n'
+                     'judge_url = "http://127.0.0.1:9/v1"\njudge_model = "judge"\n')
+    result = bench("run", "--config", str(sweep), "--out", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.output
+    assert len(pairs) == 4
+    for run, opponent in pairs:
+        assert (run.decoder.name, opponent.decoder.name) == ("temperature", "greedy")
+        assert run.generation == opponent.generation
