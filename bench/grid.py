@@ -34,27 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.specs import expand_grid  # noqa: F401  (re-exported: grids are part of sweeps)
 
 SWEPT = {"seed": "seeds", "max_new_tokens": "lengths"}
 """Options whose sweep-file value may be a list (a product of runs), and their plural aliases."""
 ALIASES = {"model": "models", "decoder": "decoders", "suite": "suites", "score": "scores",
            **{plural: single for single, plural in SWEPT.items()}}
 """Sweep-file spellings that name another option's keyword."""
-
-
-def expand_grid(text: str) -> list[str]:
-    """``NAME:a=1|2,b=x|y`` -> the four ``NAME:a=..,b=..`` strings; without ``|``, ``[text]``."""
-    name, colon, args = text.partition(":")
-    if "|" not in args:
-        return [text]
-    choices = []
-    for item in (s.strip() for s in args.split(",")):
-        key, eq, values = item.partition("=")
-        options = [v.strip() for v in values.split("|")]
-        if eq and "" in options:
-            raise BenchError(f"decoder '{name.strip()}': empty value in the grid '{item}'")
-        choices.append([f"{key.strip()}={v}" for v in options] if eq else [item])
-    return [f"{name}{colon}{','.join(combo)}" for combo in itertools.product(*choices)]
 
 
 def load_sweep(path: str, flags: dict[str, Any], params: list[Any], given: set[str]) -> list[dict[str, Any]]:

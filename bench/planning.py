@@ -15,7 +15,7 @@ from bench.amateur import amateur_fingerprint, check_amateur
 from bench.backends import hf
 from bench.errors import BenchError
 from bench.registry import DecoderInfo, get_decoder, load_plugins
-from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, parse_decoder
+from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, expand_grid, parse_decoder
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,8 @@ class Plan:
 
 
 def expand_decoders(names: tuple[str, ...], available: dict[str, bool]) -> tuple[list[DecoderSpec], list[tuple[str, str]]]:
-    """Parse ``--decoder`` values, grids expanded (``top-p:p=0.8|0.9``, see :mod:`bench.grid`);
+    """Parse ``--decoder`` values, grids expanded (``top-p:p=0.8|0.9``, see :func:`bench.specs.expand_grid`);
     ``all`` means every registered decoder whose requirements are met, once, at its defaults."""
-    from bench.grid import expand_grid
-
     registry = load_plugins()
     specs, skipped = [], []
     for text in (one for name in names for one in expand_grid(name)):

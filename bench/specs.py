@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -169,6 +170,22 @@ def parse_decoder(text: str) -> DecoderSpec:
     spec = DecoderSpec(info.name, args)
     build_decoder(spec)  # validates ranges now, before anything is written
     return spec
+
+
+def expand_grid(text: str) -> list[str]:
+    """A decoder grid: ``NAME:a=1|2,b=x|y`` -> the four ``NAME:a=..,b=..`` strings (the product, in the
+    order written); without ``|``, ``[text]``. ``all`` is never a grid. See :mod:`bench.grid`."""
+    name, colon, args = text.partition(":")
+    if "|" not in args:
+        return [text]
+    choices = []
+    for item in (s.strip() for s in args.split(",")):
+        key, eq, values = item.partition("=")
+        options = [v.strip() for v in values.split("|")]
+        if eq and "" in options:
+            raise BenchError(f"decoder '{name.strip()}': empty value in the grid '{item}'")
+        choices.append([f"{key.strip()}={v}" for v in options] if eq else [item])
+    return [f"{name}{colon}{','.join(combo)}" for combo in itertools.product(*choices)]
 
 
 def build_decoder(spec: DecoderSpec) -> Any:

@@ -126,15 +126,27 @@ def front_figure(rows: list[dict[str, Any]], suite: str) -> Any:
     return fig
 
 
+def figure_svg(fig: Any) -> str:
+    """A matplotlib figure as inline SVG markup (text kept as text), the figure closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    # no date and fixed element ids: re-rendering the same rows gives the same bytes
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]  # drop the XML declaration and DOCTYPE
+
+
 def front_svg(rows: list[dict[str, Any]], suite: str) -> str | None:
     """The front as inline SVG markup for the HTML page."""
     import matplotlib.pyplot as plt
 
-    from bench.publish.html import _svg
-
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "decbench", "font.size": 9}):
         fig = front_figure(rows, suite)
-        return _svg(fig) if fig is not None else None
+        return figure_svg(fig) if fig is not None else None
 
 
 def write_front_png(rows: list[dict[str, Any]], suite: str, path: Path) -> bool:
