@@ -49,5 +49,10 @@ class JudgeSettings:
         return cls(**d)
 
     def recorded(self) -> dict[str, Any]:
-        """The settings as stored with results (the key's variable name only, never its value)."""
-        return asdict(self)
+        """The settings as stored with results (the key's variable name only, never its value; URL redacted)."""
+        from bench.http import redact
+
+        recorded = asdict(self)
+        if recorded["url"]:
+            recorded["url"] = redact(recorded["url"])
+        return recorded
