@@ -97,6 +97,15 @@ class Sampler(Decoder):
         self.warpers = list(warpers)
 
     def select(self, logits: "torch.Tensor", rng: RowRNG) -> "torch.Tensor":
+        import torch
+
+        warped = logits
         for warp in self.warpers:
-            logits = warp(None, logits)
-        return sample_from_probs(logits.softmax(dim=-1), rng)
+            warped = warp(None, warped)
+        probs = warped.softmax(dim=-1)
+        token = sample_from_probs(probs, rng)
+        # A temperature so small that logits / t overflows (t=1e-39) gives NaN probabilities; the
+        # limit of sampling as t -> 0 is the argmax, so those rows take it (the draw is still made,
+        # keeping every row's random stream in step).
+        broken = ~torch.isfinite(probs).all(dim=-1)
+        return torch.where(broken, logits.argmax(dim=-1), token) if broken.any() else token

@@ -114,7 +114,10 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def _fmt(value: Any) -> Any:
-    return f"{value:.6g}" if isinstance(value, float) else ("" if value is None else value)
+    """Floats to 6 significant digits; text cells guarded against spreadsheet formulas."""
+    from bench.publish import guard_cell
+
+    return f"{value:.6g}" if isinstance(value, float) else ("" if value is None else guard_cell(value))
 
 
 def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4", "diversity", "distinct-2",

@@ -39,6 +39,9 @@ class Continuation:
 def resolve_device(device: str) -> str:
     import torch
 
+    from bench.plan_checks import check_device
+
+    check_device(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():

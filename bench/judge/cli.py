@@ -48,7 +48,10 @@ def judge(run_a: str, run_b: str, **kw: Any) -> None:
     """Which run's continuations better extend the same prompts? Both orders per pair; ties on disagreement."""
     from bench.judge import JudgeSettings
     from bench.judge.pairwise import judge_records
+    from bench.outputs import writable_file
 
+    if kw["out"]:
+        writable_file(kw["out"], "--out")  # before a verdict is paid for
     label_a, recs_a = _records(run_a)
     label_b, recs_b = _records(run_b)
     cache = kw["cache"] or str((Path(run_a) if Path(run_a).is_dir() else Path(run_a).parent).parent / "judge_verdicts.jsonl")
@@ -57,6 +60,7 @@ def judge(run_a: str, run_b: str, **kw: Any) -> None:
         local_model=kw["judge_local"], template=kw["template"], concurrency=kw["concurrency"],
         max_retries=kw["max_retries"], timeout=kw["timeout"], max_tokens=kw["max_tokens"], device=kw["device"],
     )
+    settings.validate()
     result = judge_records(recs_a, recs_b, settings)
     result.update(run_a=label_a, run_b=label_b)
     if kw["out"]:
