@@ -29,6 +29,8 @@ class BenchGroup(click.Group):
         except BenchError as exc:
             self._fail(ctx, str(exc))
         except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise  # 'bench judge' alone: that command's help page
             self._fail(ctx, exc.format_message())
         except KeyboardInterrupt:
             click.echo("\ninterrupted: everything written so far is kept; run the same command again to resume",
@@ -42,6 +44,16 @@ class BenchGroup(click.Group):
             if exc.filename is None:
                 raise
             self._fail(ctx, f"{exc.filename}: {exc.strerror or type(exc).__name__}")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Errors in the group's own options (``bench --frob``) are one line too."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise  # plain 'bench': the help page
+            self._fail(ctx, exc.format_message())
+            raise AssertionError("unreachable")
 
     @staticmethod
     def _fail(ctx: click.Context, message: str) -> None:

@@ -157,6 +157,8 @@ def parse_decoder(text: str) -> DecoderSpec:
         if not eq or not key.strip():
             raise BenchError(f"decoder '{info.name}': argument '{item}' is not key=value")
         param = info.param(key.strip())
+        if param.name in given:
+            raise BenchError(f"decoder '{info.name}': argument '{param.name}' is given twice")
         given[param.name] = convert(param, raw.strip(), info.name)
     args = tuple((p.name, given.get(p.name, p.default)) for p in info.params)
     spec = DecoderSpec(info.name, args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
     from bench.outputs import writable_file
 
     name = Path(out).name
-    if not name or name in (".", ".."):
+    if not name or name in (".", "..") or out.endswith(("/", os.sep)):
         raise BenchError(f"--out {out}: give a path and name, e.g. leaderboards/my-results")
     paths = {ext: writable_file(f"{out}.{ext}", "--out") for ext in ("csv", "md", "html")}
     runs = complete_runs(find_runs(inputs), skip_incomplete=skip_incomplete)

@@ -48,9 +48,11 @@ def text_key(text: str) -> str:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` means CUDA when present, else CPU."""
+    """``auto`` means CUDA when present, else CPU; CUDA asked for where there is none is one line."""
+    from bench.backends.hf import resolve_device as resolve_checked
+
     if device != "auto":
-        return device
+        return resolve_checked(device)
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
