@@ -94,19 +94,29 @@ def read_records(path: Path, *, repair: bool = False, skip_bad: bool = False) ->
 
 def append_lines(path: Path, text: str) -> None:
     """Append whole lines and fsync them; when the write fails (a full disk) the file is cut back to
-    its previous end, so no partial line is left for the next append to merge with."""
-    with open(path, "ab") as f:
-        end = f.tell()
+    its previous end, so no partial line is left for the next append to merge with.
+
+    Unbuffered on purpose: a buffered file would retry the failed write when asked to truncate.
+    An interrupt (Ctrl-C) is not undone: what reached the file is a whole record or a torn tail
+    that the next open drops.
+    """
+    data = text.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
         try:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        except BaseException:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
             try:
-                f.truncate(end)
+                os.ftruncate(fd, end)
             except OSError:
                 pass  # the reader drops a torn last line anyway
             raise
+    finally:
+        os.close(fd)
 
 
 def _lines_with_offsets(data: bytes) -> Iterable[tuple[int, bytes]]:
