@@ -105,12 +105,16 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns(rows), extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: _fmt(v) for k, v in r.items()})
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns(rows), extrasaction="ignore")
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: _fmt(v) for k, v in r.items()})
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves the old leaderboard, not a partial one
+        raise
 
 
 def _fmt(value: Any) -> Any:

@@ -64,7 +64,10 @@ def judge(run_a: str, run_b: str, **kw: Any) -> None:
     result = judge_records(recs_a, recs_b, settings)
     result.update(run_a=label_a, run_b=label_b)
     if kw["out"]:
-        Path(kw["out"]).write_text(json.dumps(result, indent=2) + "\n")
+        from bench.store import write_json_atomic
+
+        Path(kw["out"]).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(kw["out"]), result)
     if kw["as_json"]:
         click.echo(json.dumps({k: v for k, v in result.items() if k != "outcomes"}, indent=2))
         return
