@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
+from bench.devices import check_device
 from bench.errors import BenchError
 
-DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-"""What ``--device`` accepts."""
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 """Weight files that are Python pickles (loading one can run code)."""
-
-
-def check_device(device: str, option: str = "--device") -> None:
-    """One line for a device torch would not understand (``bogus``, ``cuda:x``)."""
-    if not isinstance(device, str) or not DEVICE.match(device):
-        raise BenchError(f"{option} {device!r}: choose auto, cpu, cuda, cuda:N or mps")
 
 
 def check_options(options: Any) -> None:

@@ -25,7 +25,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 def resolve_device(device: str) -> str:
     import torch
 
-    from bench.plan_checks import check_device
+    from bench.devices import check_device
 
     check_device(device)
     if device == "auto":

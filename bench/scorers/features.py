@@ -49,10 +49,12 @@ def text_key(text: str) -> str:
 
 def resolve_device(device: str) -> str:
     """``auto`` means CUDA when present, else CPU; CUDA asked for where there is none is one line."""
-    from bench.backends.hf import resolve_device as resolve_checked
+    from bench.devices import check_cuda, check_device
 
+    check_device(device)
     if device != "auto":
-        return resolve_checked(device)
+        check_cuda(device)
+        return device
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
