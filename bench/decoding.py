@@ -203,8 +203,9 @@ class LogitsDecoder(Decoder):
         # A temperature so small that logits / t overflows (t=1e-39) gives NaN probabilities; the
         # limit of sampling as t -> 0 is the argmax, so those rows take it (the draw is still made,
         # keeping every row's random stream in step).
+        # (torch.where without testing broken.any() first: no host sync per step.)
         broken = ~torch.isfinite(probs).all(dim=-1)
-        return torch.where(broken, logits.argmax(dim=-1), token) if broken.any() else token
+        return torch.where(broken, logits.argmax(dim=-1), token)
 
     def warpers(self) -> list[Any]:
         """transformers' own logits warpers for the parameters, in ``generate()``'s order
