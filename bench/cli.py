@@ -79,6 +79,28 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
     return {k: kw[k] for k in keys}
 
 
+def run_options(kw: dict[str, Any]) -> Any:
+    """The :class:`bench.runner.RunOptions` of ``bench run``'s option values (shared with :func:`decbench.run`)."""
+    from bench.runner import RunOptions
+    from bench.specs import GenerationSpec
+
+    if isinstance(kw["models"], str):  # a single value from $BENCH_MODEL
+        kw["models"] = (kw["models"],)
+    return RunOptions(
+        models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
+        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
+        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], device=kw["device"],
+        dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
+        backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
+        tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
+        executor=kw["executor"], ray_address=kw["ray_address"],
+        scores=tuple(kw["scores"]), judge_against=kw["judge_against"],
+        score_settings=score_settings(kw),
+        judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
+                        "local_model": kw["judge_local"], "device": kw["device"]},
+    )
+
+
 @main.command()
 @click.option("--suite", "suites", multiple=True, default=("wikitext",), show_default=True,
               help="A registered suite (see 'bench suites') or a .jsonl file of prompts; repeatable.")
@@ -123,24 +145,9 @@ def run(**kw: Any) -> None:
     Runs are stored by identity under --out; the same command resumes an interrupted run and
     skips finished ones.
     """
-    from bench.runner import RunOptions, plan
-    from bench.specs import GenerationSpec
+    from bench.runner import plan
 
-    if isinstance(kw["models"], str):  # a single value from $BENCH_MODEL
-        kw["models"] = (kw["models"],)
-    options = RunOptions(
-        models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
-        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
-        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], device=kw["device"],
-        dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
-        backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
-        tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
-        executor=kw["executor"], ray_address=kw["ray_address"],
-        scores=tuple(kw["scores"]), judge_against=kw["judge_against"],
-        score_settings=score_settings(kw),
-        judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
-                        "local_model": kw["judge_local"], "device": kw["device"]},
-    )
+    options = run_options(kw)
     the_plan = plan(options)
     for name, reason in the_plan.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
