@@ -35,6 +35,7 @@ def main() -> None:
     bench score FILE.jsonl                        score generations made elsewhere
     bench hyperfit --model M --data F --out DIR   make a hyperfitted checkpoint
     bench analyze --model M --hyperfit DIR ...    the "Beyond Temperature" report
+    bench view STORE --out DIR                    read the samples side by side (HTML)
     bench leaderboard / check / compare           publish, gate regressions, compare runs
     bench judge RUN_A RUN_B                       pairwise LLM-judge preferences
     """
@@ -228,6 +229,7 @@ PLUGIN_COMMANDS = (
     ("bench.publish.cli", "leaderboard"),
     ("bench.publish.cli", "check"),
     ("bench.publish.cli", "compare"),
+    ("bench.publish.cli", "view"),
     ("bench.analysis.cli", "analyze"),
     ("bench.judge.cli", "judge"),
 )

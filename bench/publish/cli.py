@@ -17,8 +17,11 @@ def _console() -> Any:
 
 
 def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = False,
-                      title: str | None = None) -> dict[str, Path]:
-    """Merge the runs under ``inputs`` and write ``out``.csv, .md and .html; returns the paths."""
+                      title: str | None = None, view: bool = False) -> dict[str, Path]:
+    """Merge the runs under ``inputs`` and write ``out``.csv, .md and .html; returns the paths.
+
+    With ``view``, also the sample viewer of the same runs in ``out``-samples/, linked from the page.
+    """
     from bench.leaderboard import columns, rows_for_runs, write_csv
     from bench.publish import complete_runs, find_runs, metric_columns, unique_rows
     from bench.publish.html import render_html
@@ -38,9 +41,15 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
     notes = [f"{len(runs)} runs of {', '.join(models)}; made with 'bench leaderboard'. "
              f"Run ids are in {name}.csv."]
     paths = {ext: Path(f"{out}.{ext}") for ext in ("csv", "md", "html")}
+    samples = None
+    if view:
+        from bench.publish.view import PAGE, write_view
+
+        paths["samples"] = write_view([str(run.path) for run in runs], f"{out}-samples", title=f"{title}: samples")
+        samples = f"{name}-samples/{PAGE}"
     write_csv(rows, paths["csv"])
     paths["md"].write_text(render_markdown(title, by_suite, metrics, notes))
-    paths["html"].write_text(render_html(title, by_suite, metrics, notes))
+    paths["html"].write_text(render_html(title, by_suite, metrics, notes, samples=samples))
     return paths
 
 
@@ -49,9 +58,10 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
 @click.option("--out", required=True, metavar="DIR/NAME", help="Writes NAME.csv, NAME.md and NAME.html in DIR.")
 @click.option("--skip-incomplete", is_flag=True, help="Leave out runs still in progress instead of failing.")
 @click.option("--title", default=None, help="Page and document title (default: NAME).")
-def leaderboard(inputs: tuple[str, ...], out: str, skip_incomplete: bool, title: str | None) -> None:
+@click.option("--view", is_flag=True, help="Also write the sample viewer (bench view) in DIR/NAME-samples/, linked from the page.")
+def leaderboard(inputs: tuple[str, ...], out: str, skip_incomplete: bool, title: str | None, view: bool) -> None:
     """Merge runs (run folders or stores) into one leaderboard per suite: CSV, Markdown and HTML."""
-    paths = build_leaderboard(list(inputs), out, skip_incomplete=skip_incomplete, title=title)
+    paths = build_leaderboard(list(inputs), out, skip_incomplete=skip_incomplete, title=title, view=view)
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
@@ -103,3 +113,19 @@ def compare(run_a: str, run_b: str, stores: tuple[str, ...], n_boot: int, seed: 
         cmp.write_csv(diffs, csv_path)
     if md_path:
         cmp.write_markdown(diffs, md_path, heading)
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="STORE_OR_RUN...")
+@click.option("--out", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Folder for the page (DIR/index.html, one self-contained file).")
+@click.option("--title", default=None, help="Page title (default: decbench samples).")
+def view(inputs: tuple[str, ...], out: str, title: str | None) -> None:
+    """Write a page to read the samples: per prompt, the prompt, the reference and every decoder's continuation.
+
+    Each continuation shows its own metrics; the page searches and filters by decoder, metric range
+    and finish reason, offline. Runs still in progress are shown with what they hold.
+    """
+    from bench.publish.view import write_view
+
+    click.echo(f"wrote {write_view(list(inputs), out, title=title)}")
