@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from bench.errors import BenchError
+from bench.locations import default_data_dir
 
 
 class BenchGroup(click.Group):
@@ -120,7 +121,8 @@ def run_options(kw: dict[str, Any]) -> Any:
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True)
-@click.option("--data-dir", envvar="BENCH_DATA_DIR", default=None, help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR.")
+@click.option("--data-dir", envvar="BENCH_DATA_DIR", default=default_data_dir, show_default="$BENCH_DATA_DIR, else ../shared/data",
+              help="Local data folder (wikitext/, cd-benchmark/); the default is $BENCH_SHARED/data or the shared/ folder beside the checkout.")
 @click.option("--suite-path", default=None, help="An explicit file for a registered suite (e.g. a copy of the cd-benchmark JSON).")
 @model_score_options
 @click.option("--judge-against", default=None, metavar="DECODER",

@@ -72,12 +72,15 @@ def leaderboard(inputs: tuple[str, ...], out: str, skip_incomplete: bool, title:
               help="Allowed move in the wrong direction (default: the baseline's interval half-width, else 0).")
 @click.option("--exact", is_flag=True, help="Deterministic decoders must reproduce the baseline's tokens (tokens_sha).")
 @click.option("--verbose", "-v", is_flag=True, help="Show every metric, not only those that moved.")
-def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, verbose: bool) -> None:
+@click.option("--skip-incomplete", is_flag=True,
+              help="Leave out runs still in progress (their baseline rows then count as missing) instead of failing.")
+def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, verbose: bool,
+          skip_incomplete: bool) -> None:
     """Exit 1 when a metric regressed beyond its tolerance against BASELINE (direction aware)."""
     from bench.publish.check import check as run_check
     from bench.publish.check import parse_tolerances, render_report
 
-    report = run_check(baseline, target, parse_tolerances(tolerances), exact=exact)
+    report = run_check(baseline, target, parse_tolerances(tolerances), exact=exact, skip_incomplete=skip_incomplete)
     _console().print(render_report(report, baseline, verbose))
     if report.failures:
         for failure in report.failures:
