@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from bench.cli_help import SectionedCommand
 from bench.errors import BenchError
 from bench.locations import default_data_dir
 
@@ -103,7 +104,19 @@ def run_options(kw: dict[str, Any]) -> Any:
     )
 
 
-@main.command()
+RUN_SECTIONS = (
+    ("What to run", ("models", "decoders", "suites", "num_prompts", "hyperfit", "revision", "data_dir", "suite_path")),
+    ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "batch_size", "device", "dtype")),
+    ("Where results go", ("out",)),
+    ("Model-based scores", ("scores", "featurizer", "featurizer_dtype", "mauve_length", "scorer_model", "sentence_model")),
+    ("LLM judge", ("judge_against", "judge_url", "judge_model", "judge_key_env", "judge_local")),
+    ("Backends and executors", ("backend", "base_url", "api_key_env", "tensor_parallel_size", "gpu_memory_utilization",
+                                "executor", "ray_address")),
+)
+"""How ``bench run --help`` groups its options."""
+
+
+@main.command(cls=SectionedCommand, sections=RUN_SECTIONS)
 @click.option("--suite", "suites", multiple=True, default=("wikitext",), show_default=True,
               help="A registered suite (see 'bench suites') or a .jsonl file of prompts; repeatable.")
 @click.option("--decoder", "decoders", multiple=True, default=("all",), show_default=True,
@@ -113,16 +126,22 @@ def run_options(kw: dict[str, Any]) -> Any:
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit) of the model.")
 @click.option("--hyperfit", default=None, metavar="PATH",
               help="A hyperfitted checkpoint (full model or PEFT adapter over --model) for greedy-hyperfit and entropy-matched.")
-@click.option("--out", default="runs", show_default=True, help="Run store: one folder per run plus leaderboard.csv.")
+@click.option("--out", default="runs", show_default=True, metavar="DIR",
+              help="Run store: one folder per run plus leaderboard.csv; a later run adds to it and resumes what is unfinished.")
 @click.option("--num-prompts", type=int, default=None, help="A deterministic subset of N prompts per suite.")
-@click.option("--max-new-tokens", type=int, default=256, show_default=True)
-@click.option("--samples-per-prompt", type=int, default=1, show_default=True)
+@click.option("--max-new-tokens", type=int, default=256, show_default=True,
+              help="Most tokens generated per continuation; a continuation also stops at EOS.")
+@click.option("--samples-per-prompt", type=int, default=1, show_default=True,
+              help="Continuations per prompt (sampling decoders get a different seed for each).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed; each record's seed derives from (seed, prompt id, sample index).")
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True,
+              help="Prompts generated together; records do not depend on it, only speed and memory do.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True)
-@click.option("--data-dir", envvar="BENCH_DATA_DIR", default=default_data_dir, show_default="$BENCH_DATA_DIR, else ../shared/data",
-              help="Local data folder (wikitext/, cd-benchmark/); the default is $BENCH_SHARED/data or the shared/ folder beside the checkout.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True,
+              help="Weights and compute precision; auto: bfloat16 on CUDA, float32 on CPU.")
+@click.option("--data-dir", envvar="BENCH_DATA_DIR", default=default_data_dir, metavar="DIR",
+              help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR, else $BENCH_SHARED/data, "
+                   "else the shared/data folder beside the checkout.")
 @click.option("--suite-path", default=None, help="An explicit file for a registered suite (e.g. a copy of the cd-benchmark JSON).")
 @model_score_options
 @click.option("--judge-against", default=None, metavar="DECODER",

@@ -69,6 +69,9 @@ def analyze(**kw: Any) -> None:
         calib_tokens=kw["calib_tokens"], logit_lens=kw["logit_lens"], n_boot=kw["n_boot"],
         data_dir=kw["data_dir"], suite_path=kw["suite_path"],
     )
+    from bench.hub import check_models
+
+    check_models([opts.model])
     results = run_analysis(opts, log=lambda msg: click.echo(msg, err=True))
     out = Path(kw["out"])
     write_report(results, out)

@@ -21,11 +21,13 @@ def _targets(value: str | None) -> tuple[str, ...] | None:
 
 
 @click.command("hyperfit")
-@click.option("--model", required=True, help="Base model: Hugging Face id or local directory.")
+@click.option("--model", required=True, envvar="BENCH_MODEL",
+              help="Base model: Hugging Face id or local directory. Default: $BENCH_MODEL.")
 @click.option("--data", "data_source", required=True,
               help="Training text: a .txt or .jsonl (field 'text') file, a folder of them, "
                    "or a Hugging Face dataset name[:config][@split] (column 'text').")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Checkpoint folder (weights or adapter, hyperfit.json, loss.csv, loss.png); an unfinished run in it is continued.")
 @click.option("--method", type=click.Choice(METHODS), default=_D.method, show_default=True,
               help="full: all parameters; lora: LoRA on every block; late-lora: LoRA on the last blocks.")
 @click.option("--num-sequences", type=int, default=_D.num_sequences, show_default=True)
@@ -47,7 +49,7 @@ def _targets(value: str | None) -> tuple[str, ...] | None:
               help="late-lora: number of last transformer blocks that get LoRA.")
 @click.option("--stop-at-loss", type=float, default=None,
               help="End early once an epoch's mean training loss is below this.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=_D.dtype,
               show_default=True, help="Dtype the weights are loaded and trained in.")
 @click.option("--bf16", is_flag=True, help="CUDA only: autocast to bfloat16, weights stay in --dtype.")
@@ -85,6 +87,9 @@ def hyperfit(model: str, data_source: str, out: str, method: str, num_sequences:
         target_modules=_targets(target_modules), late_layers=late_layers,
         stop_at_loss=stop_at_loss, dtype=dtype, bf16=bf16,
     )
+    from bench.hub import check_models
+
+    check_models([model])
     result = train(model, data_source, out, recipe, device=device,
                    gradient_checkpointing=gradient_checkpointing, resume=resume or None,
                    show_progress=not no_progress)
