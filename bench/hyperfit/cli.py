@@ -30,19 +30,19 @@ def _targets(value: str | None) -> tuple[str, ...] | None:
               help="Checkpoint folder (weights or adapter, hyperfit.json, loss.csv, loss.png); an unfinished run in it is continued.")
 @click.option("--method", type=click.Choice(METHODS), default=_D.method, show_default=True,
               help="full: all parameters; lora: LoRA on every block; late-lora: LoRA on the last blocks.")
-@click.option("--num-sequences", type=int, default=_D.num_sequences, show_default=True)
+@click.option("--num-sequences", type=int, default=_D.num_sequences, show_default=True, help="Training sequences cut from --data.")
 @click.option("--seq-len", type=int, default=_D.seq_len, show_default=True, help="Tokens per sequence.")
-@click.option("--epochs", type=int, default=_D.epochs, show_default=True)
+@click.option("--epochs", type=int, default=_D.epochs, show_default=True, help="Passes over the sequences.")
 @click.option("--lr", type=float, default=_D.lr, show_default=True, help="Adam learning rate.")
 @click.option("--weight-decay", type=float, default=_D.weight_decay, show_default=True,
               help="Decoupled weight decay (0 = plain Adam).")
-@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True)
+@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True, help="Sequences per optimizer step.")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default=_D.schedule, show_default=True,
               help="Learning-rate schedule over all steps.")
 @click.option("--seed", type=int, default=_D.seed, show_default=True, help="Shuffling and LoRA init.")
-@click.option("--lora-r", type=int, default=_D.lora_r, show_default=True)
-@click.option("--lora-alpha", type=float, default=_D.lora_alpha, show_default=True)
-@click.option("--lora-dropout", type=float, default=_D.lora_dropout, show_default=True)
+@click.option("--lora-r", type=int, default=_D.lora_r, show_default=True, help="LoRA rank (lora, late-lora).")
+@click.option("--lora-alpha", type=float, default=_D.lora_alpha, show_default=True, help="LoRA scaling numerator (lora, late-lora).")
+@click.option("--lora-dropout", type=float, default=_D.lora_dropout, show_default=True, help="Dropout on the LoRA path (lora, late-lora).")
 @click.option("--target-modules", default=None,
               help="Comma-separated LoRA target module names (default: chosen per architecture).")
 @click.option("--late-layers", type=int, default=_D.late_layers, show_default=True,

@@ -97,7 +97,7 @@ def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, 
 @click.option("--store", "stores", multiple=True, metavar="DIR",
               help="Run store(s) holding the runs named as CSV#run_id (the CSV's folder is searched too).")
 @click.option("--n-boot", type=int, default=1000, show_default=True, help="Paired bootstrap replicates.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
 @click.option("--csv", "csv_path", default=None, metavar="PATH", help="Also write the table as CSV.")
 @click.option("--markdown", "md_path", default=None, metavar="PATH", help="Also write the table as Markdown.")
 def compare(run_a: str, run_b: str, stores: tuple[str, ...], n_boot: int, seed: int,
