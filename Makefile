@@ -35,10 +35,10 @@ demo: setup
 reference-env:
 	bash scripts/make_reference_env.sh
 
-# Debian's chromium for the leaderboard page's browser test (needs root or sudo; without it
-# that one test is skipped with its reason).
+# Debian's chromium for the browser tests of the leaderboard page and the sample viewer (needs
+# root or sudo; without it those tests are skipped with their reason).
 browser:
-	bash scripts/install_browser.sh || echo "chromium not installed: tests/test_html_browser.py will be skipped"
+	bash scripts/install_browser.sh || echo "chromium not installed: tests/test_html_browser.py and the viewer's browser test will be skipped"
 
 # The pinned regression gate: stories260K on a fixed cd-wikitext subset against tests/ci_baseline/.
 regression: setup
