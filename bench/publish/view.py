@@ -36,6 +36,8 @@ section.prompt h2{font-size:1em;color:#555;margin:.2em 0}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:.8em;margin-top:.6em}
 .cont{border:1px solid #ddd;border-radius:4px;padding:.4em}.cont h3{font-size:13px;margin:0 0 .2em}
 .metrics{font-size:11px;color:#444}.metrics span{margin-right:.7em;white-space:nowrap}
+.label{font-size:12px;color:#666;margin-top:.3em}
+form.filters input[type=number]{width:6em}
 .hidden{display:none}
 """
 
@@ -132,11 +134,11 @@ def _continuation(label: str, rec: dict[str, Any], metrics: dict[str, float]) ->
     data = " ".join(f'data-{m.replace("-", "")}="{"" if math.isnan(v) else repr(float(v))}"' for m, v in metrics.items())
     finish = str(rec.get("finish_reason") or "")
     sample = f" sample {rec['sample_index']}" if rec.get("sample_index") else ""
-    spans = "".join(f"<span>{html.escape(m)} {_fmt(m, v)}</span>" for m, v in metrics.items())
+    spans = " ".join(f"<span>{html.escape(m)} {_fmt(m, v)}</span>" for m, v in metrics.items())
     text = str(rec["continuation"])
     return (f'<div class="cont" data-decoder="{html.escape(label)}" data-finish="{html.escape(finish)}" {data}>'
             f"<h3>{html.escape(label)}{html.escape(sample)}</h3>"
-            f'<div class="metrics">{spans}<span>finish {html.escape(finish or "n/a")}</span></div>'
+            f'<div class="metrics">{spans} <span>finish {html.escape(finish or "n/a")}</span></div>'
             f'<div class="text{" empty" if not text else ""}">{html.escape(text)}</div></div>')
 
 
