@@ -45,8 +45,8 @@ def run(models: str | Iterable[str] | None = None, decoders: str | Iterable[str]
     """
     from bench.cli import run as run_command
     from bench.cli import run_options
-    from bench.execute import execute
-    from bench.runner import plan
+    from bench.sweep import execute
+    from bench.planning import plan
 
     given = dict(options, models=models, decoders=decoders, suites=suites)
     kw = _command_values(run_command, given)
