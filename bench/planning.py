@@ -124,6 +124,10 @@ def check_prompt_lengths(prompts: list[Prompt], tokenizer: Any, config: Any, max
             )
 
 
+HUB_BACKENDS = ("hf", "vllm")
+"""Backends that read ``--model`` from a folder or the Hugging Face Hub (the others name a served model)."""
+
+
 def plan(options: RunOptions) -> Plan:
     from bench.hub import check_models
     from bench.locations import model_hint
@@ -132,7 +136,8 @@ def plan(options: RunOptions) -> Plan:
     if not options.models:
         raise BenchError("no model given: pass --model (a Hugging Face id or a local directory) or set BENCH_MODEL"
                          + model_hint())
-    check_models(options.models)
+    if options.backend in HUB_BACKENDS:
+        check_models(options.models)
     if options.batch_size < 1:
         raise BenchError(f"--batch-size must be >= 1, got {options.batch_size}")
     gen = options.generation

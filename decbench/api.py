@@ -50,9 +50,10 @@ def run(models: str | Iterable[str] | None = None, decoders: str | Iterable[str]
 
     given = dict(options, models=models, decoders=decoders, suites=suites)
     kw = _command_values(run_command, given)
+    options = run_options(kw)
     with _silenced():
-        the_plan = plan(run_options(kw))
-        rows = execute(the_plan, run_options(kw), quiet=True)
+        the_plan = plan(options)
+        rows = execute(the_plan, options, quiet=True)
     frame = _frame(rows)
     frame.attrs["skipped"] = list(the_plan.skipped)
     return frame
