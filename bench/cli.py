@@ -95,6 +95,9 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--samples-per-prompt", type=int, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed; each record's seed derives from (seed, prompt id, sample index).")
 @click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--compile", "compile_step", is_flag=True,
+              help="HF backend: static KV cache and a torch.compile'd decode step (CUDA graphs on GPU); pays on "
+              "GPUs for long runs, each new batch shape compiles once.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True)
 @click.option("--data-dir", envvar="BENCH_DATA_DIR", default=None, help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR.")
@@ -133,7 +136,7 @@ def run(**kw: Any) -> None:
         models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
         generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
         num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], device=kw["device"],
-        dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
+        dtype=kw["dtype"], batch_size=kw["batch_size"], compile=kw["compile_step"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
         backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
         tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
         executor=kw["executor"], ray_address=kw["ray_address"],
