@@ -7,7 +7,7 @@ kinds, declared by ``needs``:
   described by its :class:`EngineParams` (temperature, top-k, top-p, min-p, a fixed logit bias
   and an optional per-step logits transform), so a serving engine can run it from those values,
   and the HF backend runs :meth:`LogitsDecoder.select`, which applies the same values with
-  transformers' own logits warpers.
+  transformers' own logits warpers (top-p with :mod:`bench.nucleus`, which needs no sort).
 * ``"model"``: the decoder needs the model itself (contrastive search scores look-ahead hidden
   states); it implements :meth:`Decoder.generate` and only the HF backend runs it.
 
@@ -180,16 +180,19 @@ class LogitsDecoder(Decoder):
         return sample_from_probs(logits.softmax(dim=-1), rng)
 
     def warpers(self) -> list[Any]:
-        """transformers' own logits warpers for the parameters, in ``generate()``'s order
-        (a neutral value adds no warper: dividing by 1 or keeping all the mass changes nothing)."""
+        """transformers' own logits warpers for the parameters, in ``generate()``'s order (a neutral
+        value adds no warper: dividing by 1 or keeping all the mass changes nothing); top-p is our
+        sort-free :class:`bench.nucleus.TopPFilter`, which keeps the same set of tokens."""
         if self._warpers is None:
             from transformers.generation.logits_process import (MinPLogitsWarper, TemperatureLogitsWarper,
-                                                                TopKLogitsWarper, TopPLogitsWarper)
+                                                                TopKLogitsWarper)
+
+            from bench.nucleus import TopPFilter
 
             p, used = self.engine_params(), self.engine_params().features()
             self._warpers = (([TemperatureLogitsWarper(p.temperature)] if "temperature" in used else [])
                              + ([TopKLogitsWarper(p.top_k)] if "top_k" in used else [])
-                             + ([TopPLogitsWarper(p.top_p)] if "top_p" in used else [])
+                             + ([TopPFilter(p.top_p)] if "top_p" in used else [])
                              + ([MinPLogitsWarper(p.min_p)] if "min_p" in used else []))
         return self._warpers
 
