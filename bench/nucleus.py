@@ -34,7 +34,8 @@ def nucleus_mask(probs: "torch.Tensor", top_p: float) -> "torch.Tensor":
     above = wide.new_zeros(batch, 1)  # mass of the tokens above the digits chosen so far
     in_range = None
     for shift, width in DIGITS:
-        digit = (bits >> shift) & ((1 << width) - 1)
+        high = bits >> shift
+        digit = high & ((1 << width) - 1)
         weights = wide if in_range is None else wide.where(in_range, 0.0)
         mass = wide.new_zeros(batch, 1 << width).scatter_add_(1, digit, weights)
         before = mass.cumsum(-1) - mass  # mass of the smaller digits
@@ -45,7 +46,7 @@ def nucleus_mask(probs: "torch.Tensor", top_p: float) -> "torch.Tensor":
         chosen = (reach - 1).clamp(min=0)
         above = above + total - before.gather(1, chosen) - mass.gather(1, chosen)
         threshold = threshold | (chosen << shift)
-        in_range = (bits >> shift) == (threshold >> shift)
+        in_range = high == (threshold >> shift)
     return bits >= threshold
 
 
