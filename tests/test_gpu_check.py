@@ -39,7 +39,7 @@ def test_gpu_check_runs_tiny_on_cpu_with_only_torch_and_transformers(tmp_path: P
     assert all(r["greedy_equal"] == "equal" for r in results if r["decoder"] == "greedy")
     assert all(r["ours_tok_s"] > 0 for r in results)
     assert all(r["ratio"] > 0 for r in results if r["decoder"] != "contrastive")
-    assert "greedy token checks: all equal" in proc.stdout
+    assert "greedy token checks (eager step): all equal" in proc.stdout
 
 
 def test_gpu_check_asks_for_a_gpu_without_tiny() -> None:
