@@ -27,7 +27,9 @@ def nucleus_mask(probs: "torch.Tensor", top_p: float) -> "torch.Tensor":
     """True for the tokens [batch, vocab] of each row's nucleus of mass >= ``top_p`` (float32 probs)."""
     import torch
 
-    bits = probs.float().contiguous().view(torch.int32).long()  # >= 0 for non-negative floats
+    # >= 0 for non-negative floats; a NaN (logits overflowed: the caller falls back to the argmax)
+    # may carry the sign bit, which would make a negative histogram index
+    bits = probs.float().contiguous().view(torch.int32).long().clamp(min=0)
     wide = probs.double()
     batch = probs.size(0)
     threshold = bits.new_zeros(batch, 1)

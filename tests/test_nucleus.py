@@ -56,6 +56,15 @@ def test_degenerate_distributions() -> None:
     assert nucleus_mask(with_zeros, 0.01).tolist() == [[False, True, False, False]]
 
 
+def test_nan_probabilities_do_not_break_the_filter() -> None:
+    """Overflowing logits (a tiny temperature) give NaN probabilities, of either sign."""
+    probs = torch.tensor([[float("nan"), 0.5, 0.5], [-float("nan"), -float("nan"), 1.0]])
+    assert nucleus_mask(probs, 0.9).shape == (2, 3)
+    dec = build_decoder(parse_decoder("top-p:p=0.9,t=1e-39"))
+    logits = torch.tensor([[1.0, 3.0, 2.0], [5.0, -1.0, 0.0]])
+    assert dec.select(logits, RowRNG([1, 2])).tolist() == [1, 0]
+
+
 def test_top_p_sampling_sorts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """The full-vocabulary sort was a quarter of a sampled CPU step; the decoder must not sort."""
 
