@@ -73,3 +73,14 @@ def test_compile_is_refused_for_other_backends(tmp_path) -> None:
                          out=str(tmp_path))
     with pytest.raises(BenchError, match="--compile applies to --backend hf only"):
         plan(options)
+
+
+def test_static_cache_is_rounded_up_but_never_past_the_context() -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from bench.backends.hf_decode import StaticSteps
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=300, vocab_size=100)).eval()
+    ids = torch.ones(2, 10, dtype=torch.long)
+    assert StaticSteps(model, ids, torch.ones_like(ids), 100, compile=False).mask.size(1) == 256
+    assert StaticSteps(model, ids, torch.ones_like(ids), 280, compile=False).mask.size(1) == 300

@@ -75,7 +75,11 @@ class StaticSteps(DynamicSteps):
                  compile: bool = True):
         super().__init__(model, input_ids, attention_mask, max_new_tokens)
         self.cuda = input_ids.device.type == "cuda"
-        capacity = -(-(self.prompt_len + max_new_tokens) // STATIC_ROUNDING) * STATIC_ROUNDING
+        needed = self.prompt_len + max_new_tokens
+        capacity = -(-needed // STATIC_ROUNDING) * STATIC_ROUNDING
+        limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+        if isinstance(limit, int) and capacity > limit:  # never longer than the model's context
+            capacity = max(needed, limit)
         self.cache = static_cache(model, input_ids.size(0), capacity)
         # Positions not generated yet are masked (0) until their token exists; the buffer keeps its shape.
         self.mask = self._mask_buffer(attention_mask, capacity, fill=0)
