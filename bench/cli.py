@@ -132,8 +132,8 @@ def run_options(kw: dict[str, Any]) -> Any:
         models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
         generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
         num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], amateur=kw["amateur"],
-        device=kw["device"],
-        dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
+        device=kw["device"], dtype=kw["dtype"], batch_size=kw["batch_size"], compile=kw.get("compile", False),
+        data_dir=kw["data_dir"], suite_path=kw["suite_path"],
         backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
         tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
         executor=kw["executor"], ray_address=kw["ray_address"],
@@ -147,7 +147,7 @@ def run_options(kw: dict[str, Any]) -> Any:
 RUN_SECTIONS = (
     ("What to run", ("config", "models", "decoders", "suites", "num_prompts", "hyperfit", "amateur", "revision",
                      "data_dir", "suite_path")),
-    ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "batch_size", "device", "dtype")),
+    ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "batch_size", "compile", "device", "dtype")),
     ("Where results go", ("out",)),
     ("Model-based scores", ("scores", "featurizer", "featurizer_dtype", "mauve_length", "scorer_model", "sentence_model")),
     ("LLM judge", ("judge_against", "judge_url", "judge_model", "judge_key_env", "judge_local")),
@@ -180,6 +180,9 @@ RUN_SECTIONS = (
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed; each record's seed derives from (seed, prompt id, sample index).")
 @click.option("--batch-size", type=int, default=16, show_default=True,
               help="Prompts generated together; records do not depend on it, only speed and memory do.")
+@click.option("--compile", is_flag=True,
+              help="HF backend: static KV cache and a torch.compile'd decode step (CUDA graphs on GPU); pays on "
+              "GPUs for long runs, each new batch shape compiles once.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True,
               help="Weights and compute precision; auto: bfloat16 on CUDA, float32 on CPU.")

@@ -43,6 +43,8 @@ class RunOptions:
     device: str = "auto"
     dtype: str = "auto"
     batch_size: int = 16
+    compile: bool = False
+    """HF backend: static KV cache and a ``torch.compile``'d decode step (CUDA graphs on GPU)."""
     data_dir: str | None = None
     """Folder laid out like ``shared/data`` (``$BENCH_DATA_DIR``)."""
     suite_path: str | None = None
@@ -144,6 +146,8 @@ def plan(options: RunOptions) -> Plan:
         check_models(options.models)
     if options.batch_size < 1:
         raise BenchError(f"--batch-size must be >= 1, got {options.batch_size}")
+    if options.compile and options.backend != "hf":
+        raise BenchError(f"--compile applies to --backend hf only, not --backend {options.backend}")
     gen = options.generation
     if gen.max_new_tokens < 1 or gen.samples_per_prompt < 1:
         raise BenchError("--max-new-tokens and --samples-per-prompt must be >= 1")

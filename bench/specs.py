@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.decoding import Declaration
 from bench.errors import BenchError
+from bench.random_streams import SAMPLER_VERSION
 from bench.registry import convert, get_decoder
 
 
@@ -95,6 +96,10 @@ class GenerationSpec:
     """Continuations per prompt (sampling decoders use different seeds for each)."""
     seed: int = 0
     """Base seed; each record's seed derives from (seed, prompt id, sample index)."""
+    sampler: int = SAMPLER_VERSION
+    """The random streams sampled records draw from (:data:`bench.random_streams.SAMPLER_VERSION`).
+    New runs get the current version; a stored header without the field was written by version 1,
+    which is left out of the identity so that those runs keep their ids (see :meth:`RunSpec.identity`)."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +126,16 @@ class RunSpec:
         A local model or checkpoint is identified by its fingerprint and folder name, not its
         absolute path, and a suite by its name and version, not the file it was read from, so
         the same run has the same id in every clone.
+
+        The sampler version enters the identity only when it is not 1, the streams of every store
+        written before the field existed: their runs keep their ids and headers, and resuming
+        one with today's code (version 2) plans a new run id, so its records are generated again
+        rather than appended to records drawn from the old streams. This holds for every decoder,
+        greedy included: the plan cannot tell which decoders draw (a plugin model decoder may).
         """
         d = self.to_dict()
+        if d["generation"]["sampler"] == 1:
+            del d["generation"]["sampler"]
         d["extra"] = []  # a field of the first format, always empty; kept so that run ids do not change
         d["suite"].pop("source", None)
         if d["model"]["amateur"] is None:  # runs without an amateur keep the ids they had before it existed
@@ -143,7 +156,7 @@ class RunSpec:
             model=ModelSpec(**d["model"]),
             decoder=DecoderSpec(d["decoder"]["name"], tuple(tuple(a) for a in d["decoder"]["args"])),
             suite=SuiteSpec(**d["suite"]),
-            generation=GenerationSpec(**d["generation"]),
+            generation=GenerationSpec(**{"sampler": 1, **d["generation"]}),  # no field: version 1
             backend=d["backend"],
             backend_version=d["backend_version"],
             dtype=d["dtype"],

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Sequence
 
+from bench.backends.hf_decode import SYNC_EVERY
 from bench.decoding import Decoder, RowRNG
 from bench.errors import BenchError, check
 from bench.registry import decoder
@@ -91,7 +92,9 @@ class ContrastiveSearch(Decoder):
         eos = torch.tensor(list(eos_token_ids), dtype=torch.long, device=input_ids.device)
         done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
         new_tokens = []
-        for _ in range(max_new_tokens):
+        # done.all() waits for the device: off CPU check every few steps (finished rows emit padding).
+        check_every = 1 if input_ids.device.type == "cpu" else SYNC_EVERY
+        for step in range(max_new_tokens):
             n = state.length  # cached positions so far (prompt, padding included, + generated)
             probs = state.logits.softmax(dim=-1)
             k, alpha = schedule(probs)  # this step's candidates and penalty weight (per row, or one for all)
@@ -114,7 +117,7 @@ class ContrastiveSearch(Decoder):
             token = top_ids[rows, best].masked_fill(done, pad_token_id)
             done |= torch.isin(token, eos)
             new_tokens.append(token)
-            if bool(done.all()):
+            if (step + 1) % check_every == 0 and bool(done.all()):
                 break
         return torch.stack(new_tokens, dim=1)
 
