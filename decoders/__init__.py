@@ -3,10 +3,14 @@
 from decoders import (  # noqa: F401
     contrastive,
     entropy_matched,
+    epsilon,
+    eta,
     greedy,
     greedy_hyperfit,
+    min_p,
     static_reweight,
     temperature,
     top_k,
     top_p,
+    typical,
 )
