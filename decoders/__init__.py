@@ -1,6 +1,7 @@
 """Decoder plugins, one module each. Importing this package registers them all."""
 
 from decoders import (  # noqa: F401
+    beam,
     contrastive,
     entropy_matched,
     epsilon,
