@@ -3,6 +3,7 @@
 from decoders import (  # noqa: F401
     beam,
     contrastive,
+    dola,
     entropy_matched,
     epsilon,
     eta,
