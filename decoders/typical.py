@@ -12,8 +12,8 @@ from decoders.truncation import tempered_truncation
 
 @decoder(
     "typical",
-    description="locally typical sampling (Meister et al. 2023): tokens nearest the entropy, up to mass tau, "
-                "at temperature t; default tau=0.95 (Meister et al.'s setting, transformers' TypicalLogitsWarper)",
+    description="locally typical sampling (Meister et al. 2023): tokens nearest the entropy, up to mass tau, at "
+                "temperature t; default tau=0.95 (a value Meister et al. evaluate; transformers' TypicalLogitsWarper)",
     sampling=True,
 )
 def typical(

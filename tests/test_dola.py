@@ -53,7 +53,8 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, shared):
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    from transformers import (AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig,
+                              LlamaForCausalLM)
 
     stories_dir = shared / "models" / "stories260K"
     stories_tok = AutoTokenizer.from_pretrained(stories_dir)
@@ -67,8 +68,9 @@ def models(tmp_path_factory, shared):
     stories_ids = [stories_tok(t)["input_ids"] for t in TEXTS]
     period = stories_tok.convert_tokens_to_ids(".")
     loaded = {}
-    for name, path, prompts, eos in (("stories", stories_dir, stories_ids, [2]), ("llama6", llama_dir, stories_ids, [2]),
-                                     ("gpt2", gpt2_dir, [gpt2_tok(t)["input_ids"] for t in TEXTS], [50256])):
+    gpt2_ids = [gpt2_tok(t)["input_ids"] for t in TEXTS]
+    for name, path, prompts, eos in (("stories", stories_dir, stories_ids, [2]),
+                                     ("llama6", llama_dir, stories_ids, [2]), ("gpt2", gpt2_dir, gpt2_ids, [50256])):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         loaded[name] = (path, model, prompts, {None: eos, ".": eos + [period]})
     return loaded

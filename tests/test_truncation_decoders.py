@@ -182,7 +182,8 @@ def test_impossible_values_are_one_line_errors(text, message):
 
 
 def test_defaults_and_declarations():
-    assert {n: [(p.name, p.default) for p in get_decoder(n).params] for n in ("typical", "eta", "epsilon", "min-p")} == {
+    names = ("typical", "eta", "epsilon", "min-p")
+    assert {n: [(p.name, p.default) for p in get_decoder(n).params] for n in names} == {
         "typical": [("tau", 0.95), ("t", 1.0)], "eta": [("eta", 0.0009), ("t", 1.0)],
         "epsilon": [("eps", 0.0009), ("t", 1.0)], "min-p": [("p", 0.1), ("t", 1.0)]}
     assert all(get_decoder(n).sampling for n in ("typical", "eta", "epsilon", "min-p"))
