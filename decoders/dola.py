@@ -105,7 +105,8 @@ class DoLa(Decoder):
 
         batch, device = input_ids.shape[0], input_ids.device
         config = model.config.get_text_config()
-        layers = candidate_layers(self.layers, config.num_hidden_layers, bool(model.config.tie_word_embeddings))
+        layers = candidate_layers(self.layers, config.num_hidden_layers,
+                                  bool(getattr(model.config, "tie_word_embeddings", False)))
         head = model.get_output_embeddings()
         if not layers or head is None:
             raise BenchError(f"decoder 'dola': {type(model).__name__} has no early layer to contrast or no LM head")
