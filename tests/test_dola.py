@@ -181,3 +181,37 @@ def test_registered_as_a_model_decoder():
     assert info.sampling is False
     assert [(p.name, p.default) for p in info.params] == [("layers", "high"), ("repetition_penalty", 1.2)]
     assert declare(parse_decoder("dola:layers=0+2")).needs == "model"
+
+
+def test_each_row_chooses_its_own_early_layer():
+    """Two rows whose final distribution sits nearest different early layers choose differently
+    (4.46.3 would give both the layer of the batch-mean divergence)."""
+    from decoders.dola import _furthest
+
+    peaked, flat = torch.tensor([8.0, 0.0, 0.0, 0.0]), torch.zeros(4)
+    final = torch.stack([peaked, flat])
+    early = torch.stack([torch.stack([flat, flat]), torch.stack([peaked, peaked])])  # [layers, rows, vocab]
+    assert _furthest(final, early).tolist() == [0, 1]
+
+
+def test_the_layer_choice_varies_in_the_reference_cases(models, monkeypatch):
+    """The multi-layer cases really exercise the divergence: more than one layer gets chosen."""
+    import decoders.dola as dola
+
+    chosen = []
+    real = dola._furthest
+
+    def spy(final, early):
+        result = real(final, early)
+        chosen.extend(result.tolist())
+        return result
+
+    monkeypatch.setattr(dola, "_furthest", spy)
+    varied = {}
+    for case in ("stories-0+2+4", "llama6-low"):
+        name, layers, rp, new, extra = CASES[case]
+        _, model, prompts, eos = models[name]
+        chosen.clear()
+        ours(model, prompts, layers, rp, new, eos[extra])
+        varied[case] = sorted(set(chosen))
+    assert len(varied["stories-0+2+4"]) > 1, varied  # seen: layers 0 and 2 both chosen
