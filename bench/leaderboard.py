@@ -80,6 +80,8 @@ def rows_for_runs(runs: list[RunDir]) -> list[dict[str, Any]]:
             "tokens_sha": tokens_sha(records),
             "run_id": spec.run_id,
         }
+        if spec.model.amateur:
+            base["amateur"] = spec.model.amateur.rstrip("/").split("/")[-1]
         base.update({k: v for k, v in header.get("resolved", {}).items() if isinstance(v, (int, float, str))})
         if scores.get("judge_opponent"):
             base["judge_opponent"] = scores["judge_opponent"]
@@ -141,6 +143,7 @@ def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4
         table.add_column(m + arrow, justify="right")
     for r in rows:
         decoder = r["decoder"] + (f":{r['decoder_args']}" if r["decoder_args"] else "")
+        decoder += f" (amateur {r['amateur']})" if r.get("amateur") else ""
         cells = [r["suite"], r["model"], decoder, str(r["n"])]
         for m in metrics:
             value, lo, hi = r.get(m), r.get(f"{m}_lo"), r.get(f"{m}_hi")

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bench.amateur import amateur_fingerprint, check_amateur
 from bench.backends import hf
 from bench.errors import BenchError
 from bench.registry import DecoderInfo, get_decoder, load_plugins
-from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, parse_decoder
+from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, expand_grid, parse_decoder
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class RunOptions:
     """Hub revision applied to every model."""
     hyperfit: str | None = None
     """A hyperfitted checkpoint for the decoders that require one."""
+    amateur: str | None = None
+    """The amateur model of contrastive decoding (``--amateur``), for the decoders that require one."""
     device: str = "auto"
     dtype: str = "auto"
     batch_size: int = 16
@@ -89,10 +92,11 @@ class Plan:
 
 
 def expand_decoders(names: tuple[str, ...], available: dict[str, bool]) -> tuple[list[DecoderSpec], list[tuple[str, str]]]:
-    """Parse ``--decoder`` values; ``all`` means every registered decoder whose requirements are met."""
+    """Parse ``--decoder`` values, grids expanded (``top-p:p=0.8|0.9``, see :func:`bench.specs.expand_grid`);
+    ``all`` means every registered decoder whose requirements are met, once, at its defaults."""
     registry = load_plugins()
     specs, skipped = [], []
-    for text in names:
+    for text in (one for name in names for one in expand_grid(name)):
         if text.strip().lower() != "all":
             spec = parse_decoder(text)
             info = get_decoder(spec.name)
@@ -149,7 +153,8 @@ def plan(options: RunOptions) -> Plan:
     registered = [s for s in options.suites if not s.lower().endswith(".jsonl")]
     if options.suite_path and len(registered) != 1:
         raise BenchError("--suite-path names the file of one registered suite; give exactly one such --suite with it")
-    decoders, skipped = expand_decoders(options.decoders, {"hyperfit": bool(options.hyperfit)})
+    decoders, skipped = expand_decoders(options.decoders, {"hyperfit": bool(options.hyperfit),
+                                                           "amateur": bool(options.amateur)})
     check_scoring(options, decoders)
     from bench.backends import model_files, plan_backend
     from bench.executors import check_executor
@@ -165,6 +170,7 @@ def plan(options: RunOptions) -> Plan:
     check_suites_for_scores(options, suites)
     check_models(options)
     hyperfit_fp = _hyperfit_fingerprint(options.hyperfit) if options.hyperfit else ""
+    amateur_fp = amateur_fingerprint(options.amateur) if options.amateur else ""
     runs = []
     for model_name in options.models:
         if options.hyperfit and any(uses_hyperfit(get_decoder(d.name), d) for d in decoders):
@@ -172,6 +178,8 @@ def plan(options: RunOptions) -> Plan:
 
             check_hyperfit(options.hyperfit, model_name)
         tokenizer, config = model_files(options, model_name)
+        if options.amateur and any(uses_amateur(get_decoder(d.name)) for d in decoders):
+            check_amateur(options.amateur, model_name, tokenizer, config)
         base = ModelSpec(model_name, options.revision, hf.model_fingerprint(model_name))
         for suite_spec, prompts in suites:
             check_prompt_lengths(prompts, tokenizer, config, gen.max_new_tokens, model_name)
@@ -181,6 +189,8 @@ def plan(options: RunOptions) -> Plan:
                     info.check_model(dspec, config)
                 model = replace(base, hyperfit=options.hyperfit, hyperfit_fingerprint=hyperfit_fp) \
                     if uses_hyperfit(info, dspec) else base
+                if uses_amateur(info):
+                    model = replace(model, amateur=options.amateur, amateur_fingerprint=amateur_fp)
                 spec = RunSpec(model, dspec, suite_spec, gen, options.backend, backend_version, dtype)
                 runs.append(PlannedRun(spec, prompts, info))
     return Plan(runs, skipped)
@@ -217,6 +227,11 @@ def uses_hyperfit(info: DecoderInfo, spec: DecoderSpec) -> bool:
         return True
     waived = any(spec.kwargs.get(w) is not None for w in info.waived_by)
     return "hyperfit" in info.requires and not waived
+
+
+def uses_amateur(info: DecoderInfo) -> bool:
+    """Whether the run contrasts the model with the ``--amateur`` model (contrastive decoding)."""
+    return "amateur" in info.requires
 
 
 def _hyperfit_fingerprint(path: str) -> str:

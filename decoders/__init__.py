@@ -1,8 +1,10 @@
 """Decoder plugins, one module each. Importing this package registers them all."""
 
 from decoders import (  # noqa: F401
+    adaptive_contrastive,
     beam,
     contrastive,
+    contrastive_decoding,
     dola,
     entropy_matched,
     epsilon,
