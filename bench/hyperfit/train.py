@@ -416,7 +416,7 @@ def train(
     meta = _new_metadata(model_name, data, recipe)
     if old is not None:
         _check_same_run(out, old, meta)
-        if _is_done(old, recipe):
+        if ckpt.is_finished(out, old) and _is_done(old, recipe):
             log(f"'{out}' already holds this run, finished after {old['epochs_done']} epochs "
                 f"(loss {old['final_loss']:.5f}); nothing to train")
             return TrainResult(old)
@@ -445,14 +445,38 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     ckpt.write_metadata(out, meta)
 
-    _run_epochs(model, optimizer, data, recipe, device, out, meta, progress, on_epoch_end, log, show_progress)
+    if not _is_done(meta, recipe):  # killed after its last epoch: only the final save is left
+        _run_epochs(model, optimizer, data, recipe, device, out, meta, progress, on_epoch_end, log, show_progress)
+    _finish(out, model, tokenizer, recipe, meta, progress["history"], log)
+    return TrainResult(meta, model, True)
 
+
+def _finish(out: Path, model: Any, tokenizer: Any, recipe: Recipe, meta: dict[str, Any],
+            history: list[list[float]], log: Callable[[str], None]) -> None:
+    """Save the final weights, then mark the run finished; the plot and warnings come after.
+
+    ``finished`` is written last of the essential files, and nothing optional (matplotlib's
+    plot) runs before it, so a failing plot never leaves a trained run unfinished.
+    """
     model.eval()
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    _write_loss_files(out, progress["history"], plot=True)
-    meta.update(finished=True, stopped_early=meta["epochs_done"] < recipe.epochs)
+    ckpt.save_final(out, model, tokenizer)
+    reached = recipe.stop_at_loss is None or meta["final_loss"] < recipe.stop_at_loss
+    meta.update(finished=True, stopped_early=meta["epochs_done"] < recipe.epochs, reached_target=reached)
     ckpt.write_metadata(out, meta)
     log(f"saved {'model' if recipe.method == 'full' else 'adapter'} to '{out}' "
         f"(final mean loss {meta['final_loss']:.5f} after {meta['epochs_done']} epochs)")
-    return TrainResult(meta, model, True)
+    if not reached:
+        log(f"warning: {target_warning(meta)}")
+    try:
+        _write_loss_files(out, history, plot=True)
+    except Exception as exc:  # noqa: BLE001 - any plotting failure; the run itself is complete
+        log(f"warning: loss.png not written ({ckpt.first_line(exc)}); loss.csv has the curve")
+
+
+def target_warning(meta: dict[str, Any]) -> str | None:
+    """Why a finished hyperfit is not the one asked for: it stopped above its --stop-at-loss target."""
+    target, loss = (meta.get("recipe") or {}).get("stop_at_loss"), meta.get("final_loss")
+    if target is None or loss is None or loss < target:
+        return None
+    return (f"the hyperfit stopped at loss {loss:.4g} after {meta.get('epochs_done')} epochs, above its "
+            f"--stop-at-loss target {target:g}; it is not hyperfitted as asked (train more epochs)")
