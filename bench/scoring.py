@@ -7,11 +7,12 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from bench.stats import N_BOOT
 from bench.store import SCORES, RunDir, write_json_atomic
 
-SCORES_VERSION = "1"
-"""Bumped when a metric's definition changes, so cached scores are recomputed."""
-N_BOOT = 1000
+SCORES_VERSION = "2"
+"""Bumped when a metric's definition changes, so cached scores are recomputed (2: intervals resample prompts)."""
+
 
 
 def ordered_records(records: list[dict[str, Any]], prompt_order: list[str] | None = None) -> list[dict[str, Any]]:
@@ -21,16 +22,18 @@ def ordered_records(records: list[dict[str, Any]], prompt_order: list[str] | Non
 
 
 def score_records(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every repetition metric with its bootstrap interval over the records."""
+    """Every repetition metric with its bootstrap interval over prompts (all samples of a prompt together)."""
     from bench.scorers.repetition import bootstrap_ci, score_texts
 
     texts = [r["continuation"] for r in records]
     token_ids = [r["token_ids"] for r in records]
+    prompt_ids = [r["prompt_id"] for r in records]
     return {
         "version": SCORES_VERSION,
         "n": len(records),
         "metrics": score_texts(texts, token_ids),
-        "ci": {k: list(v) for k, v in bootstrap_ci(texts, token_ids, n_boot=N_BOOT, seed=0).items()},
+        "ci": {k: list(v) for k, v in bootstrap_ci(texts, token_ids, n_boot=N_BOOT, seed=0,
+                                                   prompt_ids=prompt_ids).items()},
     }
 
 
