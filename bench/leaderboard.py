@@ -81,6 +81,8 @@ def rows_for_runs(runs: list[RunDir]) -> list[dict[str, Any]]:
             "run_id": spec.run_id,
         }
         base.update({k: v for k, v in header.get("resolved", {}).items() if isinstance(v, (int, float, str))})
+        if scores.get("mauve_sd") is not None:
+            base["mauve_sd"] = scores["mauve_sd"]
         if scores.get("judge_opponent"):
             base["judge_opponent"] = scores["judge_opponent"]
         rows.append(_row(base, scores["generations"]))

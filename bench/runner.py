@@ -187,6 +187,10 @@ def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
         needed = {"mauve": "featurizer", "coherence": "scorer_model", "perplexity": "scorer_model"}
         for model in {settings.get(needed[n]) for n in names if n in needed} - {None}:
             hf.load_config(model)  # a missing featurizer or scorer stops the run before generating
+        if "mauve" in names:
+            from bench.scorers.mauve import check_length
+
+            check_length(settings["featurizer"], settings.get("mauve_length"))
     if options.judge_against:
         target = get_decoder(options.judge_against.partition(":")[0]).name
         if not any(d.name == target for d in decoders):

@@ -77,6 +77,8 @@ def _with_extra_metrics(scores: dict[str, Any]) -> dict[str, Any]:
     metrics, ci = dict(merged["generations"]["metrics"]), dict(merged["generations"]["ci"])
     for name, entry in scores.get("model_based", {}).items():
         metrics[name], ci[name] = entry["value"], entry["ci"]
+        if "mauve_std" in entry.get("details", {}):
+            merged["mauve_sd"] = entry["details"]["mauve_std"]  # spread over k-means seeds
     judge = scores.get("judge")
     if judge:
         metrics["judge-win-rate"], ci["judge-win-rate"] = judge["win_rate"], judge["ci"]

@@ -230,7 +230,8 @@ def render_html(title: str, by_suite: dict[str, list[dict[str, Any]]], metrics: 
     parts.append('<p class="note">Values are followed by their 95% bootstrap interval over prompts. '
                  "↑ higher is better, ↓ lower is better; the best decoder's value in each column is highlighted "
                  "(the human reference row is a yardstick, never highlighted). "
-                 "Click a column header to sort (best first, click again to reverse).</p>")
+                 "Click a column header to sort (best first, click again to reverse). "
+                 "MAUVE is a set-level score: its value is the mean over k-means seeds and its interval mean ± one sd over those seeds (column mauve_sd), not a bootstrap interval.</p>")
     for suite, rows in by_suite.items():
         shown = [m for m in metrics if any(is_number(r.get(m)) for r in rows)]
         parts.append(f'<section data-suite="{html.escape(suite)}"><h2>{html.escape(suite)}</h2>')

@@ -78,7 +78,8 @@ def render_markdown(title: str, by_suite: dict[str, list[dict[str, Any]]], metri
     out = [f"# {title}", ""]
     out += [*(notes or []), ""] if notes else []
     out += ["Each value is followed by its 95% bootstrap interval over prompts. ↑ higher is better, "
-            "↓ lower is better; the best decoder's value in each column is in bold (the human reference row is a yardstick, never bold).", ""]
+            "↓ lower is better; the best decoder's value in each column is in bold (the human reference row is a yardstick, never bold). "
+            "MAUVE is a set-level score: its value is the mean over k-means seeds and its interval mean ± one sd over those seeds (column mauve_sd), not a bootstrap interval.", ""]
     for suite, rows in by_suite.items():
         shown = [m for m in metrics if any(is_number(r.get(m)) for r in rows)]
         settings = rows[0]
