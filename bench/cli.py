@@ -93,7 +93,10 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--num-prompts", type=int, default=None, help="A deterministic subset of N prompts per suite.")
 @click.option("--max-new-tokens", type=int, default=256, show_default=True)
 @click.option("--samples-per-prompt", type=int, default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed; each record's seed derives from (seed, prompt id, sample index).")
+@click.option("--seed", "seed_list", type=int, multiple=True, default=(0,), show_default=True,
+              help="Base seed; each record's seed derives from (seed, prompt id, sample index). Repeat for several seeds.")
+@click.option("--seeds", default=None, metavar="S1,S2,...",
+              help="Several base seeds, e.g. 0,1,2: one run per seed, one leaderboard row per decoder (mean over seeds).")
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True)
@@ -128,9 +131,12 @@ def run(**kw: Any) -> None:
 
     if isinstance(kw["models"], str):  # a single value from $BENCH_MODEL
         kw["models"] = (kw["models"],)
+    from bench.runner import parse_seeds
+
+    seeds = parse_seeds(kw["seed_list"], kw["seeds"])
     options = RunOptions(
         models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
-        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
+        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], seeds[0]), seeds=seeds,
         num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], device=kw["device"],
         dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
         backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
@@ -144,6 +150,8 @@ def run(**kw: Any) -> None:
     the_plan = plan(options)
     for name, reason in the_plan.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
+    for warning in the_plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
     from bench.execute import execute
 
     execute(the_plan, options)
@@ -200,6 +208,9 @@ def score(file: str, as_json: bool, scores: tuple[str, ...], **kw: Any) -> None:
     from bench.scorers.files import score_file
 
     rows = score_file(file, scores, score_settings(kw))
+    if rows[0].get("mauve-cut-at-context") and not as_json:
+        click.echo(f"note: MAUVE: {rows[0]['mauve-cut-at-context']} texts ran past the featurizer's context and were "
+                   "cut there; --mauve-length 128 is the literature's convention", err=True)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -17,15 +17,15 @@ def _console() -> Any:
 
 
 def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = False,
-                      title: str | None = None) -> dict[str, Path]:
+                      title: str | None = None, per_seed: bool = False) -> dict[str, Path]:
     """Merge the runs under ``inputs`` and write ``out``.csv, .md and .html; returns the paths."""
     from bench.leaderboard import columns, rows_for_runs, write_csv
-    from bench.publish import complete_runs, find_runs, metric_columns, unique_rows
+    from bench.publish import complete_runs, distinct_rows, find_runs, metric_columns
     from bench.publish.html import render_html
     from bench.publish.markdown import render_markdown
 
     runs = complete_runs(find_runs(inputs), skip_incomplete=skip_incomplete)
-    rows = unique_rows(rows_for_runs(runs))
+    rows = distinct_rows(rows_for_runs(runs, per_seed=per_seed))
     metrics = metric_columns(columns(rows))
     by_suite: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -49,9 +49,14 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
 @click.option("--out", required=True, metavar="DIR/NAME", help="Writes NAME.csv, NAME.md and NAME.html in DIR.")
 @click.option("--skip-incomplete", is_flag=True, help="Leave out runs still in progress instead of failing.")
 @click.option("--title", default=None, help="Page and document title (default: NAME).")
-def leaderboard(inputs: tuple[str, ...], out: str, skip_incomplete: bool, title: str | None) -> None:
-    """Merge runs (run folders or stores) into one leaderboard per suite: CSV, Markdown and HTML."""
-    paths = build_leaderboard(list(inputs), out, skip_incomplete=skip_incomplete, title=title)
+@click.option("--per-seed", is_flag=True, help="One row per seed instead of one row per decoder (mean over seeds).")
+def leaderboard(inputs: tuple[str, ...], out: str, skip_incomplete: bool, title: str | None, per_seed: bool) -> None:
+    """Merge runs (run folders or stores) into one leaderboard per suite: CSV, Markdown and HTML.
+
+    Rows that differ in a setting (prompts, max new tokens, seed, ...) show it as a column; runs of
+    one decoder at several seeds give one row with the mean over seeds (--per-seed: a row each).
+    """
+    paths = build_leaderboard(list(inputs), out, skip_incomplete=skip_incomplete, title=title, per_seed=per_seed)
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 

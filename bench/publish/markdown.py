@@ -55,13 +55,18 @@ def arrow(name: str) -> str:
 
 def suite_table(rows: list[dict[str, Any]], metrics: list[str]) -> list[str]:
     """The lines of one suite's Markdown table."""
+    from bench.leaderboard import varying_settings
+
     best = best_values(rows, metrics)
-    head = ["model", "decoder", "n"] + [m + arrow(m) for m in metrics]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(metrics)) + "|"]
+    settings = varying_settings(rows)  # a setting that differs between rows is shown beside each
+    head = ["model", "decoder", *settings, "n", "flags"] + [m + arrow(m) for m in metrics]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] * (4 + len(settings)) + ["---:"] * len(metrics)) + "|"]
     for r in rows:
         decoder = r["decoder"] + (f":{r['decoder_args']}" if r.get("decoder_args") else "")
         n = r.get("n")
-        cells = [str(r["model"]), f"`{decoder}`", str(int(n)) if is_number(n) else str(n or "")]
+        cells = [str(r["model"]), f"`{decoder}`", *(_int(r.get(c)) for c in settings),
+                 str(int(n)) if is_number(n) else str(n or ""), str(r.get("flags") or "")]
         for m in metrics:
             text = cell(r, m)
             is_best = r["model"] != "human" and m in best and is_number(r.get(m)) and float(r[m]) == best[m]

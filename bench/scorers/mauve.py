@@ -137,10 +137,10 @@ def _pairs(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, str], li
     return conts, refs, owners
 
 
-def token_limit(settings: MauveSettings, warn: bool = True) -> tuple[int, int | None]:
+def token_limit(settings: MauveSettings) -> tuple[int, int | None]:
     """Featurizer tokens per text, and the featurizer's context; refuses a ``length`` beyond that context.
 
-    Without ``length`` the limit is ``max_tokens`` cut to the context (said on stderr when ``warn``).
+    Without ``length`` the limit is ``max_tokens`` cut to the context (:func:`_say_cut` tells).
     """
     from bench.scorers.features import context_length
 
@@ -149,17 +149,33 @@ def token_limit(settings: MauveSettings, warn: bool = True) -> tuple[int, int | 
         raise BenchError(f"--mauve-length {settings.length} exceeds the context of featurizer "
                          f"'{settings.featurizer}' ({context} positions); give at most {context}")
     limit = settings.length or settings.max_tokens
-    if context and limit > context:
-        if warn:
-            print(f"note: MAUVE texts cut at {context} tokens, the context of featurizer '{settings.featurizer}' "
-                  f"(not {limit}); --mauve-length 128 is the literature's convention", file=sys.stderr)
-        limit = context
-    return limit, context
+    return (min(limit, context) if context else limit), context
+
+
+def _say_cut(feat: Any, texts: list[str], settings: MauveSettings, context: int | None) -> int:
+    """How many texts run past the featurizer's context (:func:`cut_note` says it)."""
+    if not context or settings.length or settings.max_tokens <= context:
+        return 0
+    tok = feat.tokenizer
+    longer = sum(len(tok.encode(t, truncation=True, max_length=context + 1)) > context for t in texts)
+    return longer
+
+
+def cut_note(recorded: dict[str, Any]) -> str | None:
+    """The line that says MAUVE's texts were cut at the featurizer's context (None when none were).
+
+    ``recorded`` is the settings a MAUVE score records; ``bench run`` and ``bench score`` print it.
+    """
+    if not recorded.get("cut_at_context"):
+        return None
+    return (f"MAUVE: {recorded['cut_at_context']} texts ran past the {recorded['featurizer_context']}-token context "
+            f"of featurizer '{recorded['featurizer']}': cut at {recorded['max_tokens_used']} tokens "
+            f"(not {recorded['max_tokens']}); --mauve-length 128 is the literature's convention")
 
 
 def check_length(featurizer: str, length: int | None) -> None:
     """Plan-time check of ``--mauve-length`` against the featurizer's context (nothing generated before)."""
-    token_limit(MauveSettings(featurizer=featurizer, length=length), warn=False)
+    token_limit(MauveSettings(featurizer=featurizer, length=length))
 
 
 def score_mauve(records: list[dict[str, Any]], settings: MauveSettings | None = None) -> dict[str, Any]:
@@ -177,6 +193,7 @@ def score_mauve(records: list[dict[str, Any]], settings: MauveSettings | None = 
                            device=settings.device, dtype=settings.featurizer_dtype),
         cache_dir=settings.cache_dir,
     )
+    cut = _say_cut(feat, conts + list(refs.values()), settings, context)
     ref_ids = {pid: feat.tokenize([text])[0] for pid, text in refs.items()}
     cont_ids = feat.tokenize(conts)
     # keep non-empty texts; with the length convention, only pairs where both sides reach it
@@ -186,7 +203,8 @@ def score_mauve(records: list[dict[str, Any]], settings: MauveSettings | None = 
     p_texts = [conts[i] for i in keep]
     q_texts = [refs[pid] for pid in kept_prompts]
     info = {"n_records": len(records), "n_p": len(p_texts), "n_q": len(q_texts),
-            "dropped": len(conts) - len(keep), "max_tokens_used": max_tokens, "featurizer_context": context}
+            "dropped": len(conts) - len(keep), "max_tokens_used": max_tokens, "featurizer_context": context,
+            "cut_at_context": cut}
     need_n = needed_samples(settings)
     if min(len(p_texts), len(q_texts)) < need_n:
         raise BenchError(
