@@ -91,12 +91,14 @@ def varying_settings(rows: list[dict[str, Any]]) -> list[str]:
     return [c for c in SETTING_COLUMNS if len({str(r.get(c)) for r in rows if r.get(c) not in (None, "")}) > 1]
 
 
-def rows_for_runs(runs: list[RunDir], per_seed: bool = False) -> list[dict[str, Any]]:
+def rows_for_runs(runs: list[RunDir], per_seed: bool = False, length_matched: bool = False) -> list[dict[str, Any]]:
     """One row per decoder (runs at several seeds merged, see :func:`merge_seeds`) plus one
-    ``human``/``reference`` row per suite and prompt subset, sorted; ``per_seed`` keeps a row per run."""
+    ``human``/``reference`` row per suite and prompt subset, sorted; ``per_seed`` keeps a row per run,
+    ``length_matched`` adds a ``human``/``reference-cut`` row (:func:`bench.scoring.score_human_cut`)."""
+    from bench.scoring import score_human_cut
     from bench.seeds import merge_seeds
 
-    rows, human = [], {}
+    rows, human, records_of = [], {}, {}
     for run in runs:
         spec = run.spec()
         scores = run_scores(run)
@@ -132,9 +134,15 @@ def rows_for_runs(runs: list[RunDir], per_seed: bool = False) -> list[dict[str, 
             human_base = {k: base[k] for k in ("suite", "suite_version", "n_prompts")}
             human.setdefault(key, _row(dict(human_base, model="human", decoder="reference", decoder_args=""),
                                        scores["human"]))
+            records_of.setdefault(key, []).append(records)
+    if length_matched:
+        for key, runs_records in list(records_of.items()):
+            cut = score_human_cut(runs_records)
+            if cut:
+                human[key + ("cut",)] = _row(dict(human[key], decoder="reference-cut"), cut)
     rows = [{k: v for k, v in r.items() if k != "_run"} for r in (rows if per_seed else merge_seeds(rows))]
     rows.sort(key=lambda r: (r["suite"], r["model"], r["decoder"], r["decoder_args"], str(r["seed"]), r["run_id"]))
-    return rows + sorted(human.values(), key=lambda r: (r["suite"], r["n_prompts"]))
+    return rows + sorted(human.values(), key=lambda r: (r["suite"], r["n_prompts"], r["decoder"]))
 
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:

@@ -56,6 +56,34 @@ def score_human(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+def score_human_cut(runs_records: list[list[dict[str, Any]]]) -> dict[str, Any] | None:
+    """The references cut to the generated length: a length-matched human row.
+
+    Whole references (164 words on cd-wikitext) against 25-word continuations compare lengths as
+    much as text. Each reference is cut to the mean word count of its prompt's continuations over
+    ``runs_records`` (the runs sharing the human row), then scored like :func:`score_human`.
+    """
+    from bench.scorers.repetition import bootstrap_ci, score_texts
+
+    refs: dict[str, str] = {}
+    lengths: dict[str, list[int]] = {}
+    for records in runs_records:
+        for r in records:
+            if r.get("reference"):
+                refs.setdefault(r["prompt_id"], r["reference"])
+                lengths.setdefault(r["prompt_id"], []).append(len(r["continuation"].split()))
+    if not refs:
+        return None
+    ids = sorted(refs)
+    texts = [" ".join(refs[k].split()[:round(sum(lengths[k]) / len(lengths[k]))]) for k in ids]
+    return {
+        "version": SCORES_VERSION,
+        "n": len(texts),
+        "metrics": score_texts(texts, None),
+        "ci": {k: list(v) for k, v in bootstrap_ci(texts, None, n_boot=N_BOOT, seed=0).items()},
+    }
+
+
 def run_scores(run: RunDir) -> dict[str, Any]:
     """The run's scores, computed once and cached next to its records.
 

@@ -113,3 +113,16 @@ def test_a_hyperfit_above_its_target_warns_and_its_loss_is_in_header_and_leaderb
     assert header["resolved"]["hyperfit_loss"] == pytest.approx(meta["final_loss"])
     row = next(r for r in rows_of(tmp_path / "store" / "leaderboard.csv") if r["decoder"] == "greedy-hyperfit")
     assert float(row["hyperfit_loss"]) == pytest.approx(meta["final_loss"], rel=1e-5)
+
+
+def test_a_length_matched_human_row_cuts_references_to_the_generated_length(store, tmp_path):
+    """Measured: the human row scored whole references (164 words) against 25-word continuations."""
+    result = bench("leaderboard", store, "--out", tmp_path / "matched", "--length-matched")
+    assert result.exit_code == 0, result.output
+    rows = rows_of(tmp_path / "matched.csv")
+    for n in ("3", "5"):
+        whole = next(r for r in rows if r["decoder"] == "reference" and r["n_prompts"] == n)
+        cut = next(r for r in rows if r["decoder"] == "reference-cut" and r["n_prompts"] == n)
+        generated = [float(r["length-words"]) for r in rows if r["model"] != "human" and r["n_prompts"] == n]
+        assert float(whole["length-words"]) > 3 * max(generated)
+        assert min(generated) - 1 <= float(cut["length-words"]) <= max(generated) + 1

@@ -17,7 +17,8 @@ def _console() -> Any:
 
 
 def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = False,
-                      title: str | None = None, per_seed: bool = False) -> dict[str, Path]:
+                      title: str | None = None, per_seed: bool = False,
+                      length_matched: bool = False) -> dict[str, Path]:
     """Merge the runs under ``inputs`` and write ``out``.csv, .md and .html; returns the paths."""
     from bench.leaderboard import columns, rows_for_runs, write_csv
     from bench.publish import complete_runs, distinct_rows, find_runs, metric_columns
@@ -25,7 +26,7 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
     from bench.publish.markdown import render_markdown
 
     runs = complete_runs(find_runs(inputs), skip_incomplete=skip_incomplete)
-    rows = distinct_rows(rows_for_runs(runs, per_seed=per_seed))
+    rows = distinct_rows(rows_for_runs(runs, per_seed=per_seed, length_matched=length_matched))
     metrics = metric_columns(columns(rows))
     by_suite: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -50,13 +51,17 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
 @click.option("--skip-incomplete", is_flag=True, help="Leave out runs still in progress instead of failing.")
 @click.option("--title", default=None, help="Page and document title (default: NAME).")
 @click.option("--per-seed", is_flag=True, help="One row per seed instead of one row per decoder (mean over seeds).")
-def leaderboard(inputs: tuple[str, ...], out: str, skip_incomplete: bool, title: str | None, per_seed: bool) -> None:
+@click.option("--length-matched", is_flag=True,
+              help="Add a human row of references cut to the generated length (mean words of each prompt's continuations).")
+def leaderboard(inputs: tuple[str, ...], out: str, skip_incomplete: bool, title: str | None, per_seed: bool,
+                length_matched: bool) -> None:
     """Merge runs (run folders or stores) into one leaderboard per suite: CSV, Markdown and HTML.
 
     Rows that differ in a setting (prompts, max new tokens, seed, ...) show it as a column; runs of
     one decoder at several seeds give one row with the mean over seeds (--per-seed: a row each).
     """
-    paths = build_leaderboard(list(inputs), out, skip_incomplete=skip_incomplete, title=title, per_seed=per_seed)
+    paths = build_leaderboard(list(inputs), out, skip_incomplete=skip_incomplete, title=title, per_seed=per_seed,
+                              length_matched=length_matched)
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
