@@ -235,7 +235,7 @@ def _hyperfit_summary(path: str) -> tuple[dict[str, Any], list[str]]:
     """The hyperfit's final loss (for the run header and the leaderboard) and a warning when it
     stopped above its ``--stop-at-loss`` target."""
     from bench.hyperfit.checkpoint import read_metadata
-    from bench.hyperfit.train import target_warning
+    from bench.hyperfit.finish import target_warning
 
     meta = read_metadata(path) or {}
     loss = meta.get("final_loss")

@@ -9,7 +9,6 @@ killed run continues where it stopped and reaches the same weights as an uninter
 
 from __future__ import annotations
 
-import csv
 import math
 import subprocess
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from typing import Any, Callable
 from bench.errors import BenchError, check
 from bench.hyperfit import checkpoint as ckpt
 from bench.hyperfit.data import build_sequences
+from bench.hyperfit.finish import finish, write_loss_files
 
 METHODS = ("full", "lora", "late-lora")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -235,31 +235,6 @@ def _is_done(meta: dict[str, Any], recipe: Recipe) -> bool:
     return recipe.stop_at_loss is not None and loss is not None and loss < recipe.stop_at_loss
 
 
-def _write_loss_files(out: Path, history: list[list[float]], plot: bool) -> None:
-    with (out / "loss.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["epoch", "step", "loss"])
-        writer.writerows([int(e), int(s), f"{loss:.6g}"] for e, s, loss in history)
-    if not plot or not history:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot([s for _, s, _ in history], [loss for _, _, loss in history], lw=1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    if min(loss for _, _, loss in history) > 0:
-        ax.set_yscale("log")
-    ax.set_title(f"hyperfit: {out.name}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "loss.png", dpi=100)
-    plt.close(fig)
-
-
 def _new_metadata(model_name: str, data: Any, recipe: Recipe) -> dict[str, Any]:
     recipe_dict = asdict(recipe)
     if recipe_dict["target_modules"] is not None:
@@ -371,7 +346,7 @@ def _run_epochs(model: Any, optimizer: Any, data: Any, recipe: Recipe, device: s
             meta.update(epochs_done=epoch + 1, steps_done=(epoch + 1) * per_epoch, final_loss=epoch_loss,
                         epoch_losses=list(progress["epoch_losses"]))
             ckpt.save_state(out, model, optimizer, progress)
-            _write_loss_files(out, progress["history"], plot=False)
+            write_loss_files(out, progress["history"], plot=False)
             ckpt.write_metadata(out, meta)
             log(f"epoch {epoch + 1}/{recipe.epochs}: mean training loss {epoch_loss:.5f}")
             if on_epoch_end is not None:
@@ -447,36 +422,5 @@ def train(
 
     if not _is_done(meta, recipe):  # killed after its last epoch: only the final save is left
         _run_epochs(model, optimizer, data, recipe, device, out, meta, progress, on_epoch_end, log, show_progress)
-    _finish(out, model, tokenizer, recipe, meta, progress["history"], log)
+    finish(out, model, tokenizer, recipe, meta, progress["history"], log)
     return TrainResult(meta, model, True)
-
-
-def _finish(out: Path, model: Any, tokenizer: Any, recipe: Recipe, meta: dict[str, Any],
-            history: list[list[float]], log: Callable[[str], None]) -> None:
-    """Save the final weights, then mark the run finished; the plot and warnings come after.
-
-    ``finished`` is written last of the essential files, and nothing optional (matplotlib's
-    plot) runs before it, so a failing plot never leaves a trained run unfinished.
-    """
-    model.eval()
-    ckpt.save_final(out, model, tokenizer)
-    reached = recipe.stop_at_loss is None or meta["final_loss"] < recipe.stop_at_loss
-    meta.update(finished=True, stopped_early=meta["epochs_done"] < recipe.epochs, reached_target=reached)
-    ckpt.write_metadata(out, meta)
-    log(f"saved {'model' if recipe.method == 'full' else 'adapter'} to '{out}' "
-        f"(final mean loss {meta['final_loss']:.5f} after {meta['epochs_done']} epochs)")
-    if not reached:
-        log(f"warning: {target_warning(meta)}")
-    try:
-        _write_loss_files(out, history, plot=True)
-    except Exception as exc:  # noqa: BLE001 - any plotting failure; the run itself is complete
-        log(f"warning: loss.png not written ({ckpt.first_line(exc)}); loss.csv has the curve")
-
-
-def target_warning(meta: dict[str, Any]) -> str | None:
-    """Why a finished hyperfit is not the one asked for: it stopped above its --stop-at-loss target."""
-    target, loss = (meta.get("recipe") or {}).get("stop_at_loss"), meta.get("final_loss")
-    if target is None or loss is None or loss < target:
-        return None
-    return (f"the hyperfit stopped at loss {loss:.4g} after {meta.get('epochs_done')} epochs, above its "
-            f"--stop-at-loss target {target:g}; it is not hyperfitted as asked (train more epochs)")
