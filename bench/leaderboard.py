@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from bench.scoring import run_scores
+from bench.run_scores import run_scores
 from bench.store import RunDir, RunStore
 
 KEY_COLUMNS = ["suite", "suite_version", "model", "decoder", "decoder_args", "n", "n_prompts"]
@@ -94,8 +94,8 @@ def varying_settings(rows: list[dict[str, Any]]) -> list[str]:
 def rows_for_runs(runs: list[RunDir], per_seed: bool = False, length_matched: bool = False) -> list[dict[str, Any]]:
     """One row per decoder (runs at several seeds merged, see :func:`merge_seeds`) plus one
     ``human``/``reference`` row per suite and prompt subset, sorted; ``per_seed`` keeps a row per run,
-    ``length_matched`` adds a ``human``/``reference-cut`` row (:func:`bench.scoring.score_human_cut`)."""
-    from bench.scoring import score_human_cut
+    ``length_matched`` adds a ``human``/``reference-cut`` row (:func:`bench.run_scores.score_human_cut`)."""
+    from bench.run_scores import score_human_cut
     from bench.seeds import merge_seeds
 
     rows, human, records_of = [], {}, {}

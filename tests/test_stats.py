@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.judge.stats import summarize
-from bench.scoring import score_records
+from bench.run_scores import score_records
 from bench.scorers.repetition import bootstrap_ci
 from bench.stats import N_BOOT_P, p_error, two_sided_p
 

@@ -115,7 +115,7 @@ def _verdict(name: str, diff: float, p: float | None) -> str:
 def compare_runs(run_a: RunDir, run_b: RunDir, n_boot: int = N_BOOT_P, seed: int = 0) -> tuple[list[Diff], int]:
     """Per metric, B - A over the shared prompts; also returns the number of shared prompts."""
     from bench.metrics import METRICS
-    from bench.scoring import run_scores
+    from bench.run_scores import run_scores
     from bench.stats import p_error, percentile_interval, two_sided_p
 
     complete_runs([run_a, run_b])
