@@ -81,9 +81,6 @@ def build_rows(store: RunStore) -> list[dict[str, Any]]:
 
 SETTING_COLUMNS = ("suite_version", "n_prompts", "max_new_tokens", "samples_per_prompt", "seed", "backend", "dtype")
 """Settings shown beside a row's metrics whenever two rows of a leaderboard differ in them."""
-SEEDLESS = ("suite", "suite_version", "model", "decoder", "decoder_args", "n_prompts", "backend", "dtype",
-            "max_new_tokens", "samples_per_prompt")
-"""What runs of one decoder at several seeds share: they merge into one row."""
 
 
 def varying_settings(rows: list[dict[str, Any]]) -> list[str]:

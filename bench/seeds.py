@@ -16,11 +16,13 @@ import numpy as np
 
 from bench.stats import N_BOOT, percentile_interval, seed_mean_replicates
 
+SEEDLESS = ("suite", "suite_version", "model", "decoder", "decoder_args", "n_prompts", "backend", "dtype",
+            "max_new_tokens", "samples_per_prompt")
+"""What runs of one decoder at several seeds share: they merge into one row."""
+
 
 def merge_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` (one per run, each with its ``_run``) with the runs of one decoder at several seeds merged."""
-    from bench.leaderboard import SEEDLESS
-
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(str(row.get(k)) for k in SEEDLESS), []).append(row)

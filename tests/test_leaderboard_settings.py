@@ -50,6 +50,7 @@ def test_settings_that_differ_are_columns_and_the_store_publishes(store, tmp_pat
     assert greedy == ["3", "5"] and human == ["3", "5"]
     table = (tmp_path / "board.md").read_text()
     assert "| model | decoder | n_prompts | seed | n | flags |" in table
+    assert '<th data-type="text">n_prompts</th>' in (tmp_path / "board.html").read_text()
     # bench run wrote the same rows to the store's own leaderboard
     assert len(rows_of(store / "leaderboard.csv")) == len(rows)
 

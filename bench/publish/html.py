@@ -72,11 +72,19 @@ def _decoder(row: dict[str, Any]) -> str:
     return row["decoder"] + (f":{row['decoder_args']}" if row.get("decoder_args") else "")
 
 
+def _setting(value: Any) -> str:
+    return str(int(value)) if is_number(value) and not math.isnan(value) and float(value).is_integer() else str(value or "")
+
+
 def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str) -> str:
     """One suite's sortable table."""
+    from bench.leaderboard import varying_settings
+
     best = best_values(rows, metrics)
     arrows = {"higher": " ↑", "lower": " ↓"}
+    settings = varying_settings(rows)  # settings that differ between rows, shown beside each
     head = ['<th data-type="text">model</th>', '<th data-type="text">decoder</th>',
+            *(f'<th data-type="text">{html.escape(c)}</th>' for c in settings), '<th data-type="text">flags</th>',
             '<th data-type="num" data-direction="none">n</th>']
     for m in metrics:
         d = _direction(m)
@@ -87,6 +95,8 @@ def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str) -> st
         cls = ' class="human"' if r["model"] == "human" else ""
         n = r.get("n")
         cells = [f"<td>{html.escape(str(r['model']))}</td>", f"<td>{html.escape(_decoder(r))}</td>",
+                 *(f"<td>{html.escape(_setting(r.get(c)))}</td>" for c in settings),
+                 f"<td>{html.escape(str(r.get('flags') or ''))}</td>",
                  f'<td class="num" data-value="{int(n) if is_number(n) else ""}">{int(n) if is_number(n) else ""}</td>']
         for m in metrics:
             v, lo, hi = r.get(m), r.get(f"{m}_lo"), r.get(f"{m}_hi")
