@@ -79,15 +79,6 @@ def build_rows(store: RunStore) -> list[dict[str, Any]]:
     return rows_for_runs([run for run in store.runs() if run.is_complete()])
 
 
-SETTING_COLUMNS = ("suite_version", "n_prompts", "max_new_tokens", "samples_per_prompt", "seed", "backend", "dtype")
-"""Settings shown beside a row's metrics whenever two rows of a leaderboard differ in them."""
-
-
-def varying_settings(rows: list[dict[str, Any]]) -> list[str]:
-    """The :data:`SETTING_COLUMNS` whose values differ between rows (blank cells aside)."""
-    return [c for c in SETTING_COLUMNS if len({str(r.get(c)) for r in rows if r.get(c) not in (None, "")}) > 1]
-
-
 def rows_for_runs(runs: list[RunDir], per_seed: bool = False, length_matched: bool = False) -> list[dict[str, Any]]:
     """One row per decoder (runs at several seeds merged, see :func:`merge_seeds`) plus one
     ``human``/``reference`` row per suite and prompt subset, sorted; ``per_seed`` keeps a row per run,
@@ -153,16 +144,23 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns(rows), extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: _fmt(v) for k, v in r.items()})
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns(rows), extrasaction="ignore")
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: _fmt(v) for k, v in r.items()})
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves the old leaderboard, not a partial one
+        raise
 
 
 def _fmt(value: Any) -> Any:
-    return f"{value:.6g}" if isinstance(value, float) else ("" if value is None else str(value))
+    """Floats to 6 significant digits; text cells guarded against spreadsheet formulas."""
+    from bench.publish import guard_cell
+
+    return f"{value:.6g}" if isinstance(value, float) else ("" if value is None else guard_cell(value))
 
 
 def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4", "diversity", "distinct-2",
@@ -172,6 +170,8 @@ def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4
     from rich.table import Table
 
     from bench.metrics import METRICS
+
+    from bench.publish import varying_settings
 
     table = Table(title="decbench leaderboard", show_lines=False)
     settings = varying_settings(rows)
@@ -183,7 +183,7 @@ def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4
         table.add_column(m + arrow, justify="right")
     for r in rows:
         decoder = r["decoder"] + (f":{r['decoder_args']}" if r["decoder_args"] else "")
-        cells = [r["suite"], r["model"], decoder, *(_fmt(r.get(c)) for c in settings), str(r["n"]), r.get("flags", "")]
+        cells = [r["suite"], r["model"], decoder, *(str(_fmt(r.get(c))) for c in settings), str(r["n"]), r.get("flags", "")]
         for m in metrics:
             value, lo, hi = r.get(m), r.get(f"{m}_lo"), r.get(f"{m}_hi")
             cells.append("" if value is None else (f"{value:.3f}" if lo is None else f"{value:.3f} ±{(hi - lo) / 2:.3f}"))

@@ -118,7 +118,7 @@ def compare_runs(run_a: RunDir, run_b: RunDir, n_boot: int = N_BOOT_P, seed: int
     from bench.run_scores import run_scores
     from bench.stats import p_error, percentile_interval, two_sided_p
 
-    complete_runs([run_a, run_b])
+    complete_runs([run_a, run_b], can_skip=False)
     if n_boot < 1:
         raise BenchError(f"--n-boot must be >= 1, got {n_boot}")
     ga, gb = _by_prompt(run_a), _by_prompt(run_b)
@@ -167,6 +167,7 @@ def _num(value: Any, spec: str = ".6g") -> str:
 
 
 def write_csv(diffs: list[Diff], path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -182,10 +183,13 @@ def title(run_a: RunDir, run_b: RunDir, n_shared: int, n_boot: int) -> str:
 
 
 def write_markdown(diffs: list[Diff], path: str | Path, heading: str) -> None:
-    lines = [f"# {heading}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 7 + ["---"]) + "|"]
+    from bench.publish.markdown import md_text
+
+    lines = [f"# {md_text(heading)}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 7 + ["---"]) + "|"]
     for row in as_rows(diffs):
         lines.append("| " + " | ".join(_num(v, ".4g") if isinstance(v, float) or v is None else str(v)
                                        for v in row.values()) + " |")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines) + "\n")
 
 
