@@ -134,7 +134,8 @@ def run_options(kw: dict[str, Any]) -> Any:
     return RunOptions(
         models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
         generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], seeds[0]), seeds=seeds,
-        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], device=kw["device"],
+        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], amateur=kw["amateur"],
+        device=kw["device"],
         dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
         backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
         tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
@@ -147,7 +148,8 @@ def run_options(kw: dict[str, Any]) -> Any:
 
 
 RUN_SECTIONS = (
-    ("What to run", ("models", "decoders", "suites", "num_prompts", "hyperfit", "revision", "data_dir", "suite_path")),
+    ("What to run", ("config", "models", "decoders", "suites", "num_prompts", "hyperfit", "amateur", "revision",
+                     "data_dir", "suite_path")),
     ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "seeds", "batch_size", "device", "dtype")),
     ("Where results go", ("out",)),
     ("Model-based scores", ("scores", "featurizer", "featurizer_dtype", "mauve_length", "scorer_model", "sentence_model")),
@@ -162,12 +164,15 @@ RUN_SECTIONS = (
 @click.option("--suite", "suites", multiple=True, default=("wikitext",), show_default=True,
               help="A registered suite (see 'bench suites') or a .jsonl file of prompts; repeatable.")
 @click.option("--decoder", "decoders", multiple=True, default=("all",), show_default=True,
-              help="NAME[:key=value,...] (see 'bench decoders'), repeatable; 'all' runs every decoder whose needs are met.")
+              help="NAME[:key=value,...] (see 'bench decoders'), repeatable; 'all' runs every decoder whose needs are met; "
+                   "key=v1|v2 is a grid (one decoder per value).")
 @click.option("--model", "models", multiple=True, envvar="BENCH_MODEL",
               help="Hugging Face id or local directory; repeat to compare checkpoints. Default: $BENCH_MODEL.")
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit) of the model.")
 @click.option("--hyperfit", default=None, metavar="PATH",
               help="A hyperfitted checkpoint (full model or PEFT adapter over --model) for greedy-hyperfit and entropy-matched.")
+@click.option("--amateur", default=None, metavar="PATH",
+              help="The amateur model of contrastive-decoding (same tokenizer as --model, safetensors).")
 @click.option("--out", default="runs", show_default=True, metavar="DIR",
               help="Run store: one folder per run plus leaderboard.csv; a later run adds to it and resumes what is unfinished.")
 @click.option("--num-prompts", type=int, default=None, help="A deterministic subset of N prompts per suite.")
@@ -207,23 +212,31 @@ RUN_SECTIONS = (
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Generate in this process, or as one Ray task per run.")
 @click.option("--ray-address", default=None, help="An existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local one.")
+@click.option("--config", default=None, metavar="SWEEP.toml",
+              help="A sweep file: these options as TOML (decoder grids, lists of seeds and lengths); see sweeps/example.toml.")
 def run(**kw: Any) -> None:
     """Generate continuations for every model x decoder x suite, score them and print the leaderboard.
 
     Runs are stored by identity under --out; the same command resumes an interrupted run and
     skips finished ones.
     """
-    from bench.planning import plan
+    from bench.grid import load_sweep, plan_sweep
 
-    options = run_options(kw)
-    the_plan = plan(options)
+    config = kw.pop("config")
+    variants = [kw]
+    if config:
+        ctx = click.get_current_context()
+        given = {name for name in kw if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+        variants = load_sweep(config, kw, ctx.command.params, given)
+    options = [run_options(v) for v in variants]
+    the_plan = plan_sweep(options)
     for name, reason in the_plan.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
     for warning in the_plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     from bench.sweep import execute
 
-    execute(the_plan, options)
+    execute(the_plan, options[0])
 
 
 @main.command()

@@ -110,6 +110,8 @@ def rows_for_runs(runs: list[RunDir], per_seed: bool = False, length_matched: bo
             "run_id": spec.run_id,
         }
         base.update(degeneracy(records, spec.generation.max_new_tokens))
+        if spec.model.amateur:
+            base["amateur"] = spec.model.amateur.rstrip("/").split("/")[-1]
         base.update({k: v for k, v in header.get("resolved", {}).items() if isinstance(v, (int, float, str))})
         if scores.get("mauve_sd") is not None:
             base["mauve_sd"] = scores["mauve_sd"]
@@ -183,6 +185,7 @@ def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4
         table.add_column(m + arrow, justify="right")
     for r in rows:
         decoder = r["decoder"] + (f":{r['decoder_args']}" if r["decoder_args"] else "")
+        decoder += f" (amateur {r['amateur']})" if r.get("amateur") else ""
         cells = [r["suite"], r["model"], decoder, *(str(_fmt(r.get(c))) for c in settings), str(r["n"]), r.get("flags", "")]
         for m in metrics:
             value, lo, hi = r.get(m), r.get(f"{m}_lo"), r.get(f"{m}_hi")

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bench.amateur import amateur_fingerprint, check_amateur
 from bench.backends import hf
 from bench.errors import BenchError
 from bench.registry import DecoderInfo, get_decoder, load_plugins
-from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, parse_decoder
+from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, expand_grid, parse_decoder
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class RunOptions:
     """Hub revision applied to every model."""
     hyperfit: str | None = None
     """A hyperfitted checkpoint for the decoders that require one."""
+    amateur: str | None = None
+    """The amateur model of contrastive decoding (``--amateur``), for the decoders that require one."""
     device: str = "auto"
     dtype: str = "auto"
     batch_size: int = 16
@@ -93,10 +96,11 @@ class Plan:
 
 
 def expand_decoders(names: tuple[str, ...], available: dict[str, bool]) -> tuple[list[DecoderSpec], list[tuple[str, str]]]:
-    """Parse ``--decoder`` values; ``all`` means every registered decoder whose requirements are met."""
+    """Parse ``--decoder`` values, grids expanded (``top-p:p=0.8|0.9``, see :func:`bench.specs.expand_grid`);
+    ``all`` means every registered decoder whose requirements are met, once, at its defaults."""
     registry = load_plugins()
     specs, skipped = [], []
-    for text in names:
+    for text in (one for name in names for one in expand_grid(name)):
         if text.strip().lower() != "all":
             spec = parse_decoder(text)
             info = get_decoder(spec.name)
@@ -167,7 +171,8 @@ def plan(options: RunOptions) -> Plan:
     registered = [s for s in options.suites if not s.lower().endswith(".jsonl")]
     if options.suite_path and len(registered) != 1:
         raise BenchError("--suite-path names the file of one registered suite; give exactly one such --suite with it")
-    decoders, skipped = expand_decoders(options.decoders, {"hyperfit": bool(options.hyperfit)})
+    decoders, skipped = expand_decoders(options.decoders, {"hyperfit": bool(options.hyperfit),
+                                                           "amateur": bool(options.amateur)})
     check_scoring(options, decoders)
     from bench.backends import model_files, plan_backend
     from bench.executors import check_executor
@@ -184,6 +189,7 @@ def plan(options: RunOptions) -> Plan:
     check_models(options)
     hyperfit_fp = _hyperfit_fingerprint(options.hyperfit) if options.hyperfit else ""
     hyperfit_info, warnings = _hyperfit_summary(options.hyperfit) if options.hyperfit else ({}, [])
+    amateur_fp = amateur_fingerprint(options.amateur) if options.amateur else ""
     runs = []
     for model_name in options.models:
         if options.hyperfit and any(uses_hyperfit(get_decoder(d.name), d) for d in decoders):
@@ -191,6 +197,8 @@ def plan(options: RunOptions) -> Plan:
 
             check_hyperfit(options.hyperfit, model_name)
         tokenizer, config = model_files(options, model_name)
+        if options.amateur and any(uses_amateur(get_decoder(d.name)) for d in decoders):
+            check_amateur(options.amateur, model_name, tokenizer, config)
         base = ModelSpec(model_name, options.revision, hf.model_fingerprint(model_name))
         for suite_spec, prompts in suites:
             check_prompt_lengths(prompts, tokenizer, config, gen.max_new_tokens, model_name)
@@ -200,6 +208,8 @@ def plan(options: RunOptions) -> Plan:
                     info.check_model(dspec, config)
                 hyper = uses_hyperfit(info, dspec)
                 model = replace(base, hyperfit=options.hyperfit, hyperfit_fingerprint=hyperfit_fp) if hyper else base
+                if uses_amateur(info):
+                    model = replace(model, amateur=options.amateur, amateur_fingerprint=amateur_fp)
                 for seed in options.seeds or (gen.seed,):
                     spec = RunSpec(model, dspec, suite_spec, replace(gen, seed=seed), options.backend,
                                    backend_version, dtype)
@@ -254,6 +264,11 @@ def _hyperfit_summary(path: str) -> tuple[dict[str, Any], list[str]]:
     loss = meta.get("final_loss")
     warning = target_warning(meta)
     return ({"hyperfit_loss": loss} if loss is not None else {}), ([f"--hyperfit {path}: {warning}"] if warning else [])
+
+
+def uses_amateur(info: DecoderInfo) -> bool:
+    """Whether the run contrasts the model with the ``--amateur`` model (contrastive decoding)."""
+    return "amateur" in info.requires
 
 
 def _hyperfit_fingerprint(path: str) -> str:

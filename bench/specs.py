@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -38,6 +39,10 @@ class ModelSpec:
     """A hyperfitted checkpoint (full model or PEFT adapter) used by decoders that require it."""
     hyperfit_fingerprint: str = ""
     """Fingerprint of the hyperfitted checkpoint."""
+    amateur: str | None = None
+    """The amateur model of contrastive decoding (``--amateur``), for the decoders that contrast with one."""
+    amateur_fingerprint: str = ""
+    """Fingerprint of the amateur model's local files (empty for a Hub id)."""
 
     @property
     def label(self) -> str:
@@ -120,8 +125,10 @@ class RunSpec:
         d = self.to_dict()
         d["extra"] = []  # a field of the first format, always empty; kept so that run ids do not change
         d["suite"].pop("source", None)
-        for key, fp in (("name", "fingerprint"), ("hyperfit", "hyperfit_fingerprint")):
-            if d["model"][fp] and d["model"][key]:
+        if d["model"]["amateur"] is None:  # runs without an amateur keep the ids they had before it existed
+            del d["model"]["amateur"], d["model"]["amateur_fingerprint"]
+        for key, fp in (("name", "fingerprint"), ("hyperfit", "hyperfit_fingerprint"), ("amateur", "amateur_fingerprint")):
+            if d["model"].get(fp) and d["model"].get(key):
                 d["model"][key] = d["model"][key].rstrip("/").split("/")[-1]
         return d
 
@@ -163,6 +170,22 @@ def parse_decoder(text: str) -> DecoderSpec:
     spec = DecoderSpec(info.name, args)
     build_decoder(spec)  # validates ranges now, before anything is written
     return spec
+
+
+def expand_grid(text: str) -> list[str]:
+    """A decoder grid: ``NAME:a=1|2,b=x|y`` -> the four ``NAME:a=..,b=..`` strings (the product, in the
+    order written); without ``|``, ``[text]``. ``all`` is never a grid. See :mod:`bench.grid`."""
+    name, colon, args = text.partition(":")
+    if "|" not in args:
+        return [text]
+    choices = []
+    for item in (s.strip() for s in args.split(",")):
+        key, eq, values = item.partition("=")
+        options = [v.strip() for v in values.split("|")]
+        if eq and "" in options:
+            raise BenchError(f"decoder '{name.strip()}': empty value in the grid '{item}'")
+        choices.append([f"{key.strip()}={v}" for v in options] if eq else [item])
+    return [f"{name}{colon}{','.join(combo)}" for combo in itertools.product(*choices)]
 
 
 def build_decoder(spec: DecoderSpec) -> Any:

@@ -102,6 +102,7 @@ def add_requested_scores(plan: Plan, options: RunOptions, store: RunStore) -> No
         if spec.decoder.name == target:
             continue
         opponent = next((p for p in plan.runs if p.spec.decoder.name == target
-                         and p.spec.model.name == spec.model.name and p.spec.suite == spec.suite), None)
+                         and p.spec.model.name == spec.model.name and p.spec.suite == spec.suite
+                         and p.spec.generation == spec.generation), None)  # a sweep's seeds and lengths pair up
         if opponent is not None:
             add_judge_result(runs[spec.run_id], runs[opponent.spec.run_id], opponent.spec.decoder.label, settings)

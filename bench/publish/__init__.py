@@ -63,11 +63,14 @@ def complete_runs(runs: list[RunDir], *, skip_incomplete: bool = False, can_skip
 def row_label(row: dict[str, Any]) -> str:
     """``suite model decoder:args`` for messages and tables."""
     decoder = row["decoder"] + (f":{row['decoder_args']}" if row.get("decoder_args") else "")
-    return f"{row['suite']} {row['model']} {decoder}"
+    amateur = f" (amateur {row['amateur']})" if row.get("amateur") else ""
+    return f"{row['suite']} {row['model']} {decoder}{amateur}"
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(row.get(k, "")) for k in ROW_KEY)
+    # Contrastive decoding with two amateurs is two rows; rows without one keep their old key.
+    amateur = (str(row["amateur"]),) if row.get("amateur") else ()
+    return tuple(str(row.get(k, "")) for k in ROW_KEY) + amateur
 
 
 def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -95,7 +98,8 @@ def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-SETTING_COLUMNS = ("suite_version", "n_prompts", "max_new_tokens", "samples_per_prompt", "seed", "backend", "dtype")
+SETTING_COLUMNS = ("suite_version", "n_prompts", "max_new_tokens", "samples_per_prompt", "seed", "backend", "dtype",
+                   "amateur")
 """Settings shown beside a row's metrics whenever two rows of a leaderboard differ in them."""
 
 

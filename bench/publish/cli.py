@@ -20,12 +20,14 @@ def _console() -> Any:
 def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = False,
                       title: str | None = None, view: bool = False, per_seed: bool = False,
                       length_matched: bool = False) -> dict[str, Path]:
-    """Merge the runs under ``inputs`` and write ``out``.csv, .md and .html; returns the paths.
+    """Merge the runs under ``inputs`` and write ``out``.csv, .md and .html, and the quality-diversity
+    front of each suite as ``out``-front.png; returns the paths.
 
     With ``view``, also the sample viewer of the same runs in ``out``-samples/, linked from the page.
     """
     from bench.leaderboard import columns, rows_for_runs, write_csv
     from bench.publish import complete_runs, distinct_rows, find_runs, metric_columns
+    from bench.publish.front import front_markdown, png_paths, write_front_png
     from bench.publish.html import render_html
     from bench.publish.markdown import render_markdown
 
@@ -52,9 +54,11 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
         paths["samples"] = write_view([str(run.path) for run in runs], f"{out}-samples", title=f"{title}: samples")
         samples = f"{name}-samples/{PAGE}"
     write_csv(rows, paths["csv"])
-    paths["md"].write_text(render_markdown(title, by_suite, metrics, notes))
+    pngs = {suite: png for suite, png in png_paths(out, list(by_suite)).items()
+            if write_front_png(by_suite[suite], suite, png)}
+    paths["md"].write_text(render_markdown(title, by_suite, metrics, notes) + front_markdown(by_suite, pngs))
     paths["html"].write_text(render_html(title, by_suite, metrics, notes, samples=samples))
-    return paths
+    return dict(paths, **{f"front {suite}": png for suite, png in pngs.items()})
 
 
 @click.command()

@@ -9,12 +9,13 @@ or distinct-2), one point per model x decoder, and bars with intervals for every
 from __future__ import annotations
 
 import html
-import io
 import math
 import re
 from typing import Any
 
 from bench.publish import is_number
+from bench.publish.front import figure_svg as _svg
+from bench.publish.front import front_html
 from bench.publish.markdown import best_values, fmt
 
 QUALITY_METRICS = ("mauve", "coherence")
@@ -137,18 +138,6 @@ def scatter_axes(metrics: list[str]) -> list[str]:
     return [next(m for m in FALLBACK_X if m in metrics)] if any(m in metrics for m in FALLBACK_X) else []
 
 
-def _svg(fig: Any) -> str:
-    """A matplotlib figure as inline SVG markup (text kept as text), the figure closed."""
-    import matplotlib.pyplot as plt
-
-    buf = io.StringIO()
-    # no date and fixed element ids: re-rendering the same rows gives the same bytes
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg"):]  # drop the XML declaration and DOCTYPE
-
-
 def _err(rows: list[dict[str, Any]], m: str) -> list[list[float]]:
     """Asymmetric error bar lengths from the rows' intervals (0 where a row has none)."""
     lows, highs = [], []
@@ -261,6 +250,7 @@ def render_html(title: str, by_suite: dict[str, list[dict[str, Any]]], metrics: 
         shown = [m for m in metrics if any(is_number(r.get(m)) for r in rows)]
         parts.append(f'<section data-suite="{html.escape(suite)}"><h2>{html.escape(suite)}</h2>')
         parts.append(table_html(rows, shown, suite, samples))
+        parts.append(front_html(rows, suite))
         if "diversity" in shown:
             for x in scatter_axes(shown):
                 parts.append(_figure("scatter", scatter_svg(rows, x),
