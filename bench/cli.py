@@ -126,11 +126,14 @@ def run_options(kw: dict[str, Any]) -> Any:
     from bench.planning import RunOptions
     from bench.specs import GenerationSpec
 
+    from bench.planning import parse_seeds
+
     if isinstance(kw["models"], str):  # a single value from $BENCH_MODEL
         kw["models"] = (kw["models"],)
+    seeds = parse_seeds((kw["seed"],) if isinstance(kw["seed"], int) else tuple(kw["seed"]), kw.get("seeds"))
     return RunOptions(
         models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
-        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
+        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], seeds[0]), seeds=seeds,
         num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], amateur=kw["amateur"],
         device=kw["device"], dtype=kw["dtype"], batch_size=kw["batch_size"], compile=kw.get("compile", False),
         data_dir=kw["data_dir"], suite_path=kw["suite_path"],
@@ -147,7 +150,8 @@ def run_options(kw: dict[str, Any]) -> Any:
 RUN_SECTIONS = (
     ("What to run", ("config", "models", "decoders", "suites", "num_prompts", "hyperfit", "amateur", "revision",
                      "data_dir", "suite_path")),
-    ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "batch_size", "compile", "device", "dtype")),
+    ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "seeds", "batch_size", "compile", "device",
+                    "dtype")),
     ("Where results go", ("out",)),
     ("Model-based scores", ("scores", "featurizer", "featurizer_dtype", "mauve_length", "scorer_model", "sentence_model")),
     ("LLM judge", ("judge_against", "judge_url", "judge_model", "judge_key_env", "judge_local")),
@@ -177,7 +181,10 @@ RUN_SECTIONS = (
               help="Most tokens generated per continuation; a continuation also stops at EOS.")
 @click.option("--samples-per-prompt", type=int, default=1, show_default=True,
               help="Continuations per prompt (sampling decoders get a different seed for each).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed; each record's seed derives from (seed, prompt id, sample index).")
+@click.option("--seed", type=int, multiple=True, default=(0,), show_default=True,
+              help="Base seed; each record's seed derives from (seed, prompt id, sample index). Repeat for several seeds.")
+@click.option("--seeds", default=None, metavar="S1,S2,...",
+              help="Several base seeds, e.g. 0,1,2: one run per seed, one leaderboard row per decoder (mean over seeds).")
 @click.option("--batch-size", type=int, default=16, show_default=True,
               help="Prompts generated together; records do not depend on it, only speed and memory do.")
 @click.option("--compile", is_flag=True,
@@ -229,6 +236,8 @@ def run(**kw: Any) -> None:
     the_plan = plan_sweep(options)
     for name, reason in the_plan.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
+    for warning in the_plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
     from bench.sweep import execute
 
     execute(the_plan, options[0])
@@ -285,6 +294,9 @@ def score(file: str, as_json: bool, scores: tuple[str, ...], **kw: Any) -> None:
     from bench.scorers.files import score_file
 
     rows = score_file(file, scores, score_settings(kw))
+    if rows[0].get("mauve-cut-at-context") and not as_json:
+        click.echo(f"note: MAUVE: {rows[0]['mauve-cut-at-context']} texts ran past the featurizer's context and were "
+                   "cut there; --mauve-length 128 is the literature's convention", err=True)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -8,9 +8,10 @@ once, at its defaults.
 A sweep file is the options of ``bench run`` as TOML, keys named like the options (``model`` or
 ``models``, ``max_new_tokens`` or ``max-new-tokens``, ...). It gives exactly the plan the
 equivalent flags give, because it is turned into the same keyword values the flags produce and
-goes through the same ``RunOptions`` and the same planning. Two keys take lists that the flags
-take one at a time: ``seed`` / ``seeds`` and ``max_new_tokens`` / ``lengths``; the sweep is then the
-product, one ``bench run`` per combination, planned (and checked) together before anything runs.
+goes through the same ``RunOptions`` and the same planning. ``seed`` / ``seeds`` take a list, as a
+repeated ``--seed`` does (one row per decoder, the mean over seeds); ``max_new_tokens`` / ``lengths``
+takes a list that the flag takes one at a time: the sweep is then one ``bench run`` per length,
+planned (and checked) together before anything runs.
 Decoders are a list of ``NAME[:k=v|v,...]`` strings or a table per decoder whose values may be
 lists (the grid)::
 
@@ -36,9 +37,9 @@ from typing import Any
 from bench.errors import BenchError
 from bench.specs import expand_grid  # noqa: F401  (re-exported: grids are part of sweeps)
 
-SWEPT = {"seed": "seeds", "max_new_tokens": "lengths"}
+SWEPT = {"max_new_tokens": "lengths"}
 """Options whose sweep-file value may be a list (a product of runs), and their plural aliases."""
-ALIASES = {"model": "models", "decoder": "decoders", "suite": "suites", "score": "scores",
+ALIASES = {"model": "models", "decoder": "decoders", "suite": "suites", "score": "scores", "seeds": "seed",
            **{plural: single for single, plural in SWEPT.items()}}
 """Sweep-file spellings that name another option's keyword."""
 
@@ -119,8 +120,14 @@ def _checked(path: str, key: str, param: Any, value: Any) -> Any:
 
     kind = param.type
     if getattr(param, "multiple", False):
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise BenchError(f"{path}: '{key}' is an empty list")
+        if isinstance(kind, click.types.IntParamType):  # seed: an integer, or a list of them
+            for item in items:
+                if not isinstance(item, int) or isinstance(item, bool):
+                    raise BenchError(f"{path}: '{key}' needs an integer, got {item!r}")
+        elif not all(isinstance(v, str) for v in items):
             raise BenchError(f"{path}: '{key}' needs a string or a list of strings, got {value!r}")
         return tuple(items)
     if getattr(param, "is_flag", False) or isinstance(kind, click.types.BoolParamType):

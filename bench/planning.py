@@ -32,6 +32,8 @@ class RunOptions:
     """The run store."""
     generation: GenerationSpec = GenerationSpec()
     """Lengths, samples per prompt and seed."""
+    seeds: tuple[int, ...] = ()
+    """Several base seeds (``--seeds``): one run per seed, the generation's own seed when empty."""
     num_prompts: int | None = None
     """Deterministic subset of each suite."""
     revision: str | None = None
@@ -91,6 +93,8 @@ class Plan:
     runs: list[PlannedRun]
     skipped: list[tuple[str, str]]
     """(decoder, reason) for decoders that ``all`` could not run."""
+    warnings: list[str] = field(default_factory=list)
+    """Things the user should know before trusting the numbers (a hyperfit above its target loss)."""
 
 
 def expand_decoders(names: tuple[str, ...], available: dict[str, bool]) -> tuple[list[DecoderSpec], list[tuple[str, str]]]:
@@ -128,6 +132,20 @@ def check_prompt_lengths(prompts: list[Prompt], tokenizer: Any, config: Any, max
                 f"prompt '{p.id}' is {n} tokens; with --max-new-tokens {max_new_tokens} it exceeds the "
                 f"context of {model} ({limit} tokens)"
             )
+
+
+def parse_seeds(repeated: tuple[int, ...], listed: str | None) -> tuple[int, ...]:
+    """``--seed`` (repeatable) and ``--seeds 0,1,2`` as one tuple of distinct seeds."""
+    seeds = list(repeated)
+    if listed is not None:
+        try:
+            parsed = [int(x) for x in listed.split(",")]
+        except ValueError:
+            raise BenchError(f"--seeds {listed}: give integers separated by commas, e.g. 0,1,2") from None
+        seeds = parsed if tuple(repeated) == (0,) else seeds + parsed  # --seeds replaces the default seed
+    if len(set(seeds)) != len(seeds):
+        raise BenchError(f"seed given twice: {', '.join(map(str, seeds))}")
+    return tuple(seeds)
 
 
 HUB_BACKENDS = ("hf", "vllm")
@@ -174,6 +192,7 @@ def plan(options: RunOptions) -> Plan:
     check_suites_for_scores(options, suites)
     check_models(options)
     hyperfit_fp = _hyperfit_fingerprint(options.hyperfit) if options.hyperfit else ""
+    hyperfit_info, warnings = _hyperfit_summary(options.hyperfit) if options.hyperfit else ({}, [])
     amateur_fp = amateur_fingerprint(options.amateur) if options.amateur else ""
     runs = []
     for model_name in options.models:
@@ -191,13 +210,15 @@ def plan(options: RunOptions) -> Plan:
                 info = get_decoder(dspec.name)
                 if info.check_model is not None and config is not None:
                     info.check_model(dspec, config)
-                model = replace(base, hyperfit=options.hyperfit, hyperfit_fingerprint=hyperfit_fp) \
-                    if uses_hyperfit(info, dspec) else base
+                hyper = uses_hyperfit(info, dspec)
+                model = replace(base, hyperfit=options.hyperfit, hyperfit_fingerprint=hyperfit_fp) if hyper else base
                 if uses_amateur(info):
                     model = replace(model, amateur=options.amateur, amateur_fingerprint=amateur_fp)
-                spec = RunSpec(model, dspec, suite_spec, gen, options.backend, backend_version, dtype)
-                runs.append(PlannedRun(spec, prompts, info))
-    return Plan(runs, skipped)
+                for seed in options.seeds or (gen.seed,):
+                    spec = RunSpec(model, dspec, suite_spec, replace(gen, seed=seed), options.backend,
+                                   backend_version, dtype)
+                    runs.append(PlannedRun(spec, prompts, info, dict(hyperfit_info) if hyper else {}))
+    return Plan(runs, skipped, warnings)
 
 
 def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
@@ -213,6 +234,10 @@ def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
         for model in {settings.get(needed[n]) for n in names if n in needed} - {None}:
             check_models([model])
             hf.load_config(model)  # a missing featurizer or scorer stops the run before generating
+        if "mauve" in names:
+            from bench.scorers.mauve import check_length
+
+            check_length(settings["featurizer"], settings.get("mauve_length"))
     if options.judge_against:
         target = get_decoder(options.judge_against.partition(":")[0]).name
         if not any(d.name == target for d in decoders):
@@ -231,6 +256,18 @@ def uses_hyperfit(info: DecoderInfo, spec: DecoderSpec) -> bool:
         return True
     waived = any(spec.kwargs.get(w) is not None for w in info.waived_by)
     return "hyperfit" in info.requires and not waived
+
+
+def _hyperfit_summary(path: str) -> tuple[dict[str, Any], list[str]]:
+    """The hyperfit's final loss (for the run header and the leaderboard) and a warning when it
+    stopped above its ``--stop-at-loss`` target."""
+    from bench.hyperfit.checkpoint import read_metadata
+    from bench.hyperfit.finish import target_warning
+
+    meta = read_metadata(path) or {}
+    loss = meta.get("final_loss")
+    warning = target_warning(meta)
+    return ({"hyperfit_loss": loss} if loss is not None else {}), ([f"--hyperfit {path}: {warning}"] if warning else [])
 
 
 def uses_amateur(info: DecoderInfo) -> bool:
