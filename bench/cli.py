@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from bench.errors import BenchError
+from bench.runtime.devices import DTYPES, PRECISIONS
 
 
 class BenchGroup(click.Group):
@@ -57,7 +58,7 @@ def model_score_options(command):
         click.option("--score", "scores", multiple=True, metavar="NAME",
                      help="Also compute a model-based metric: mauve, coherence, coherence-sim or perplexity; repeatable."),
         click.option("--featurizer", default="gpt2-large", show_default=True, help="MAUVE featurizer (HF id or local path)."),
-        click.option("--featurizer-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
+        click.option("--featurizer-dtype", type=click.Choice(PRECISIONS), default="float32",
                      show_default=True, help="Precision of the MAUVE featurizer: float32 gives mauve-text's features; "
                      "bfloat16/float16 are faster on hardware with half-precision units, ~1% off."),
         click.option("--mauve-length", type=click.IntRange(min=1), default=None,
@@ -96,7 +97,7 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed; each record's seed derives from (seed, prompt id, sample index).")
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True)
+@click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True)
 @click.option("--data-dir", envvar="BENCH_DATA_DIR", default=None, help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR.")
 @click.option("--suite-path", default=None, help="An explicit file for a registered suite (e.g. a copy of the cd-benchmark JSON).")
 @model_score_options

@@ -38,7 +38,8 @@ class Backends:
         return self.loaded[key]
 
     def _load(self, name: str, hyperfit: str | None, kind: str | None = None) -> Any:
-        from bench.backends.hf import HFBackend, load_tokenizer, resolve_device, resolve_dtype
+        from bench.backends.hf import HFBackend
+        from bench.runtime import load_tokenizer, resolve_device, resolve_dtype
 
         opts = self.options
         if (kind or opts.backend) != "hf":

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from bench.backends import hf
+from bench import runtime
 from bench.decoding import record_seed
 from bench.errors import BenchError
 from bench.registry import DecoderInfo, get_decoder, load_plugins
@@ -114,7 +114,7 @@ def expand_decoders(names: tuple[str, ...], available: dict[str, bool]) -> tuple
 
 
 def check_prompt_lengths(prompts: list[Prompt], tokenizer: Any, config: Any, max_new_tokens: int, model: str) -> None:
-    limit = hf.context_length(config)
+    limit = runtime.context_length(config)
     if limit is None:
         return
     for p in prompts:
@@ -136,8 +136,8 @@ def plan(options: RunOptions) -> Plan:
     gen = options.generation
     if gen.max_new_tokens < 1 or gen.samples_per_prompt < 1:
         raise BenchError("--max-new-tokens and --samples-per-prompt must be >= 1")
-    device = hf.resolve_device(options.device)
-    dtype = hf.resolve_dtype(options.dtype, device)
+    device = runtime.resolve_device(options.device)
+    dtype = runtime.resolve_dtype(options.dtype, device)
     registered = [s for s in options.suites if not s.lower().endswith(".jsonl")]
     if options.suite_path and len(registered) != 1:
         raise BenchError("--suite-path names the file of one registered suite; give exactly one such --suite with it")
@@ -162,7 +162,8 @@ def plan(options: RunOptions) -> Plan:
         from bench.backends import model_files
 
         tokenizer, config = model_files(options, model_name)
-        base = ModelSpec(model_name, options.revision, hf.model_fingerprint(model_name))
+        fingerprint, commit = runtime.model_identity(model_name, options.revision)
+        base = ModelSpec(model_name, options.revision, fingerprint, commit=commit)
         for suite_spec, prompts in suites:
             check_prompt_lengths(prompts, tokenizer, config, gen.max_new_tokens, model_name)
             for dspec in decoders:
@@ -180,13 +181,14 @@ def plan(options: RunOptions) -> Plan:
 def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
     """Plan-time checks of ``--score`` and ``--judge-against``: names, and that their models exist."""
     if options.scores:
-        from bench.scorers.model_based import check_names
+        from bench.scorers.model_based import ModelScoreSettings, check_models, check_names
 
         names = check_names(options.scores)
         settings = options.score_settings
         needed = {"mauve": "featurizer", "coherence": "scorer_model", "perplexity": "scorer_model"}
         for model in {settings.get(needed[n]) for n in names if n in needed} - {None}:
-            hf.load_config(model)  # a missing featurizer or scorer stops the run before generating
+            runtime.load_config(model)  # a missing featurizer or scorer stops the run before generating
+        check_models(names, ModelScoreSettings.from_dict(settings))
     if options.judge_against:
         target = get_decoder(options.judge_against.partition(":")[0]).name
         if not any(d.name == target for d in decoders):
@@ -195,7 +197,8 @@ def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
         if not (judge.get("url") or judge.get("local_model")):
             raise BenchError("--judge-against needs a judge: --judge-url URL --judge-model NAME, or --judge-local MODEL")
         if judge.get("local_model"):
-            hf.load_config(judge["local_model"])
+            runtime.load_config(judge["local_model"])
+            runtime.check_weights(judge["local_model"], role="judge model")
 
 
 def uses_hyperfit(info: DecoderInfo, spec: DecoderSpec) -> bool:
@@ -236,29 +239,31 @@ def generate_run(
 ) -> RunResult:
     """Generate the records a run is missing, appending each batch to the store as it finishes."""
     spec = planned.spec
-    run = store.open(spec, expected_records=planned.expected_records, device=backend.device, resolved=planned.resolved)
-    todo = missing_work(planned, run.done_keys())
-    decoder = decoder if decoder is not None else build_decoder(spec.decoder)
-    # Longest prompts first: less padding per batch, and the memory peak comes early.
-    lengths = {p.id: len(t) for p, t in zip(planned.prompts, backend.encode([p.text for p in planned.prompts]))}
-    todo.sort(key=lambda item: -lengths[item[0].id])
-    generated = tokens = 0
-    start = time.perf_counter()
-    for b in range(0, len(todo), batch_size):
-        chunk = todo[b : b + batch_size]
-        seeds = [record_seed(spec.generation.seed, p.id, i) for p, i in chunk]
-        t0 = time.perf_counter()
-        outs = backend.continue_batch([p.text for p, _ in chunk], decoder, max_new_tokens=spec.generation.max_new_tokens, seeds=seeds)
-        per_record = (time.perf_counter() - t0) / len(chunk)
-        records = [
-            _record(spec, run.run_id, p, i, seed, out, out.text if out.text is not None else backend.decode(out.token_ids),
-                    per_record, planned.decoder_info.sampling)
-            for (p, i), seed, out in zip(chunk, seeds, outs)
-        ]
-        store.append(run, records)
-        generated += len(records)
-        tokens += sum(len(o.token_ids) for o in outs)
-        on_records(len(records))
+    with store.writing(spec, expected_records=planned.expected_records, device=backend.device,
+                       resolved=planned.resolved) as run:
+        # Read under the lock: what another process wrote meanwhile is not generated again.
+        todo = missing_work(planned, run.done_keys())
+        decoder = decoder if decoder is not None else build_decoder(spec.decoder)
+        # Longest prompts first: less padding per batch, and the memory peak comes early.
+        lengths = {p.id: len(t) for p, t in zip(planned.prompts, backend.encode([p.text for p in planned.prompts]))}
+        todo.sort(key=lambda item: -lengths[item[0].id])
+        generated = tokens = 0
+        start = time.perf_counter()
+        for b in range(0, len(todo), batch_size):
+            chunk = todo[b : b + batch_size]
+            seeds = [record_seed(spec.generation.seed, p.id, i) for p, i in chunk]
+            t0 = time.perf_counter()
+            outs = backend.continue_batch([p.text for p, _ in chunk], decoder, max_new_tokens=spec.generation.max_new_tokens, seeds=seeds)
+            per_record = (time.perf_counter() - t0) / len(chunk)
+            records = [
+                _record(spec, run.run_id, p, i, seed, out, out.text if out.text is not None else backend.decode(out.token_ids),
+                        per_record, planned.decoder_info.sampling)
+                for (p, i), seed, out in zip(chunk, seeds, outs)
+            ]
+            store.append(run, records)
+            generated += len(records)
+            tokens += sum(len(o.token_ids) for o in outs)
+            on_records(len(records))
     return RunResult(run, generated, tokens, time.perf_counter() - start)
 
 

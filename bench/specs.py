@@ -32,11 +32,15 @@ class ModelSpec:
     revision: str | None = None
     """Hub revision (branch, tag or commit); ``None`` for the default branch or a local path."""
     fingerprint: str = ""
-    """Hash of the local config and weight files (names and sizes), so edited weights change the id."""
+    """Hash of the content of a local model's files (see :mod:`bench.runtime.fingerprint`), so weights
+    edited in place change the id; empty for a Hub id. Stores made before content fingerprints
+    hold a hash of file names and sizes here."""
     hyperfit: str | None = None
     """A hyperfitted checkpoint (full model or PEFT adapter) used by decoders that require it."""
     hyperfit_fingerprint: str = ""
-    """Fingerprint of the hyperfitted checkpoint."""
+    """Fingerprint of the hyperfitted checkpoint's content, including its ``hyperfit.json``."""
+    commit: str | None = None
+    """The Hub commit a Hub id's revision resolved to; None for a local folder or an unresolved id."""
 
     @property
     def label(self) -> str:
@@ -120,6 +124,8 @@ class RunSpec:
         """
         d = self.to_dict()
         d["suite"].pop("source", None)
+        if d["model"].get("commit") is None:
+            d["model"].pop("commit", None)  # runs without a commit keep the ids they had before it existed
         for key, fp in (("name", "fingerprint"), ("hyperfit", "hyperfit_fingerprint")):
             if d["model"][fp] and d["model"][key]:
                 d["model"][key] = d["model"][key].rstrip("/").split("/")[-1]

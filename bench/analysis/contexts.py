@@ -32,7 +32,8 @@ class Pair:
 
 def load_pair(model: str, hyperfit: str, *, device: str = "auto", dtype: str = "auto") -> Pair:
     """Load both models; BenchError for a missing checkpoint or a vocabulary mismatch."""
-    from bench.backends.hf import HFBackend, resolve_device, resolve_dtype
+    from bench.backends.hf import HFBackend
+    from bench.runtime import resolve_device, resolve_dtype
     from bench.hyperfit.checkpoint import load_hyperfit
 
     device = resolve_device(device)

@@ -73,16 +73,19 @@ def model_files(options: Any, model: str) -> tuple[Any, Any]:
     """(tokenizer, config) of ``model`` for plan-time checks.
 
     A model behind an OpenAI-compatible server may not exist locally: then both are None and the
-    prompt-length check is left to the server.
+    prompt-length check is left to the server. A model loaded here must not be pickle weights only
+    (see :func:`bench.runtime.check_weights`): refused now, before anything is generated.
     """
-    from bench.backends import hf
+    from bench.runtime import check_weights, load_config, load_tokenizer
 
     if getattr(options, "backend", "hf") == "openai":
         try:
-            return hf.load_tokenizer(model, options.revision), hf.load_config(model, options.revision)
+            return load_tokenizer(model, options.revision), load_config(model, options.revision)
         except BenchError:
             return None, None
-    return hf.load_tokenizer(model, options.revision), hf.load_config(model, options.revision)
+    files = load_tokenizer(model, options.revision), load_config(model, options.revision)
+    check_weights(model, options.revision)
+    return files
 
 
 def load_backend(options: Any, model: str, hyperfit: str | None) -> Any:

@@ -110,11 +110,12 @@ class OpenAIBackend:
             raise BenchError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         check_decoders(decoders, "openai")
         if any(getattr(d, "name", "") == "entropy-matched" for d in decoders):
-            from bench.backends.hf import load_config
+            from bench.runtime import check_weights, load_config
 
             for model in options.models:  # T* is calibrated with the HF backend, on the local weights
                 try:
                     load_config(model, options.revision)
+                    check_weights(model, options.revision)
                 except BenchError:
                     raise BenchError(f"decoder 'entropy-matched' calibrates its temperature on the local weights of "
                                      f"--model, but '{model}' does not load here; pass a local copy") from None
@@ -221,7 +222,7 @@ class OpenAIBackend:
 
 def local_tokenizer(model: str, revision: str | None) -> Any:
     """``--model``'s tokenizer when it loads here (a local folder or a cached Hub id), else None."""
-    from bench.backends.hf import load_tokenizer
+    from bench.runtime import load_tokenizer
 
     try:
         return load_tokenizer(model, revision)

@@ -29,9 +29,10 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.backends.hf import Continuation, eos_ids, load_config, load_tokenizer
+from bench.backends.hf import Continuation, eos_ids
 from bench.backends.requests import SamplingRequest, check_decoders, sampling_request
 from bench.errors import BenchError
+from bench.runtime import load_config, load_tokenizer
 
 _ENGINE: dict[str, Any] = {}
 """The one live engine (vLLM takes a fixed share of GPU memory per engine): key -> ``LLM``."""
