@@ -160,3 +160,28 @@ def test_a_store_written_before_format_2_still_opens(tmp_path: Path, suite: Path
     assert board.exit_code == 0, board.output
     again = greedy(str(model_copy), suite, out)
     assert "0 records generated" in again.output, again.output
+
+
+def test_hyperfit_checkpoints_are_checked_against_their_base_old_and_new(tmp_path: Path, model_copy: Path) -> None:
+    from bench.errors import BenchError
+    from bench.hyperfit.checkpoint import base_fingerprint, check_hyperfit
+    from bench.runtime import legacy_fingerprint
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(model_copy, ckpt)
+    base = str(model_copy)
+
+    def write_meta(base_model: dict) -> None:
+        (ckpt / "hyperfit.json").write_text(json.dumps({"base_model": {"name": "somewhere/else", **base_model},
+                                                        "finished": True, "epochs_done": 1}))
+
+    write_meta({"fingerprint": legacy_fingerprint(base)})  # a checkpoint made before content fingerprints
+    check_hyperfit(ckpt, base)
+    write_meta({"fingerprint": "0123456789abcdef"})
+    with pytest.raises(BenchError, match="whose files differ"):
+        check_hyperfit(ckpt, base)
+    write_meta(base_fingerprint(base))
+    check_hyperfit(ckpt, base)
+    scale_first_tensor(model_copy / "model.safetensors")  # the base changed since: same names and sizes
+    with pytest.raises(BenchError, match="whose files differ"):
+        check_hyperfit(ckpt, base)

@@ -194,7 +194,9 @@ def _check_same_run(out: Path, meta: dict[str, Any], fresh: dict[str, Any]) -> N
     differences = []
     old_base, new_base = meta.get("base_model", {}), fresh["base_model"]
     same = ckpt.same_base(old_base, new_base["name"])
-    if not same if same is not None else old_base.get("name") != new_base["name"]:
+    if same is None:  # neither fingerprint nor commit to compare: the name decides
+        same = old_base.get("name") == new_base["name"]
+    if not same:
         differences.append(f"model {old_base.get('name')!r} (now {new_base['name']!r})")
     if meta.get("data", {}).get("sha256") != fresh["data"]["sha256"]:
         differences.append(f"data {meta.get('data', {}).get('source')!r} (now {fresh['data']['source']!r})")
