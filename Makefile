@@ -43,7 +43,7 @@ regression: setup
 	bash scripts/ci_regression.sh
 
 test: setup reference-env browser regression
-	$(BIN)/python -m pytest -q -m "not slow and not gpu"
+	$(BIN)/python -m pytest -q -m "not gpu"
 
 test-all: setup reference-env browser
 	$(BIN)/python -m pytest -q

@@ -107,8 +107,9 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--judge-model", default=None, help="Model name sent to --judge-url.")
 @click.option("--judge-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the judge's API key.")
 @click.option("--judge-local", default=None, metavar="MODEL", help="Judge with a local Hugging Face model instead of an endpoint.")
-@click.option("--backend", type=click.Choice(["hf", "vllm", "openai"]), default="hf", show_default=True,
-              help="Generate with transformers (hf, runs every decoder), the offline vLLM engine, or an OpenAI-compatible server.")
+@click.option("--backend", type=click.Choice(["hf", "vllm", "openai", "fake"]), default="hf", show_default=True,
+              help="Generate with transformers (hf, runs every decoder), the offline vLLM engine, an OpenAI-compatible "
+              "server, or fake (made-up words, no model: for trying the harness and for tests).")
 @click.option("--base-url", default=None, help="The server of --backend openai, e.g. http://127.0.0.1:8000/v1.")
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Environment variable holding the server's API key (the key is never stored).")
@@ -124,7 +125,7 @@ def run(**kw: Any) -> None:
     Runs are stored by identity under --out; the same command resumes an interrupted run and
     skips finished ones.
     """
-    from bench.runner import RunOptions, plan
+    from bench.planning import RunOptions, plan
     from bench.specs import GenerationSpec
 
     if isinstance(kw["models"], str):  # a single value from $BENCH_MODEL
@@ -145,7 +146,7 @@ def run(**kw: Any) -> None:
     the_plan = plan(options)
     for name, reason in the_plan.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
-    from bench.execute import execute
+    from bench.sweep import execute
 
     execute(the_plan, options)
 

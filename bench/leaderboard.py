@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from bench.scoring import run_scores
+from bench.run_scores import run_scores
 from bench.store import RunDir, RunStore
 
 KEY_COLUMNS = ["suite", "suite_version", "model", "decoder", "decoder_args", "n", "n_prompts"]

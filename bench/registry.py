@@ -10,6 +10,11 @@ A decoder plugin is a function whose keyword parameters are its arguments::
 The registry reads names, types, defaults and help from the signature, parses
 ``NAME:key=value,...`` strings against it and reports unknown names with the closest match.
 Heavy imports (torch, transformers) belong inside the factory, so that listing plugins is cheap.
+
+Plugins come from this project's ``decoders`` and ``suites`` packages and from any installed
+distribution that declares an entry point in the ``decbench.decoders`` or ``decbench.suites``
+group (the entry point names a module; importing it runs its decorators). A name registered twice
+is an error, never a silent replacement.
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ class DecoderInfo:
     """Parameters that, when given explicitly, make ``requires`` unnecessary (e.g. a numeric target)."""
     runs_on_hyperfit: bool = False
     """True when it decodes with the hyperfitted checkpoint instead of the base model."""
+    check_model: Callable[[Any, Any], None] | None = None
+    """Plan-time check of the resolved spec against the model's config; raises BenchError."""
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -96,6 +103,8 @@ class Registry:
 
 REGISTRY = Registry()
 _PLUGIN_PACKAGES = ("decoders", "suites")
+ENTRY_POINT_GROUPS = ("decbench.decoders", "decbench.suites")
+"""Entry-point groups through which installed distributions add decoders and suites."""
 _loaded = False
 
 
@@ -133,36 +142,59 @@ def decoder(
     requires_help: str = "",
     waived_by: tuple[str, ...] = (),
     runs_on_hyperfit: bool = False,
+    check_model: Callable[[Any, Any], None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a decoder factory under ``name``."""
+    """Register a decoder factory under ``name``; a name already registered is an error."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        key = _canonical(name)
+        key = _unique(name, REGISTRY.decoders, "decoder", fn)
         REGISTRY.decoders[key] = DecoderInfo(
-            key, fn, _params_of(fn), description, sampling, requires, requires_help, waived_by, runs_on_hyperfit
+            key, fn, _params_of(fn), description, sampling, requires, requires_help, waived_by, runs_on_hyperfit,
+            check_model,
         )
         return fn
 
     return register
 
 
+def _unique(name: str, table: dict[str, Any], kind: str, fn: Callable[..., Any]) -> str:
+    key = _canonical(name)
+    if key in table:
+        old = table[key]
+        where = getattr(old, "factory", getattr(old, "loader", None))
+        raise ValueError(f"{kind} '{key}' is registered twice: by {where.__module__}.{where.__qualname__} "
+                         f"and by {fn.__module__}.{fn.__qualname__}")
+    return key
+
+
 def suite(name: str, *, version: str, description: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a prompt-suite loader under ``name``."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        REGISTRY.suites[_canonical(name)] = SuiteInfo(_canonical(name), fn, version, description)
+        key = _unique(name, REGISTRY.suites, "suite", fn)
+        REGISTRY.suites[key] = SuiteInfo(key, fn, version, description)
         return fn
 
     return register
 
 
 def load_plugins() -> Registry:
-    """Import the plugin packages once so their decorators run."""
+    """Import the plugin packages and the installed entry points once, so their decorators run."""
     global _loaded
     if not _loaded:
+        _loaded = True
         for package in _PLUGIN_PACKAGES:
             importlib.import_module(package)
-        _loaded = True
+        from importlib.metadata import entry_points
+
+        for group in ENTRY_POINT_GROUPS:
+            for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+                try:
+                    ep.load()
+                except Exception as exc:  # a broken third-party plugin names itself, in one line
+                    raise BenchError(f"plugin '{ep.name}' ({ep.value}, entry point {group}) failed to load: "
+                                     f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                                     ) from None
     return REGISTRY
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.decoding import Declaration
 from bench.errors import BenchError
 from bench.registry import convert, get_decoder
 
@@ -109,8 +110,6 @@ class RunSpec:
     """Version of the library behind the backend (transformers for ``hf``)."""
     dtype: str = "float32"
     """Resolved compute dtype."""
-    extra: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
-    """Values resolved at plan time that change the output (e.g. a calibrated temperature)."""
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -123,6 +122,7 @@ class RunSpec:
         the same run has the same id in every clone.
         """
         d = self.to_dict()
+        d["extra"] = []  # a field of the first format, always empty; kept so that run ids do not change
         d["suite"].pop("source", None)
         if d["model"].get("commit") is None:
             d["model"].pop("commit", None)  # runs without a commit keep the ids they had before it existed
@@ -146,7 +146,6 @@ class RunSpec:
             backend=d["backend"],
             backend_version=d["backend_version"],
             dtype=d["dtype"],
-            extra=tuple(tuple(e) for e in d.get("extra", ())),
         )
 
 
@@ -163,6 +162,8 @@ def parse_decoder(text: str) -> DecoderSpec:
         if not eq or not key.strip():
             raise BenchError(f"decoder '{info.name}': argument '{item}' is not key=value")
         param = info.param(key.strip())
+        if param.name in given:
+            raise BenchError(f"decoder '{info.name}': argument '{param.name}' is given twice in '{text.strip()}'")
         given[param.name] = convert(param, raw.strip(), info.name)
     args = tuple((p.name, given.get(p.name, p.default)) for p in info.params)
     spec = DecoderSpec(info.name, args)
@@ -174,6 +175,15 @@ def build_decoder(spec: DecoderSpec) -> Any:
     """Call the decoder's factory; factories raise BenchError on impossible values."""
     info = get_decoder(spec.name)
     return info.factory(**spec.kwargs)
+
+
+def declare(spec: DecoderSpec) -> Declaration:
+    """What the decoder ``spec`` needs from a backend, from an uncalibrated instance (plan time)."""
+    info = get_decoder(spec.name)
+    decoder = build_decoder(spec)
+    needs = decoder.needs
+    features = decoder.features() if needs == "logits" else frozenset()
+    return Declaration(spec.label, needs, features, info.runs_on_hyperfit, decoder.calibrates)
 
 
 @dataclass(frozen=True)

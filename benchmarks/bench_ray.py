@@ -42,8 +42,8 @@ def write_suite(path: Path, n: int) -> str:
 
 
 def sweep(suite: str, out: Path, args: argparse.Namespace, executor: str) -> float:
-    from bench.execute import execute
-    from bench.runner import RunOptions, plan
+    from bench.sweep import execute
+    from bench.planning import RunOptions, plan
     from bench.specs import GenerationSpec
 
     options = RunOptions(models=(str(SHARED / "models" / "stories260K"),), decoders=DECODERS, suites=(suite,),

@@ -50,7 +50,7 @@ def contrastive(
 class ContrastiveSearch(Decoder):
     """Our own batched contrastive search; see the module docstring."""
 
-    custom_loop = True
+    needs = "model"  # the look-ahead needs hidden states, not only logits: the HF backend runs it
 
     def __init__(self, k: int, alpha: float):
         self.k = k

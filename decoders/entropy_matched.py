@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Annotated, Any
 
-from bench.decoding import Decoder, RowRNG, sample_from_probs
+from bench.decoding import EngineParams, LogitsDecoder, RowRNG, sample_from_probs
 from bench.errors import BenchError, check
 from bench.registry import decoder
 
@@ -76,10 +76,18 @@ def continuation_logits(backend: Any, texts: list[str], continuations: list[list
     return torch.cat(rows)
 
 
-class EntropyMatched(Decoder):
-    sampling = True
+class EntropyMatched(LogitsDecoder):
+    """Sampling at a calibrated temperature: one T* (``global``) or one T per row and step.
+
+    ``select`` computes in float64 (the records' reference arithmetic); engines get the same
+    distribution from :meth:`engine_params`: T* as the temperature, or the per-step solve as a
+    logits transform followed by sampling at temperature 1.
+    """
+
+    calibrates = True
 
     def __init__(self, target: float | None, mode: str, calib_prompts: int, calib_tokens: int):
+        super().__init__(None)
         self.target, self.mode = target, mode
         self.calib_prompts, self.calib_tokens = calib_prompts, calib_tokens
         self.temperature: float | None = None
@@ -105,9 +113,23 @@ class EntropyMatched(Decoder):
             resolved["achieved_entropy"] = round(float(entropy(base_logits, self.temperature).mean()), 6)
         return resolved
 
-    def select(self, logits: "torch.Tensor", rng: RowRNG) -> "torch.Tensor":
+    def features(self) -> frozenset[str]:
+        return frozenset({"temperature"} if self.mode == "global" else {"transform"})
+
+    def engine_params(self) -> EngineParams:
         if self.target is None or (self.mode == "global" and self.temperature is None):
-            raise RuntimeError("entropy-matched: calibrate() must run before decoding")
+            raise RuntimeError("entropy-matched: calibrate() must run before its temperature exists")
+        if self.mode == "global":
+            return EngineParams(temperature=float(self.temperature))
+        return EngineParams(transform=self.per_step_transform)
+
+    def per_step_transform(self, logits: "torch.Tensor") -> "torch.Tensor":
+        """Logits divided by each row's own T, solved so that the row's entropy equals the target."""
+        logits = logits.double()
+        return logits / solve_temperature(logits, self.target, per_row=True)
+
+    def select(self, logits: "torch.Tensor", rng: RowRNG) -> "torch.Tensor":
+        self.engine_params()  # raises before calibration
         logits = logits.double()
         if self.mode == "global":
             t: Any = self.temperature
@@ -124,13 +146,14 @@ class EntropyMatched(Decoder):
     requires=("hyperfit",),
     requires_help="give a hyperfitted checkpoint (make one with 'bench hyperfit') or a numeric target=NATS",
     waived_by=("target",),
+    check_model=lambda spec, config: _check_for_model(spec, config),
 )
 def entropy_matched(
     target: Annotated[float | None, "target entropy in nats; default: measured on --hyperfit"] = None,
     mode: Annotated[str, "global (one T*, the paper) or per-step (T solved every step)"] = "global",
     calib_prompts: Annotated[int, "prompts used to calibrate"] = 32,
     calib_tokens: Annotated[int, "greedy tokens per calibration prompt"] = 64,
-) -> Decoder:
+) -> EntropyMatched:
     check(target is None or (target > 0 and math.isfinite(target)),
           f"decoder 'entropy-matched': target must be > 0 nats, got {target}")
     check(mode in ("global", "per-step"), f"decoder 'entropy-matched': mode must be global or per-step, got '{mode}'")
@@ -147,5 +170,3 @@ def _check_for_model(spec: Any, config: Any) -> None:
             f"decoder 'entropy-matched': target {target} nats is not below log(vocabulary size) = {math.log(vocab):.3f}"
         )
 
-
-entropy_matched.check_for_model = _check_for_model  # type: ignore[attr-defined]

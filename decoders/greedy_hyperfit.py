@@ -4,7 +4,7 @@ The checkpoint comes from ``--hyperfit PATH`` (a full model folder or a PEFT ada
 ``--model``); ``bench hyperfit`` makes one.
 """
 
-from bench.decoding import Decoder, Greedy
+from bench.decoding import Greedy
 from bench.registry import decoder
 
 
@@ -16,5 +16,5 @@ from bench.registry import decoder
     requires_help="make a checkpoint with 'bench hyperfit --model M --data FILE --out DIR' and pass --hyperfit DIR",
     runs_on_hyperfit=True,
 )
-def greedy_hyperfit() -> Decoder:
+def greedy_hyperfit() -> Greedy:
     return Greedy()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Annotated, Any
 
-from bench.decoding import Decoder, RowRNG, sample_from_probs
+from bench.decoding import EngineParams, LogitsDecoder
 from bench.errors import BenchError, check
 from bench.registry import decoder
 
@@ -75,12 +75,13 @@ def static_offset(base_logits: "torch.Tensor", hyper_logits: "torch.Tensor", top
     return offset.float(), chosen
 
 
-class StaticReweight(Decoder):
-    """Base-model logits plus ``alpha * offset``; greedy or sampled at temperature ``t``."""
+class StaticReweight(LogitsDecoder):
+    """Base-model logits plus ``alpha * offset`` (a fixed logit bias); greedy or sampled at temperature ``t``."""
 
-    sampling = True
+    calibrates = True
 
     def __init__(self, alpha: float, top_k: int, t: float, greedy: bool, calib_prompts: int, calib_tokens: int):
+        super().__init__(None)
         self.alpha, self.top_k, self.t, self.greedy = alpha, top_k, t, greedy
         self.calib_prompts, self.calib_tokens = calib_prompts, calib_tokens
         self.offset: "torch.Tensor | None" = None
@@ -112,16 +113,15 @@ class StaticReweight(Decoder):
         other.offset, other.chosen = self.offset, self.chosen
         return other
 
-    def select(self, logits: "torch.Tensor", rng: RowRNG) -> "torch.Tensor":
+    def features(self) -> frozenset[str]:
+        return frozenset({"logit_bias", "temperature"} if self.greedy or self.t != 1.0 else {"logit_bias"})
+
+    def engine_params(self) -> EngineParams:
         if self.offset is None:
             raise RuntimeError("static-reweight: calibrate() must run before decoding")
-        if self.offset.size(-1) != logits.size(-1):
-            raise BenchError(f"static-reweight: the offset has {self.offset.size(-1)} entries, the logits {logits.size(-1)}")
-        logits = logits + self.alpha * self.offset.to(logits.device, logits.dtype)
-        if self.greedy:
-            return logits.argmax(dim=-1)
-        # The same operations as the temperature decoder (warper, then softmax), so alpha = 0 matches it.
-        return sample_from_probs((logits / self.t).softmax(dim=-1), rng)
+        # alpha * offset is computed once, as before; then the temperature decoder's own steps, so
+        # alpha = 0 matches it token for token.
+        return EngineParams(temperature=0.0 if self.greedy else self.t, logit_bias=self.alpha * self.offset)
 
 
 @decoder(
@@ -138,7 +138,7 @@ def static_reweight(
     greedy: Annotated[bool, "argmax instead of sampling"] = False,
     calib_prompts: Annotated[int, "prompts used to measure the offset"] = 32,
     calib_tokens: Annotated[int, "greedy tokens per calibration prompt"] = 64,
-) -> Decoder:
+) -> StaticReweight:
     check(alpha >= 0 and math.isfinite(alpha), f"decoder 'static-reweight': alpha must be >= 0 and finite, got {alpha}")
     check(top_k >= 1, f"decoder 'static-reweight': top_k must be >= 1, got {top_k}")
     check(t > 0 and math.isfinite(t), f"decoder 'static-reweight': temperature t must be > 0 and finite, got {t}")

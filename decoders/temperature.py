@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from bench.decoding import Decoder, Sampler
+from bench.decoding import EngineParams, LogitsDecoder
 from bench.errors import check
 from bench.registry import decoder
 
@@ -12,8 +12,6 @@ def check_temperature(name: str, t: float) -> None:
 
 
 @decoder("temperature", description="sample from softmax(logits / t)", sampling=True)
-def temperature(t: Annotated[float, "temperature, > 0"] = 1.0) -> Decoder:
-    from transformers.generation.logits_process import TemperatureLogitsWarper
-
+def temperature(t: Annotated[float, "temperature, > 0"] = 1.0) -> LogitsDecoder:
     check_temperature("temperature", t)
-    return Sampler([TemperatureLogitsWarper(t)])
+    return LogitsDecoder(EngineParams(temperature=t))

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from bench.decoding import Decoder, Sampler
+from bench.decoding import EngineParams, LogitsDecoder
 from bench.errors import check
 from bench.registry import decoder
 from decoders.temperature import check_temperature
@@ -12,9 +12,7 @@ from decoders.temperature import check_temperature
 def top_k(
     k: Annotated[int, "number of candidates, >= 1"] = 50,
     t: Annotated[float, "temperature, > 0"] = 1.0,
-) -> Decoder:
-    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper
-
+) -> LogitsDecoder:
     check(k >= 1, f"decoder 'top-k': k must be >= 1, got {k}")
     check_temperature("top-k", t)
-    return Sampler([TemperatureLogitsWarper(t), TopKLogitsWarper(k)])
+    return LogitsDecoder(EngineParams(temperature=t, top_k=k))

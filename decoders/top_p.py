@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from bench.decoding import Decoder, Sampler
+from bench.decoding import EngineParams, LogitsDecoder
 from bench.errors import check
 from bench.registry import decoder
 from decoders.temperature import check_temperature
@@ -12,10 +12,8 @@ from decoders.temperature import check_temperature
 def top_p(
     p: Annotated[float, "nucleus mass, in (0, 1]"] = 0.95,
     t: Annotated[float, "temperature applied before the nucleus, > 0"] = 1.0,
-) -> Decoder:
-    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
-
+) -> LogitsDecoder:
     check(0 < p <= 1, f"decoder 'top-p': p must be in (0, 1], got {p}")
     check_temperature("top-p", t)
-    # Same order as transformers' generate: temperature first, then the nucleus.
-    return Sampler([TemperatureLogitsWarper(t), TopPLogitsWarper(p)])
+    # Applied as transformers' generate applies them: temperature first, then the nucleus.
+    return LogitsDecoder(EngineParams(temperature=t, top_p=p))

@@ -13,9 +13,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
-from bench.backends.requests import SamplingRequest, check_decoders, refusal, sampling_request
+from bench.backends import backend_class, plan_backend
+from bench.decoding import EngineParams
 from bench.errors import BenchError
-from bench.specs import build_decoder, parse_decoder
+from bench.specs import build_decoder, declare, parse_decoder
+
+
+def engine(params: EngineParams) -> tuple:
+    """The engine parameters as comparable values."""
+    return (params.temperature, params.top_k, params.top_p, params.min_p, params.logit_bias, params.transform)
+
+
+def refusal(spec, backend: str):
+    return backend_class(backend).refusal(declare(spec))
+
+
+def check_decoders(specs, backend: str) -> None:
+    """Plan the named decoders on ``backend`` (explicit names: a refusal raises)."""
+    from types import SimpleNamespace
+
+    options = SimpleNamespace(backend=backend, decoders=tuple(s.label for s in specs))
+    plan_backend(options, specs, [])
 
 PROMPTS = ["Once upon a time", "The little dog", "Lily and Tom went to the park", "One day, a bird"]
 
@@ -140,23 +158,23 @@ def closed_port() -> int:
 # Decoder -> engine parameters
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("text, expected", [
-    ("greedy", SamplingRequest(0.0)),
-    ("temperature:t=0.7", SamplingRequest(0.7)),
-    ("top-p:p=0.9,t=0.8", SamplingRequest(0.8, top_p=0.9)),
-    ("top-k:k=5,t=1.2", SamplingRequest(1.2, top_k=5)),
+    ("greedy", EngineParams(0.0)),
+    ("temperature:t=0.7", EngineParams(0.7)),
+    ("top-p:p=0.9,t=0.8", EngineParams(0.8, top_p=0.9)),
+    ("top-k:k=5,t=1.2", EngineParams(1.2, top_k=5)),
 ])
 def test_sampling_request_of_engine_decoders(text, expected):
     spec = parse_decoder(text)
-    assert sampling_request(build_decoder(spec)) == expected
+    assert engine(build_decoder(spec).engine_params()) == engine(expected)
     assert refusal(spec, "vllm") is None and refusal(spec, "openai") is None
 
 
 def test_entropy_matched_global_sends_the_calibrated_temperature():
     decoder = build_decoder(parse_decoder("entropy-matched:target=1.5"))
     with pytest.raises(RuntimeError, match="calibrate"):
-        sampling_request(decoder)  # T* does not exist before calibration
+        decoder.engine_params()  # T* does not exist before calibration
     decoder.temperature = 0.6173
-    assert sampling_request(decoder) == SamplingRequest(0.6173)
+    assert engine(decoder.engine_params()) == engine(EngineParams(0.6173))
 
 
 @pytest.mark.parametrize("text, backend, needle", [
@@ -176,10 +194,10 @@ def test_decoders_an_engine_cannot_run_are_refused(text, backend, needle):
 def test_vllm_sampling_kwargs_and_outputs():
     from bench.backends.vllm import sampling_kwargs, split_output
 
-    greedy = sampling_kwargs(SamplingRequest(0.0), seed=7, max_new_tokens=9, stop_token_ids=[2])
+    greedy = sampling_kwargs(EngineParams(0.0), seed=7, max_new_tokens=9, stop_token_ids=[2])
     assert greedy == {"n": 1, "max_tokens": 9, "temperature": 0.0, "stop_token_ids": [2], "skip_special_tokens": True}
     big = (1 << 64) + 5
-    sampled = sampling_kwargs(SamplingRequest(0.8, top_k=5), seed=big, max_new_tokens=9, stop_token_ids=[2])
+    sampled = sampling_kwargs(EngineParams(0.8, top_k=5), seed=big, max_new_tokens=9, stop_token_ids=[2])
     assert sampled["seed"] == big % (1 << 63) and sampled["top_k"] == 5 and "top_p" not in sampled
     assert split_output([5, 6, 2], "stop", {2}).token_ids == [5, 6]
     assert split_output([5, 6, 2], "stop", {2}).finish_reason == "eos"
@@ -422,7 +440,7 @@ def test_openai_entropy_matched_sends_the_calibrated_temperature(fresh, stories2
 
 
 def test_decoder_all_skips_what_the_engine_cannot_run(fresh, stories260k, suite_file):
-    from bench.runner import RunOptions, plan
+    from bench.planning import RunOptions, plan
 
     options = RunOptions(models=(stories260k,), decoders=("all",), suites=(suite_file,), backend="openai",
                          base_url=fresh.url)

@@ -187,4 +187,4 @@ def test_registered_with_typed_parameters():
     assert info.sampling is False
     assert [(p.name, p.type, p.default) for p in info.params] == [("k", int, 5), ("alpha", float, 0.6)]
     decoder = info.factory()
-    assert decoder.custom_loop is True and decoder.sampling is False
+    assert decoder.needs == "model" and info.sampling is False

@@ -12,7 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.scoring import run_scores
+from bench.run_scores import run_scores
 from bench.store import GENERATIONS, SCORES, RunStore
 
 REPO = Path(__file__).resolve().parents[1]

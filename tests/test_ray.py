@@ -40,7 +40,7 @@ def suite_file(tmp_path_factory) -> str:
 
 
 def _options(model: str, suite: str, out: Path, **kw):
-    from bench.runner import RunOptions
+    from bench.planning import RunOptions
     from bench.specs import GenerationSpec
 
     return RunOptions(models=(model,), decoders=DECODERS, suites=(suite,), out=str(out),
@@ -57,8 +57,8 @@ def _records(out: Path) -> dict[str, list]:
 
 def crash_once_task(planned, options):
     """Dies (like a killed worker) after the first batch of its first attempt; then runs normally."""
-    from bench.execute import Backends
-    from bench.executors import run_planned
+    from bench.generation import Backends
+    from bench.generation import generate
     from bench.executors.ray import run_task
     from bench.store import RunStore
 
@@ -66,15 +66,15 @@ def crash_once_task(planned, options):
     if marker.exists():
         return run_task(planned, options)
     marker.touch()
-    run_planned(planned, Backends(options), RunStore(options.out), batch_size=3, on_records=lambda n: os._exit(1))
+    generate(planned, Backends(options), RunStore(options.out), batch_size=3, on_records=lambda n: os._exit(1))
     raise AssertionError("unreachable: the worker exits after its first batch")
 
 
 @pytest.fixture(scope="module")
 def local_sweep(stories260k, suite_file, tmp_path_factory) -> Path:
     """The sweep run by the local executor: the reference for the Ray runs."""
-    from bench.execute import execute
-    from bench.runner import plan
+    from bench.sweep import execute
+    from bench.planning import plan
 
     local = tmp_path_factory.mktemp("local") / "runs"
     execute(plan(_options(stories260k, suite_file, local)), _options(stories260k, suite_file, local))
@@ -82,9 +82,9 @@ def local_sweep(stories260k, suite_file, tmp_path_factory) -> Path:
 
 
 def test_ray_sweep_equals_the_local_sweep(local_ray, local_sweep, stories260k, suite_file, tmp_path):
-    from bench.execute import execute
+    from bench.sweep import execute
     from bench.executors.ray import generate_on_ray
-    from bench.runner import plan
+    from bench.planning import plan
 
     local, remote = local_sweep, tmp_path / "ray"
     ray_options = _options(stories260k, suite_file, remote, executor="ray")
@@ -98,7 +98,7 @@ def test_a_dying_task_is_retried_and_resumes_from_the_store(local_ray, local_swe
     from dataclasses import replace
 
     from bench.executors.ray import generate_on_ray
-    from bench.runner import plan
+    from bench.planning import plan
 
     remote = tmp_path / "ray"
     options = replace(_options(stories260k, suite_file, remote, executor="ray"), decoders=("top-p:p=0.9",))
@@ -141,7 +141,7 @@ def test_a_task_error_comes_back_as_one_line(local_ray, stories260k, suite_file,
 
     from bench.errors import BenchError
     from bench.executors.ray import generate_on_ray
-    from bench.runner import plan
+    from bench.planning import plan
 
     options = replace(_options(stories260k, suite_file, tmp_path / "ray", executor="ray"), decoders=("greedy",))
     with pytest.raises(BenchError, match="^bad input in greedy$"):  # not retried, not a RayTaskError trace

@@ -1,14 +1,9 @@
-"""Generation backends: a small registry from ``--backend`` names to their classes.
+"""Generation backends: ``--backend`` names, and the plan-time questions every backend answers.
 
-A backend has ``.device``, ``.encode(texts)``, ``.decode(ids)`` and
-``.continue_batch(prompts, decoder, *, max_new_tokens, seeds)`` (see :mod:`bench.backends.hf`),
-plus two class-level hooks used at plan time:
-
-* ``version(options)``: the library or protocol version that goes into the run identity;
-* ``check_plan(options, decoders)``: every check that can fail on user input (the decoder is one
-  this backend cannot run, the server or GPUs are not there), raising :class:`BenchError`.
-
-Classes are imported lazily: listing backends must not import torch, vllm or httpx.
+Each backend implements :class:`bench.backends.base.Backend`. Planning goes through the three
+functions here and never names a backend: which decoders it can run (from their declarations),
+its version and dtype for the run identity, and the tokenizer and config for prompt-length
+checks. Classes are imported lazily: listing backends must not import torch, vllm or httpx.
 """
 
 from __future__ import annotations
@@ -22,6 +17,7 @@ BACKENDS: dict[str, str] = {
     "hf": "bench.backends.hf:HFBackend",
     "vllm": "bench.backends.vllm:VLLMBackend",
     "openai": "bench.backends.openai:OpenAIBackend",
+    "fake": "bench.backends.fake:FakeBackend",
 }
 """``--backend`` name -> ``module:Class``."""
 
@@ -34,60 +30,34 @@ def backend_class(name: str) -> Any:
     return getattr(importlib.import_module(module), cls)
 
 
-def backend_version(name: str, options: Any = None) -> str:
-    """The version string recorded as ``RunSpec.backend_version`` for runs of this backend."""
-    cls = backend_class(name)
-    if name == "hf":
-        return cls.version()
-    return cls.version(options)
-
-
-def plan_backend(options: Any, decoders: list[Any], skipped: list[tuple[str, str]],
-                 dtype: str) -> tuple[list[Any], str, str]:
+def plan_backend(options: Any, decoders: list[Any], skipped: list[tuple[str, str]]) -> tuple[list[Any], str, str]:
     """Plan-time checks of ``options.backend``: (decoders to run, backend version, dtype of the run).
 
-    Decoders the backend cannot run are refused with one line when named explicitly; under
-    ``--decoder all`` they are moved to ``skipped`` with the reason instead.
+    A decoder the backend cannot run is refused with one line when it was named; under
+    ``--decoder all`` it is moved to ``skipped`` with the reason instead.
     """
-    name = getattr(options, "backend", "hf")
-    cls = backend_class(name)
-    if name == "hf":
-        return decoders, cls.version(), dtype
-    from bench.backends.requests import refusal
+    from bench.specs import declare
 
-    if any(d.strip().lower() == "all" for d in options.decoders):
-        explicit = {d.partition(":")[0].strip().lower().replace("_", "-") for d in options.decoders}
-        keep = []
-        for spec in decoders:
-            reason = refusal(spec, name) if spec.name not in explicit else None
-            if reason:
-                skipped.append((spec.name, reason))
-            else:
-                keep.append(spec)
-        decoders = keep
-    cls.check_plan(options, decoders)
-    return decoders, cls.version(options), cls.run_dtype(options, dtype)
+    cls = backend_class(getattr(options, "backend", "hf"))
+    explicit = {d.partition(":")[0].strip().lower().replace("_", "-") for d in options.decoders}
+    keep = []
+    for spec in decoders:
+        reason = cls.refusal(declare(spec))
+        if reason is None:
+            keep.append(spec)
+        elif spec.name in explicit:
+            raise BenchError(reason)
+        else:
+            skipped.append((spec.name, reason))
+    cls.check_plan(options, [declare(s) for s in keep])
+    return keep, cls.version(options), cls.run_dtype(options)
 
 
 def model_files(options: Any, model: str) -> tuple[Any, Any]:
-    """(tokenizer, config) of ``model`` for plan-time checks.
-
-    A model behind an OpenAI-compatible server may not exist locally: then both are None and the
-    prompt-length check is left to the server. A model loaded here must not be pickle weights only
-    (see :func:`bench.runtime.check_weights`): refused now, before anything is generated.
-    """
-    from bench.runtime import check_weights, load_config, load_tokenizer
-
-    if getattr(options, "backend", "hf") == "openai":
-        try:
-            return load_tokenizer(model, options.revision), load_config(model, options.revision)
-        except BenchError:
-            return None, None
-    files = load_tokenizer(model, options.revision), load_config(model, options.revision)
-    check_weights(model, options.revision)
-    return files
+    """(tokenizer, config) of ``model`` for plan-time checks, as ``options.backend`` sees it."""
+    return backend_class(getattr(options, "backend", "hf")).model_files(options, model)
 
 
-def load_backend(options: Any, model: str, hyperfit: str | None) -> Any:
-    """Construct the non-HF backend chosen by ``options.backend`` for ``model`` (and a hyperfit checkpoint)."""
-    return backend_class(options.backend).from_options(options, model, hyperfit)
+def load_backend(options: Any, model: str, hyperfit: str | None, kind: str | None = None) -> Any:
+    """The backend ``kind`` (default ``options.backend``) for ``model`` and a hyperfit checkpoint."""
+    return backend_class(kind or options.backend).load(options, model, hyperfit)

@@ -7,28 +7,15 @@ runs on the same code path; greedy is checked token for token against ``model.ge
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
-from bench.decoding import Decoder, RowRNG
-from bench.runtime import cache_kwargs, load_model, load_tokenizer, resolve_device, resolve_dtype
+from bench.backends.base import Capabilities, Continuation, refusal
+from bench.decoding import ENGINE_FEATURES, Declaration, Decoder, RowRNG
+from bench.runtime import (cache_kwargs, check_weights, load_config, load_model, load_tokenizer, resolve_device,
+                           resolve_dtype)
 
 if TYPE_CHECKING:
     import torch
-
-
-@dataclass
-class Continuation:
-    """What a backend returns for one record."""
-
-    token_ids: list[int]
-    """New tokens, EOS excluded."""
-    finish_reason: str
-    """``eos`` when the model ended the text, ``length`` at ``max_new_tokens``."""
-    text: str | None = None
-    """The text, when the backend has it already (a server's answer); else decoded from the ids."""
-    num_tokens: int | None = None
-    """Token count, when it is not ``len(token_ids)`` (a server that returns no ids)."""
 
 
 def eos_ids(tokenizer: Any, model: Any) -> list[int]:
@@ -106,9 +93,11 @@ def split_continuations(tokens: "torch.Tensor", eos_token_ids: Sequence[int]) ->
 
 
 class HFBackend:
-    """A loaded model and tokenizer that continue batches of prompts."""
+    """A loaded model and tokenizer that continue batches of prompts: runs every decoder."""
 
-    name = "hf"
+    name: ClassVar[str] = "hf"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        model_decoders=True, features=frozenset(ENGINE_FEATURES), one_filter=False)
 
     def __init__(self, model_name: str, *, revision: str | None = None, device: str = "auto", dtype: str = "auto",
                  model: Any = None, tokenizer: Any = None):
@@ -120,12 +109,45 @@ class HFBackend:
         )
         self.eos_token_ids = eos_ids(self.tokenizer, self.model)
 
-    @staticmethod
-    def version() -> str:
+    # -- plan time ---------------------------------------------------------------------------------
+    @classmethod
+    def version(cls, options: Any = None) -> str:
         import transformers
 
         return transformers.__version__
 
+    @classmethod
+    def run_dtype(cls, options: Any) -> str:
+        return resolve_dtype(options.dtype, resolve_device(options.device))
+
+    @classmethod
+    def refusal(cls, decl: Declaration) -> str | None:
+        return refusal(decl, cls.name, cls.capabilities)
+
+    @classmethod
+    def check_plan(cls, options: Any, decls: list[Declaration]) -> None:
+        return None
+
+    @classmethod
+    def model_files(cls, options: Any, model: str) -> tuple[Any, Any]:
+        files = load_tokenizer(model, options.revision), load_config(model, options.revision)
+        check_weights(model, options.revision)  # pickle-only weights are refused before anything runs
+        return files
+
+    @classmethod
+    def load(cls, options: Any, model: str, hyperfit: str | None) -> "HFBackend":
+        """``model``, or the hyperfitted checkpoint ``hyperfit`` over it (full model or PEFT adapter)."""
+        if hyperfit is None:
+            return cls(model, revision=options.revision, device=options.device, dtype=options.dtype)
+        from bench.hyperfit.checkpoint import load_hyperfit
+
+        device = resolve_device(options.device)
+        dtype = resolve_dtype(options.dtype, device)
+        weights, _ = load_hyperfit(hyperfit, model, dtype=dtype, device=device)
+        return cls(model, revision=options.revision, device=device, dtype=dtype, model=weights.eval(),
+                   tokenizer=load_tokenizer(model, options.revision))
+
+    # -- run time ----------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [self.tokenizer(t)["input_ids"] for t in texts]
 
@@ -146,7 +168,7 @@ class HFBackend:
             rng=RowRNG(seeds),
         )
         with torch.inference_mode():
-            if decoder.custom_loop:
+            if decoder.needs == "model":
                 tokens = decoder.generate(self.model, batch["input_ids"], batch["attention_mask"], **args)
             else:
                 tokens = decode_loop(self.model, batch["input_ids"], batch["attention_mask"], decoder, **args)

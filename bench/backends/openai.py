@@ -8,6 +8,9 @@ so the same command resumes). The API key is read from the environment variable 
 ``--api-key-env`` and only ever sent in the ``Authorization`` header of requests; it is never
 stored in the backend's attributes, the run header or the records.
 
+Decoders run from their own :class:`bench.decoding.EngineParams` (temperature, top-k, top-p);
+anything else is refused at plan time from the decoder's declaration.
+
 Token ids: taken from the response when the server returns them (``choices[].token_ids``, as
 vLLM does with ``return_token_ids``); else the text is re-tokenized (after the prompt) with
 ``--model``'s tokenizer when it loads locally; else none are stored and ``num_tokens`` comes from
@@ -21,19 +24,15 @@ import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
-from bench.backends.hf import Continuation
-from bench.backends.requests import SamplingRequest, check_decoders, sampling_request
+from bench.backends.base import Capabilities, Continuation, refusal
+from bench.decoding import Declaration, EngineParams
 from bench.errors import BenchError
 
 PROTOCOL = "openai-completions-v1"
 RETRY_STATUS = {429, 500, 502, 503, 504}
 PROBE_TIMEOUT_S = 5.0
-
-
-RemoteContinuation = Continuation
-"""A continuation whose text came from the server; ``num_tokens`` from its usage when ids are absent."""
 
 
 def normalize_base_url(url: str) -> str:
@@ -75,7 +74,9 @@ def probe(base_url: str, model: str, api_key_env: str, timeout: float = PROBE_TI
 class OpenAIBackend:
     """Continues prompts through a server's ``/v1/completions``."""
 
-    name = "openai"
+    name: ClassVar[str] = "openai"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        model_decoders=False, features=frozenset({"temperature", "top_k", "top_p"}), hyperfit=False)
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", tokenizer: Any = None,
                  concurrency: int = 8, timeout: float = 120.0, max_retries: int = 6, backoff: float = 0.5):
@@ -95,35 +96,49 @@ class OpenAIBackend:
         """Requests retried so far (for tests and logs)."""
 
     # -- plan-time hooks -------------------------------------------------------------------------
-    @staticmethod
-    def version(options: Any = None) -> str:
+    @classmethod
+    def version(cls, options: Any = None) -> str:
         return PROTOCOL
 
-    @staticmethod
-    def run_dtype(options: Any, dtype: str) -> str:
+    @classmethod
+    def run_dtype(cls, options: Any) -> str:
         """The server decides the precision; runs record that instead of a local dtype."""
         return "served"
 
-    @staticmethod
-    def check_plan(options: Any, decoders: list[Any]) -> None:
+    @classmethod
+    def refusal(cls, decl: Declaration) -> str | None:
+        return refusal(decl, cls.name, cls.capabilities)
+
+    @classmethod
+    def model_files(cls, options: Any, model: str) -> tuple[Any, Any]:
+        """The local tokenizer and config when ``model`` loads here; else the server checks lengths."""
+        from bench.runtime import load_config, load_tokenizer
+
+        try:
+            return load_tokenizer(model, options.revision), load_config(model, options.revision)
+        except BenchError:
+            return None, None
+
+    @classmethod
+    def check_plan(cls, options: Any, decls: list[Declaration]) -> None:
         if not getattr(options, "base_url", None):
             raise BenchError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        check_decoders(decoders, "openai")
-        if any(getattr(d, "name", "") == "entropy-matched" for d in decoders):
+        calibrating = [d for d in decls if d.calibrates]
+        if calibrating:
             from bench.runtime import check_weights, load_config
 
             for model in options.models:  # T* is calibrated with the HF backend, on the local weights
                 try:
                     load_config(model, options.revision)
-                    check_weights(model, options.revision)
                 except BenchError:
-                    raise BenchError(f"decoder 'entropy-matched' calibrates its temperature on the local weights of "
-                                     f"--model, but '{model}' does not load here; pass a local copy") from None
+                    raise BenchError(f"decoder '{calibrating[0].label}' calibrates on the local weights of --model, "
+                                     f"but '{model}' does not load here; pass a local copy") from None
+                check_weights(model, options.revision)
         for model in options.models:
             probe(options.base_url, model, options.api_key_env)
 
     @classmethod
-    def from_options(cls, options: Any, model: str, hyperfit: str | None) -> "OpenAIBackend":
+    def load(cls, options: Any, model: str, hyperfit: str | None) -> "OpenAIBackend":
         return cls(options.base_url, model, api_key_env=options.api_key_env,
                    tokenizer=local_tokenizer(model, options.revision), concurrency=options.batch_size)
 
@@ -140,13 +155,13 @@ class OpenAIBackend:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
     def continue_batch(self, prompts: Sequence[str], decoder: Any, *, max_new_tokens: int,
-                       seeds: Sequence[int]) -> list[RemoteContinuation]:
-        params = sampling_request(decoder)
+                       seeds: Sequence[int]) -> list[Continuation]:
+        params = decoder.engine_params()
         bodies = [self.body(p, params, max_new_tokens, s) for p, s in zip(prompts, seeds)]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies)) or 1) as pool:
             return list(pool.map(self._complete, bodies))
 
-    def body(self, prompt: str, params: SamplingRequest, max_new_tokens: int, seed: int) -> dict[str, Any]:
+    def body(self, prompt: str, params: EngineParams, max_new_tokens: int, seed: int) -> dict[str, Any]:
         """The JSON body of one ``/v1/completions`` request."""
         body: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": max_new_tokens,
                                 "temperature": params.temperature, "seed": int(seed) % (1 << 63), "n": 1}
@@ -157,7 +172,7 @@ class OpenAIBackend:
                 body["top_k"] = params.top_k  # not in OpenAI's schema; vLLM, SGLang, TGI, llama.cpp read it
         return body
 
-    def _complete(self, body: dict[str, Any]) -> RemoteContinuation:
+    def _complete(self, body: dict[str, Any]) -> Continuation:
         choice, usage = self._post(body)
         text = choice.get("text") or ""
         reason = "length" if choice.get("finish_reason") == "length" else "eos"
@@ -172,7 +187,7 @@ class OpenAIBackend:
             # Decoded like the HF backend's records (servers keep a leading space that decoding the
             # continuation alone drops), so text metrics compare across backends.
             text = self.decode(ids)
-        return RemoteContinuation(ids, reason, text=text, num_tokens=int(count) if count is not None else len(ids))
+        return Continuation(ids, reason, text=text, num_tokens=int(count) if count is not None else len(ids))
 
     def retokenize(self, prompt: str, text: str) -> list[int]:
         """The ids of ``text`` as a continuation of ``prompt``.

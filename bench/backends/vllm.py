@@ -3,11 +3,10 @@
 Prompts are tokenized with the model's HF tokenizer and given to vLLM as token ids, so both
 backends continue exactly the same ids; every record's request carries its own seed
 (``record_seed``), so sampled records are reproducible and do not depend on batching. Decoders
-map to engine parameters through :mod:`bench.backends.requests`: greedy, temperature, top-p,
-top-k and entropy-matched in global mode (T*, calibrated on the HF backend before the run, is
-read from the decoder). Per-step entropy matching would need a per-request logits processor,
-which vLLM's V1 engine (the only one since 0.10) no longer takes; it is refused at plan time with
-the rest (``--backend hf`` runs them).
+run from their own :class:`bench.decoding.EngineParams` (temperature, top-k, top-p, min-p; T* of
+entropy-matched in global mode is calibrated on the HF backend before the run). Decoders that
+use a logit bias or a per-step transform, or need the model itself, are refused at plan time from
+their declaration (``--backend hf`` runs them).
 
 greedy-hyperfit: a PEFT adapter runs as a ``LoRARequest`` on the base engine (started with LoRA
 enabled whenever ``--hyperfit`` is an adapter, so base and adapter runs share one engine); a full
@@ -27,12 +26,13 @@ from __future__ import annotations
 import gc
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
-from bench.backends.hf import Continuation, eos_ids
-from bench.backends.requests import SamplingRequest, check_decoders, sampling_request
+from bench.backends.base import Capabilities, Continuation, refusal
+from bench.backends.hf import eos_ids
+from bench.decoding import Declaration, EngineParams
 from bench.errors import BenchError
-from bench.runtime import load_config, load_tokenizer
+from bench.runtime import check_weights, load_config, load_tokenizer
 
 _ENGINE: dict[str, Any] = {}
 """The one live engine (vLLM takes a fixed share of GPU memory per engine): key -> ``LLM``."""
@@ -62,7 +62,7 @@ def check_resources(tensor_parallel_size: int, gpu_memory_utilization: float, gp
                          f"{tensor_parallel_size} CUDA GPU(s); this machine has {gpus}")
 
 
-def sampling_kwargs(params: SamplingRequest, *, seed: int, max_new_tokens: int, stop_token_ids: Sequence[int]) -> dict[str, Any]:
+def sampling_kwargs(params: EngineParams, *, seed: int, max_new_tokens: int, stop_token_ids: Sequence[int]) -> dict[str, Any]:
     """Keyword arguments of ``vllm.SamplingParams`` for one record."""
     kwargs: dict[str, Any] = {"n": 1, "max_tokens": max_new_tokens, "temperature": params.temperature,
                               "stop_token_ids": list(stop_token_ids), "skip_special_tokens": True}
@@ -72,6 +72,8 @@ def sampling_kwargs(params: SamplingRequest, *, seed: int, max_new_tokens: int, 
             kwargs["top_p"] = params.top_p
         if params.top_k > 0:
             kwargs["top_k"] = params.top_k
+        if params.min_p > 0:
+            kwargs["min_p"] = params.min_p
     return kwargs
 
 
@@ -87,7 +89,9 @@ def split_output(token_ids: Sequence[int], finish_reason: str | None, eos: set[i
 class VLLMBackend:
     """Continues batches of prompts with a vLLM engine (optionally through a LoRA adapter)."""
 
-    name = "vllm"
+    name: ClassVar[str] = "vllm"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        model_decoders=False, features=frozenset({"temperature", "top_k", "top_p", "min_p"}))
 
     def __init__(self, model_name: str, *, revision: str | None = None, dtype: str = "auto",
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9, lora_path: str | None = None,
@@ -102,8 +106,8 @@ class VLLMBackend:
         self.eos_token_ids = eos_ids(self.tokenizer, _ConfigHolder(model_name, revision))
 
     # -- plan-time hooks -------------------------------------------------------------------------
-    @staticmethod
-    def version(options: Any = None) -> str:
+    @classmethod
+    def version(cls, options: Any = None) -> str:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
@@ -112,19 +116,28 @@ class VLLMBackend:
             raise BenchError("--backend vllm needs vLLM, which is not installed here: pip install 'decbench[vllm]' "
                              "on a CUDA machine, or use --backend hf") from None
 
-    @staticmethod
-    def run_dtype(options: Any, dtype: str) -> str:
+    @classmethod
+    def run_dtype(cls, options: Any) -> str:
         return "bfloat16" if options.dtype == "auto" else options.dtype
 
-    @staticmethod
-    def check_plan(options: Any, decoders: list[Any]) -> None:
-        check_decoders(decoders, "vllm")
-        check_resources(options.tensor_parallel_size, options.gpu_memory_utilization, gpu_count())
-        VLLMBackend.version(options)  # installed?
+    @classmethod
+    def refusal(cls, decl: Declaration) -> str | None:
+        return refusal(decl, cls.name, cls.capabilities)
 
     @classmethod
-    def from_options(cls, options: Any, model: str, hyperfit: str | None) -> "VLLMBackend":
-        common = dict(revision=options.revision, dtype=VLLMBackend.run_dtype(options, options.dtype),
+    def check_plan(cls, options: Any, decls: list[Declaration]) -> None:
+        check_resources(options.tensor_parallel_size, options.gpu_memory_utilization, gpu_count())
+        cls.version(options)  # installed?
+
+    @classmethod
+    def model_files(cls, options: Any, model: str) -> tuple[Any, Any]:
+        files = load_tokenizer(model, options.revision), load_config(model, options.revision)
+        check_weights(model, options.revision)  # vLLM would load pickle weights too
+        return files
+
+    @classmethod
+    def load(cls, options: Any, model: str, hyperfit: str | None) -> "VLLMBackend":
+        common = dict(revision=options.revision, dtype=cls.run_dtype(options),
                       tensor_parallel_size=options.tensor_parallel_size,
                       gpu_memory_utilization=options.gpu_memory_utilization)
         if hyperfit and not is_adapter(hyperfit):
@@ -142,7 +155,7 @@ class VLLMBackend:
                        seeds: Sequence[int]) -> list[Continuation]:
         from vllm import SamplingParams
 
-        params = sampling_request(decoder)
+        params = decoder.engine_params()
         requests = [SamplingParams(**sampling_kwargs(params, seed=s, max_new_tokens=max_new_tokens,
                                                      stop_token_ids=self.eos_token_ids)) for s in seeds]
         inputs = [{"prompt_token_ids": ids} for ids in self.encode(prompts)]

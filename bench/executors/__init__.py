@@ -1,6 +1,6 @@
 """Executors: where a plan's runs are generated.
 
-* ``local``: this process, one model at a time (:func:`bench.execute.execute`).
+* ``local``: this process, one model at a time (:func:`bench.sweep.execute`).
 * ``ray``: one Ray task per run (model x decoder x suite), on a local or remote Ray
   cluster (:mod:`bench.executors.ray`). Every task writes into the same run store, so the store,
   the resumption and the leaderboard are exactly those of the local executor.
@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from bench.errors import BenchError
@@ -24,29 +25,35 @@ def check_executor(options: Any) -> None:
         if getattr(options, "ray_address", None):
             raise BenchError("--ray-address needs --executor ray")
         return
-    from bench.executors.ray import check_cluster
-
     check_cluster(options)
 
 
-def run_planned(planned: Any, backends: Any, store: Any, *, batch_size: int,
-                on_records: Any = lambda n: None, on_calibrate: Any = lambda: None) -> Any:
-    """Generate one planned run with ``backends`` (a :class:`bench.execute.Backends`): the work of
-    both executors, so they produce the same store.
+def _host_port(address: str) -> tuple[str, int]:
+    text = address.strip()
+    default = 10001 if text.startswith("ray://") else 6379  # Ray client port; GCS port
+    text = text.split("://", 1)[-1]
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, default
+    try:
+        return host, int(port)
+    except ValueError:
+        raise BenchError(f"--ray-address '{address}' is not HOST:PORT or ray://HOST:PORT") from None
 
-    Decoders with a ``calibrate`` step (entropy-matched, static-reweight) are calibrated on the HF
-    backend whatever ``--backend`` is: the calibrated values (e.g. the temperature T*) then travel
-    to the engine inside the decoder object (see :mod:`bench.backends.requests`).
-    """
-    from bench.runner import generate_run
-    from bench.specs import build_decoder
 
-    spec, info = planned.spec, planned.decoder_info
-    backend = backends.get(spec.model.name, spec.model.hyperfit if info.runs_on_hyperfit else None)
-    decoder = build_decoder(spec.decoder)
-    if hasattr(decoder, "calibrate"):
-        on_calibrate()
-        base = backends.hf(spec.model.name)
-        reference = backends.hf(spec.model.name, spec.model.hyperfit) if spec.model.hyperfit else base
-        planned.resolved.update(decoder.calibrate(base, reference, planned.prompts))
-    return generate_run(planned, backend, store, batch_size=batch_size, decoder=decoder, on_records=on_records)
+def check_cluster(options: Any) -> None:
+    """Plan-time: Ray is installed and ``--ray-address`` (when given) accepts connections."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise BenchError("--executor ray needs Ray, which is not installed: pip install 'decbench[ray]'") from None
+    address = options.ray_address
+    if not address or address == "auto":
+        return
+    host, port = _host_port(address)
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        raise BenchError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+

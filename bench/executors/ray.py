@@ -3,12 +3,12 @@
 One task per run (model x decoder x suite); the prompts of a run are not split across tasks, and
 the run's lock (:meth:`bench.store.RunStore.writing`) keeps a retried task and a lost one, or
 another command on the same store, from writing it at once. Each task loads its backend, runs
-:func:`bench.executors.run_planned` (calibration included) and appends to ``<out>/<run_id>`` like
+:func:`bench.generation.generate` (calibration included) and appends to ``<out>/<run_id>`` like
 the local executor. A task whose worker dies (killed, out of memory, node lost) is retried up to
 ``MAX_RETRIES`` times by Ray and resumes from the store: the store drops a torn last line and only
 missing records are generated. Errors raised by the task itself (bad input) are not retried.
 
-Afterwards :func:`bench.execute.execute` scores the store and writes the leaderboard exactly as
+Afterwards :func:`bench.sweep.execute` scores the store and writes the leaderboard exactly as
 for a local sweep. The store must be on a file system every worker sees (one machine, or a
 shared mount for a multi-node cluster).
 """
@@ -16,7 +16,6 @@ shared mount for a multi-node cluster).
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -33,35 +32,6 @@ PASSED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "
 """Environment the workers need to load models the way the driver does."""
 
 
-def _host_port(address: str) -> tuple[str, int]:
-    text = address.strip()
-    default = 10001 if text.startswith("ray://") else 6379  # Ray client port; GCS port
-    text = text.split("://", 1)[-1]
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        return text, default
-    try:
-        return host, int(port)
-    except ValueError:
-        raise BenchError(f"--ray-address '{address}' is not HOST:PORT or ray://HOST:PORT") from None
-
-
-def check_cluster(options: Any) -> None:
-    """Plan-time: Ray is installed and ``--ray-address`` (when given) accepts connections."""
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise BenchError("--executor ray needs Ray, which is not installed: pip install 'decbench[ray]'") from None
-    address = options.ray_address
-    if not address or address == "auto":
-        return
-    host, port = _host_port(address)
-    try:
-        socket.create_connection((host, port), timeout=3).close()
-    except OSError as exc:
-        raise BenchError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
-
-
 def _runtime_env(options: Any) -> dict[str, Any]:
     names = PASSED_ENV + ((options.api_key_env,) if options.backend == "openai" else ())
     return {"env_vars": {k: os.environ[k] for k in names if k in os.environ}}
@@ -72,26 +42,21 @@ def run_task(planned: Any, options: Any) -> tuple[str, int, int, float]:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
-    from bench.execute import Backends
-    from bench.executors import run_planned
+    from bench.generation import Backends, generate
     from bench.store import RunStore
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    result = run_planned(planned, Backends(options), RunStore(options.out), batch_size=options.batch_size)
+    result = generate(planned, Backends(options), RunStore(options.out), batch_size=options.batch_size)
     return planned.spec.run_id, result.generated, result.tokens, result.seconds
 
 
 def _pending(plan: Any, out: Path) -> list[Any]:
-    from bench.runner import missing_work
-    from bench.store import GENERATIONS, read_records
+    from bench.generation import pending
+    from bench.store import RunStore
 
-    todo = []
-    for planned in plan.runs:
-        done = {(r["prompt_id"], r["sample_index"]) for r in read_records(out / planned.spec.run_id / GENERATIONS)}
-        if missing_work(planned, done):
-            todo.append(planned)
-    return todo
+    store = RunStore(out)
+    return [planned for planned in plan.runs if pending(planned, store)]
 
 
 def generate_on_ray(plan: Any, options: Any, *, task: Callable[..., Any] = run_task) -> list[tuple[str, int, int, float]]:

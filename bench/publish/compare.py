@@ -126,7 +126,7 @@ def _verdict(name: str, diff: float, p: float | None) -> str:
 def compare_runs(run_a: RunDir, run_b: RunDir, n_boot: int = 1000, seed: int = 0) -> tuple[list[Diff], int]:
     """Per metric, B - A over the shared prompts; also returns the number of shared prompts."""
     from bench.metrics import METRICS
-    from bench.scoring import run_scores
+    from bench.run_scores import run_scores
 
     complete_runs([run_a, run_b])
     if n_boot < 1:

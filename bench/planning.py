@@ -1,22 +1,20 @@
-"""Plan a sweep (models x decoders x suites), then generate what the store does not hold yet.
+"""Plan a sweep (models x decoders x suites): every run's spec and prompts, nothing generated.
 
-Planning does every check that can fail on user input (decoder names and arguments, suite files,
-model paths, prompt lengths against the context) before anything is written, so bad input exits
-with one line and leaves the store untouched.
+Planning does every check that can fail on user input (decoder names and arguments, which
+decoders the backend can run, suite files, model paths, prompt lengths against the context)
+before anything is written, so bad input exits with one line and leaves the store untouched.
+:mod:`bench.generation` then generates what the store does not hold yet.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from bench import runtime
-from bench.decoding import record_seed
 from bench.errors import BenchError
 from bench.registry import DecoderInfo, get_decoder, load_plugins
-from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, build_decoder, parse_decoder
-from bench.store import RunDir, RunStore
+from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, parse_decoder
 
 
 @dataclass(frozen=True)
@@ -136,17 +134,15 @@ def plan(options: RunOptions) -> Plan:
     gen = options.generation
     if gen.max_new_tokens < 1 or gen.samples_per_prompt < 1:
         raise BenchError("--max-new-tokens and --samples-per-prompt must be >= 1")
-    device = runtime.resolve_device(options.device)
-    dtype = runtime.resolve_dtype(options.dtype, device)
     registered = [s for s in options.suites if not s.lower().endswith(".jsonl")]
     if options.suite_path and len(registered) != 1:
         raise BenchError("--suite-path names the file of one registered suite; give exactly one such --suite with it")
     decoders, skipped = expand_decoders(options.decoders, {"hyperfit": bool(options.hyperfit)})
     check_scoring(options, decoders)
-    from bench.backends import plan_backend
+    from bench.backends import model_files, plan_backend
     from bench.executors import check_executor
 
-    decoders, backend_version, dtype = plan_backend(options, decoders, skipped, dtype)
+    decoders, backend_version, dtype = plan_backend(options, decoders, skipped)
     check_executor(options)
     suites = [
         load_suite(s, data_dir=options.data_dir, path=options.suite_path, num_prompts=options.num_prompts)
@@ -159,8 +155,6 @@ def plan(options: RunOptions) -> Plan:
             from bench.hyperfit.checkpoint import check_hyperfit
 
             check_hyperfit(options.hyperfit, model_name)
-        from bench.backends import model_files
-
         tokenizer, config = model_files(options, model_name)
         fingerprint, commit = runtime.model_identity(model_name, options.revision)
         base = ModelSpec(model_name, options.revision, fingerprint, commit=commit)
@@ -168,9 +162,8 @@ def plan(options: RunOptions) -> Plan:
             check_prompt_lengths(prompts, tokenizer, config, gen.max_new_tokens, model_name)
             for dspec in decoders:
                 info = get_decoder(dspec.name)
-                check_for_model = getattr(info.factory, "check_for_model", None)
-                if check_for_model is not None:
-                    check_for_model(dspec, config)
+                if info.check_model is not None and config is not None:
+                    info.check_model(dspec, config)
                 model = replace(base, hyperfit=options.hyperfit, hyperfit_fingerprint=hyperfit_fp) \
                     if uses_hyperfit(info, dspec) else base
                 spec = RunSpec(model, dspec, suite_spec, gen, options.backend, backend_version, dtype)
@@ -213,76 +206,3 @@ def _hyperfit_fingerprint(path: str) -> str:
     from bench.hyperfit.checkpoint import checkpoint_fingerprint
 
     return checkpoint_fingerprint(path)
-
-
-@dataclass
-class RunResult:
-    run: RunDir
-    generated: int
-    tokens: int
-    seconds: float
-
-
-def missing_work(planned: PlannedRun, done: set[tuple[str, int]]) -> list[tuple[Prompt, int]]:
-    n = planned.spec.generation.samples_per_prompt
-    return [(p, i) for p in planned.prompts for i in range(n) if (p.id, i) not in done]
-
-
-def generate_run(
-    planned: PlannedRun,
-    backend: Any,
-    store: RunStore,
-    *,
-    batch_size: int,
-    decoder: Any = None,
-    on_records: Callable[[int], None] = lambda n: None,
-) -> RunResult:
-    """Generate the records a run is missing, appending each batch to the store as it finishes."""
-    spec = planned.spec
-    with store.writing(spec, expected_records=planned.expected_records, device=backend.device,
-                       resolved=planned.resolved) as run:
-        # Read under the lock: what another process wrote meanwhile is not generated again.
-        todo = missing_work(planned, run.done_keys())
-        decoder = decoder if decoder is not None else build_decoder(spec.decoder)
-        # Longest prompts first: less padding per batch, and the memory peak comes early.
-        lengths = {p.id: len(t) for p, t in zip(planned.prompts, backend.encode([p.text for p in planned.prompts]))}
-        todo.sort(key=lambda item: -lengths[item[0].id])
-        generated = tokens = 0
-        start = time.perf_counter()
-        for b in range(0, len(todo), batch_size):
-            chunk = todo[b : b + batch_size]
-            seeds = [record_seed(spec.generation.seed, p.id, i) for p, i in chunk]
-            t0 = time.perf_counter()
-            outs = backend.continue_batch([p.text for p, _ in chunk], decoder, max_new_tokens=spec.generation.max_new_tokens, seeds=seeds)
-            per_record = (time.perf_counter() - t0) / len(chunk)
-            records = [
-                _record(spec, run.run_id, p, i, seed, out, out.text if out.text is not None else backend.decode(out.token_ids),
-                        per_record, planned.decoder_info.sampling)
-                for (p, i), seed, out in zip(chunk, seeds, outs)
-            ]
-            store.append(run, records)
-            generated += len(records)
-            tokens += sum(len(o.token_ids) for o in outs)
-            on_records(len(records))
-    return RunResult(run, generated, tokens, time.perf_counter() - start)
-
-
-def _record(spec: RunSpec, run_id: str, prompt: Prompt, index: int, seed: int, out: Any, text: str,
-            seconds: float, sampling: bool) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "prompt_id": prompt.id,
-        "sample_index": index,
-        "prompt": prompt.text,
-        "reference": prompt.reference,
-        "continuation": text,
-        "token_ids": out.token_ids,
-        "num_tokens": out.num_tokens if out.num_tokens is not None else len(out.token_ids),
-        "finish_reason": out.finish_reason,
-        "model": spec.model.name,
-        "hyperfit": spec.model.hyperfit,
-        "decoder": spec.decoder.name,
-        "decoder_args": spec.decoder.kwargs,
-        "seed": seed if sampling else None,
-        "seconds": round(seconds, 6),
-    }

@@ -1,4 +1,4 @@
-"""Execute a plan: load each model once, generate what is missing, score, write the leaderboard."""
+"""Run a planned sweep: generate what is missing (locally or on Ray), score, write the leaderboard."""
 
 from __future__ import annotations
 
@@ -8,58 +8,9 @@ from typing import Any
 
 import click
 
-from bench.executors import run_planned
-from bench.runner import Plan, PlannedRun, RunOptions, missing_work
-from bench.store import GENERATIONS, RunStore, read_records
-
-
-class Backends:
-    """Loaded backends, keyed by (model, hyperfit checkpoint or None); one model's worth at a time."""
-
-    def __init__(self, options: RunOptions):
-        self.options = options
-        self.loaded: dict[tuple[str, str | None], Any] = {}
-
-    def get(self, model: str, hyperfit: str | None = None) -> Any:
-        key = (model, hyperfit)
-        if key not in self.loaded:
-            if any(k[0] != model for k in self.loaded):
-                self.loaded.clear()  # moving to another model: free the previous one first
-            self.loaded[key] = self._load(model, hyperfit)
-        return self.loaded[key]
-
-    def hf(self, model: str, hyperfit: str | None = None) -> Any:
-        """The HF backend of a model (for calibration), whatever ``--backend`` generates with."""
-        if self.options.backend == "hf":
-            return self.get(model, hyperfit)
-        key = (model, hyperfit, "hf")
-        if key not in self.loaded:
-            self.loaded[key] = self._load(model, hyperfit, "hf")
-        return self.loaded[key]
-
-    def _load(self, name: str, hyperfit: str | None, kind: str | None = None) -> Any:
-        from bench.backends.hf import HFBackend
-        from bench.runtime import load_tokenizer, resolve_device, resolve_dtype
-
-        opts = self.options
-        if (kind or opts.backend) != "hf":
-            from bench.backends import load_backend
-
-            return load_backend(opts, name, hyperfit)
-        if hyperfit is None:
-            return HFBackend(name, revision=opts.revision, device=opts.device, dtype=opts.dtype)
-        from bench.hyperfit.checkpoint import load_hyperfit
-
-        device = resolve_device(opts.device)
-        dtype = resolve_dtype(opts.dtype, device)
-        model, _ = load_hyperfit(hyperfit, name, dtype=dtype, device=device)
-        return HFBackend(name, revision=opts.revision, device=device, dtype=dtype, model=model.eval(),
-                         tokenizer=load_tokenizer(name, opts.revision))
-
-
-def _pending(planned: PlannedRun, store: RunStore) -> int:
-    done = {(r["prompt_id"], r["sample_index"]) for r in read_records(store.root / planned.spec.run_id / GENERATIONS)}
-    return len(missing_work(planned, done))
+from bench.generation import Backends, generate, pending
+from bench.planning import Plan, RunOptions
+from bench.store import RunStore
 
 
 def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
@@ -73,20 +24,20 @@ def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
 
         generate_on_ray(plan, options)  # the pass below then finds the runs complete and only scores
     store = RunStore(options.out)
-    pending = {planned.spec.run_id: _pending(planned, store) for planned in plan.runs}
+    todo = {planned.spec.run_id: pending(planned, store) for planned in plan.runs}
     backends = Backends(options)
     start = time.perf_counter()
     generated = tokens = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("generating", total=sum(pending.values()))
+        task = progress.add_task("generating", total=sum(todo.values()))
         # Runs of the same model are adjacent in the plan, so each model is loaded once.
         for planned in plan.runs:
             spec = planned.spec
-            if not pending[spec.run_id]:
+            if not todo[spec.run_id]:
                 continue
             progress.update(task, description=f"{spec.model.label} {spec.decoder.label}")
-            result = run_planned(
+            result = generate(
                 planned, backends, store, batch_size=options.batch_size, on_records=lambda n: progress.advance(task, n),
                 on_calibrate=lambda: progress.update(task, description=f"{spec.model.label} {spec.decoder.label}: calibrating"),
             )
@@ -108,7 +59,7 @@ def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
 
 def add_requested_scores(plan: Plan, options: RunOptions, store: RunStore) -> None:
     """``--score`` metrics for every planned run, and ``--judge-against`` win rates."""
-    from bench.scoring import add_judge_result, add_model_scores
+    from bench.run_scores import add_judge_result, add_model_scores
     from bench.store import RunDir
 
     runs = {p.spec.run_id: RunDir(store.root / p.spec.run_id) for p in plan.runs}
