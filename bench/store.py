@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, ContextManager, Iterable, Iterator
 
 from bench.errors import BenchError
 from bench.runtime import git_commit, package_versions, write_json_atomic
@@ -37,6 +37,7 @@ FORMAT = 2
 each run. Headers without ``format`` (1) are read the same way; missing fields take their defaults."""
 
 
+@contextmanager
 def lock_run(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the exclusive lock of the run folder ``path`` (an ``fcntl`` lock on its ``.lock`` file).
 
@@ -44,12 +45,7 @@ def lock_run(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[
     when it has to) until the holder is done or dead, since the kernel drops the lock of a killed
     process. Local file systems only: NFS may not honour the lock.
     """
-    return _locked(path / LOCK, on_wait)
-
-
-@contextmanager
-def _locked(lock_path: Path, on_wait: Callable[[], None] | None) -> Iterator[None]:
-    with open(lock_path, "a+b") as f:
+    with open(path / LOCK, "a+b") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -145,7 +141,7 @@ class RunDir:
     def done_keys(self) -> set[tuple[str, int]]:
         return {(r["prompt_id"], r["sample_index"]) for r in self.records()}
 
-    def lock(self) -> Any:
+    def lock(self) -> ContextManager[None]:
         """Context manager holding this run's lock (see :func:`lock_run`)."""
         return lock_run(self.path, _say_waiting(self.run_id))
 
