@@ -124,16 +124,28 @@ def check_prompt_lengths(prompts: list[Prompt], tokenizer: Any, config: Any, max
             )
 
 
+HUB_BACKENDS = ("hf", "vllm")
+"""Backends that read ``--model`` from a folder or the Hugging Face Hub (the others name a served model)."""
+
+
 def plan(options: RunOptions) -> Plan:
+    from bench.hub import check_models
+    from bench.locations import model_hint
     from bench.suite_loading import load_suite
 
     if not options.models:
-        raise BenchError("no model given: pass --model (a Hugging Face id or a local directory) or set BENCH_MODEL")
+        raise BenchError("no model given: pass --model (a Hugging Face id or a local directory) or set BENCH_MODEL"
+                         + model_hint())
+    if options.backend in HUB_BACKENDS:
+        check_models(options.models)
     if options.batch_size < 1:
         raise BenchError(f"--batch-size must be >= 1, got {options.batch_size}")
     gen = options.generation
     if gen.max_new_tokens < 1 or gen.samples_per_prompt < 1:
         raise BenchError("--max-new-tokens and --samples-per-prompt must be >= 1")
+    from bench.plan_checks import check_options
+
+    check_options(options)
     registered = [s for s in options.suites if not s.lower().endswith(".jsonl")]
     if options.suite_path and len(registered) != 1:
         raise BenchError("--suite-path names the file of one registered suite; give exactly one such --suite with it")
@@ -148,6 +160,10 @@ def plan(options: RunOptions) -> Plan:
         load_suite(s, data_dir=options.data_dir, path=options.suite_path, num_prompts=options.num_prompts)
         for s in options.suites
     ]
+    from bench.plan_checks import check_models, check_suites_for_scores
+
+    check_suites_for_scores(options, suites)
+    check_models(options)
     hyperfit_fp = _hyperfit_fingerprint(options.hyperfit) if options.hyperfit else ""
     runs = []
     for model_name in options.models:
@@ -173,15 +189,18 @@ def plan(options: RunOptions) -> Plan:
 
 def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
     """Plan-time checks of ``--score`` and ``--judge-against``: names, and that their models exist."""
+    from bench.hub import check_models as check_hub_models
+
     if options.scores:
-        from bench.scorers.model_based import ModelScoreSettings, check_models, check_names
+        from bench.scorers.model_based import ModelScoreSettings, check_names, check_score_models
 
         names = check_names(options.scores)
         settings = options.score_settings
         needed = {"mauve": "featurizer", "coherence": "scorer_model", "perplexity": "scorer_model"}
         for model in {settings.get(needed[n]) for n in names if n in needed} - {None}:
+            check_hub_models([model])
             runtime.load_config(model)  # a missing featurizer or scorer stops the run before generating
-        check_models(names, ModelScoreSettings.from_dict(settings))
+        check_score_models(names, ModelScoreSettings.from_dict(settings))
     if options.judge_against:
         target = get_decoder(options.judge_against.partition(":")[0]).name
         if not any(d.name == target for d in decoders):
@@ -190,6 +209,7 @@ def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
         if not (judge.get("url") or judge.get("local_model")):
             raise BenchError("--judge-against needs a judge: --judge-url URL --judge-model NAME, or --judge-local MODEL")
         if judge.get("local_model"):
+            check_hub_models([judge["local_model"]])
             runtime.load_config(judge["local_model"])
             runtime.check_weights(judge["local_model"], role="judge model")
 

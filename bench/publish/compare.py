@@ -128,7 +128,7 @@ def compare_runs(run_a: RunDir, run_b: RunDir, n_boot: int = 1000, seed: int = 0
     from bench.metrics import METRICS
     from bench.run_scores import run_scores
 
-    complete_runs([run_a, run_b])
+    complete_runs([run_a, run_b], can_skip=False)
     if n_boot < 1:
         raise BenchError(f"--n-boot must be >= 1, got {n_boot}")
     ga, gb = _by_prompt(run_a), _by_prompt(run_b)
@@ -176,6 +176,7 @@ def _num(value: Any, spec: str = ".6g") -> str:
 
 
 def write_csv(diffs: list[Diff], path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -191,10 +192,13 @@ def title(run_a: RunDir, run_b: RunDir, n_shared: int, n_boot: int) -> str:
 
 
 def write_markdown(diffs: list[Diff], path: str | Path, heading: str) -> None:
-    lines = [f"# {heading}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 6 + ["---"]) + "|"]
+    from bench.publish.markdown import md_text
+
+    lines = [f"# {md_text(heading)}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 6 + ["---"]) + "|"]
     for row in as_rows(diffs):
         lines.append("| " + " | ".join(_num(v, ".4g") if isinstance(v, float) or v is None else str(v)
                                        for v in row.values()) + " |")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines) + "\n")
 
 
