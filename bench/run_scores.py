@@ -71,7 +71,8 @@ def run_scores(run: RunDir) -> dict[str, Any]:
         records = ordered_records(records)
         cached = {"generations": score_records(records), "human": score_human(records), **extra,
                   "version": SCORES_VERSION, "records": digest}
-        write_json_atomic(run.path / SCORES, cached)
+        with run.lock():  # two processes scoring the same run must not share the temporary file
+            write_json_atomic(run.path / SCORES, cached)
     return _with_extra_metrics(cached)
 
 

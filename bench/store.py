@@ -36,14 +36,22 @@ FORMAT = 2
 each run. Headers without ``format`` (1) are read the same way; missing fields take their defaults."""
 
 
+_HELD: set[str] = set()
+"""Run folders whose lock this process holds (a second flock on a new descriptor would wait forever)."""
+
+
 @contextmanager
 def lock_run(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the exclusive lock of the run folder ``path`` (an ``fcntl`` lock on its ``.lock`` file).
 
     One process writes a run at a time: another one asking waits here (``on_wait`` is called once
     when it has to) until the holder is done or dead, since the kernel drops the lock of a killed
-    process. Local file systems only: NFS may not honour the lock.
+    process. Local file systems only: NFS may not honour the lock. Re-entrant within a process.
     """
+    key = str(Path(path).resolve())
+    if key in _HELD:
+        yield
+        return
     with open(path / LOCK, "a+b") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -51,9 +59,11 @@ def lock_run(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[
             if on_wait is not None:
                 on_wait()
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        _HELD.add(key)
         try:
             yield
         finally:
+            _HELD.discard(key)
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
