@@ -9,7 +9,6 @@ can be wrong with it is found here, at plan time, before anything is generated.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,10 @@ from bench.errors import BenchError
 
 
 def amateur_fingerprint(path: str) -> str:
-    """The same content fingerprint as ``--model`` gets (config bytes, weight-file names and sizes)."""
-    from bench.backends.hf import model_fingerprint
+    """The same content fingerprint as ``--model`` gets (:func:`bench.runtime.model_identity`)."""
+    from bench.runtime import model_identity
 
-    return model_fingerprint(path)
+    return model_identity(path)[0]
 
 
 def check_amateur(path: str, expert: str, expert_tokenizer: Any, expert_config: Any) -> None:
@@ -29,7 +28,7 @@ def check_amateur(path: str, expert: str, expert_tokenizer: Any, expert_config: 
     Checks: the folder (or Hub id) exists and has a config, its weights are safetensors (pickle
     only with ``BENCH_ALLOW_PICKLE=1``), and its tokenizer and logits width equal the expert's.
     """
-    from bench.backends.hf import load_config, load_tokenizer
+    from bench.runtime import check_weights, load_config, load_tokenizer
 
     local = Path(path)
     if local.exists() and not local.is_dir():
@@ -38,12 +37,9 @@ def check_amateur(path: str, expert: str, expert_tokenizer: Any, expert_config: 
         if not (local / "config.json").is_file():
             raise BenchError(f"--amateur {path}: no config.json in that folder")
         weights = [f.name for f in local.iterdir() if f.suffix in (".safetensors", ".bin", ".pt", ".pth")]
-        if not any(w.endswith(".safetensors") for w in weights):
-            if not weights:
-                raise BenchError(f"--amateur {path}: no model weights (*.safetensors) in that folder")
-            if os.environ.get("BENCH_ALLOW_PICKLE") != "1":
-                raise BenchError(f"--amateur {path}: only pickle weights ({sorted(weights)[0]}); convert them to "
-                                 "safetensors or set BENCH_ALLOW_PICKLE=1")
+        if not weights:
+            raise BenchError(f"--amateur {path}: no model weights (*.safetensors) in that folder")
+    check_weights(path, role="--amateur")  # the one pickle rule
     config = load_config(path)
     tokenizer = load_tokenizer(path)
     if expert_tokenizer is not None and tokenizer.get_vocab() != expert_tokenizer.get_vocab():

@@ -11,6 +11,7 @@ import click
 
 from bench.cli_help import SectionedCommand
 from bench.errors import BenchError
+from bench.runtime.devices import DTYPES, PRECISIONS
 from bench.locations import default_data_dir
 
 
@@ -99,7 +100,7 @@ def model_score_options(command):
         click.option("--score", "scores", multiple=True, metavar="NAME",
                      help="Also compute a model-based metric: mauve, coherence, coherence-sim or perplexity; repeatable."),
         click.option("--featurizer", default="gpt2-large", show_default=True, help="MAUVE featurizer (HF id or local path)."),
-        click.option("--featurizer-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
+        click.option("--featurizer-dtype", type=click.Choice(PRECISIONS), default="float32",
                      show_default=True, help="Precision of the MAUVE featurizer: float32 gives mauve-text's features; "
                      "bfloat16/float16 are faster on hardware with half-precision units, ~1% off."),
         click.option("--mauve-length", type=click.IntRange(min=1), default=None,
@@ -191,7 +192,7 @@ RUN_SECTIONS = (
               help="HF backend: static KV cache and a torch.compile'd decode step (CUDA graphs on GPU); pays on "
               "GPUs for long runs, each new batch shape compiles once.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True,
+@click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
               help="Weights and compute precision; auto: bfloat16 on CUDA, float32 on CPU.")
 @click.option("--data-dir", envvar="BENCH_DATA_DIR", default=default_data_dir, metavar="DIR",
               help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR, else $BENCH_SHARED/data, "

@@ -41,11 +41,11 @@ class Backends:
         """The amateur model of contrastive decoding, loaded once next to the expert, on its device
         and in its dtype (kept when the expert changes: one amateur serves every ``--model``)."""
         if path not in self.amateurs:
-            from bench.backends import hf
+            from bench import runtime
 
-            device = hf.resolve_device(self.options.device)
-            self.amateurs[path] = hf.load_model(path, revision=None, dtype=hf.resolve_dtype(self.options.dtype, device),
-                                                device=device)
+            device = runtime.resolve_device(self.options.device)
+            self.amateurs[path] = runtime.load_model(path, dtype=runtime.resolve_dtype(self.options.dtype, device),
+                                                     device=device, role="--amateur")
         return self.amateurs[path]
 
     def reference(self, model: str, hyperfit: str | None = None) -> Any:
@@ -93,27 +93,29 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
         base = backends.reference(spec.model.name)
         reference = backends.reference(spec.model.name, spec.model.hyperfit) if spec.model.hyperfit else base
         planned.resolved.update(decoder.calibrate(base, reference, planned.prompts))
-    run = store.open(spec, expected_records=planned.expected_records, device=backend.device, resolved=planned.resolved)
-    todo = missing_work(planned, run.done_keys())
-    # Longest prompts first: less padding per batch, and the memory peak comes early.
-    lengths = {p.id: len(t) for p, t in zip(planned.prompts, backend.encode([p.text for p in planned.prompts]))}
-    todo.sort(key=lambda item: -lengths[item[0].id])
-    generated = tokens = 0
-    start = time.perf_counter()
-    for b in range(0, len(todo), batch_size):
-        chunk = todo[b : b + batch_size]
-        seeds = [record_seed(spec.generation.seed, p.id, i) for p, i in chunk]
-        t0 = time.perf_counter()
-        outs = backend.continue_batch([p.text for p, _ in chunk], decoder,
-                                      max_new_tokens=spec.generation.max_new_tokens, seeds=seeds)
-        per_record = (time.perf_counter() - t0) / len(chunk)
-        records = [record(spec, run.run_id, p, i, seed if info.sampling else None, out,
-                          out.text if out.text is not None else backend.decode(out.token_ids), per_record)
-                   for (p, i), seed, out in zip(chunk, seeds, outs)]
-        store.append(run, records)
-        generated += len(records)
-        tokens += sum(len(o.token_ids) for o in outs)
-        on_records(len(records))
+    with store.writing(spec, expected_records=planned.expected_records, device=backend.device,
+                       resolved=planned.resolved) as run:
+        # Read under the lock: what another process wrote meanwhile is not generated again.
+        todo = missing_work(planned, run.done_keys())
+        # Longest prompts first: less padding per batch, and the memory peak comes early.
+        lengths = {p.id: len(t) for p, t in zip(planned.prompts, backend.encode([p.text for p in planned.prompts]))}
+        todo.sort(key=lambda item: -lengths[item[0].id])
+        generated = tokens = 0
+        start = time.perf_counter()
+        for b in range(0, len(todo), batch_size):
+            chunk = todo[b : b + batch_size]
+            seeds = [record_seed(spec.generation.seed, p.id, i) for p, i in chunk]
+            t0 = time.perf_counter()
+            outs = backend.continue_batch([p.text for p, _ in chunk], decoder,
+                                          max_new_tokens=spec.generation.max_new_tokens, seeds=seeds)
+            per_record = (time.perf_counter() - t0) / len(chunk)
+            records = [record(spec, run.run_id, p, i, seed if info.sampling else None, out,
+                              out.text if out.text is not None else backend.decode(out.token_ids), per_record)
+                       for (p, i), seed, out in zip(chunk, seeds, outs)]
+            store.append(run, records)
+            generated += len(records)
+            tokens += sum(len(o.token_ids) for o in outs)
+            on_records(len(records))
     return RunResult(run, generated, tokens, time.perf_counter() - start)
 
 

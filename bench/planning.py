@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bench import runtime
 from bench.amateur import amateur_fingerprint, check_amateur
-from bench.backends import hf
 from bench.errors import BenchError
 from bench.registry import DecoderInfo, get_decoder, load_plugins
 from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, expand_grid, parse_decoder
@@ -122,7 +122,7 @@ def expand_decoders(names: tuple[str, ...], available: dict[str, bool]) -> tuple
 
 
 def check_prompt_lengths(prompts: list[Prompt], tokenizer: Any, config: Any, max_new_tokens: int, model: str) -> None:
-    limit = hf.context_length(config)
+    limit = runtime.context_length(config)
     if limit is None:
         return
     for p in prompts:
@@ -203,7 +203,8 @@ def plan(options: RunOptions) -> Plan:
         tokenizer, config = model_files(options, model_name)
         if options.amateur and any(uses_amateur(get_decoder(d.name)) for d in decoders):
             check_amateur(options.amateur, model_name, tokenizer, config)
-        base = ModelSpec(model_name, options.revision, hf.model_fingerprint(model_name))
+        fingerprint, commit = runtime.model_identity(model_name, options.revision)
+        base = ModelSpec(model_name, options.revision, fingerprint, commit=commit)
         for suite_spec, prompts in suites:
             check_prompt_lengths(prompts, tokenizer, config, gen.max_new_tokens, model_name)
             for dspec in decoders:
@@ -223,17 +224,18 @@ def plan(options: RunOptions) -> Plan:
 
 def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
     """Plan-time checks of ``--score`` and ``--judge-against``: names, and that their models exist."""
-    from bench.hub import check_models
+    from bench.hub import check_models as check_hub_models
 
     if options.scores:
-        from bench.scorers.model_based import check_names
+        from bench.scorers.model_based import ModelScoreSettings, check_names, check_score_models
 
         names = check_names(options.scores)
         settings = options.score_settings
         needed = {"mauve": "featurizer", "coherence": "scorer_model", "perplexity": "scorer_model"}
         for model in {settings.get(needed[n]) for n in names if n in needed} - {None}:
-            check_models([model])
-            hf.load_config(model)  # a missing featurizer or scorer stops the run before generating
+            check_hub_models([model])
+            runtime.load_config(model)  # a missing featurizer or scorer stops the run before generating
+        check_score_models(names, ModelScoreSettings.from_dict(settings))
         if "mauve" in names:
             from bench.scorers.mauve import check_length
 
@@ -246,8 +248,9 @@ def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
         if not (judge.get("url") or judge.get("local_model")):
             raise BenchError("--judge-against needs a judge: --judge-url URL --judge-model NAME, or --judge-local MODEL")
         if judge.get("local_model"):
-            check_models([judge["local_model"]])
-            hf.load_config(judge["local_model"])
+            check_hub_models([judge["local_model"]])
+            runtime.load_config(judge["local_model"])
+            runtime.check_weights(judge["local_model"], role="judge model")
 
 
 def uses_hyperfit(info: DecoderInfo, spec: DecoderSpec) -> bool:

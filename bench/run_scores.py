@@ -7,8 +7,9 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from bench.runtime import write_json_atomic
 from bench.stats import N_BOOT
-from bench.store import SCORES, RunDir, write_json_atomic
+from bench.store import SCORES, RunDir
 
 SCORES_VERSION = "2"
 """Bumped when a metric's definition changes, so cached scores are recomputed (2: intervals resample prompts)."""
@@ -85,18 +86,24 @@ def score_human_cut(runs_records: list[list[dict[str, Any]]]) -> dict[str, Any] 
 
 
 def run_scores(run: RunDir) -> dict[str, Any]:
-    """The run's scores, computed once and cached next to its records.
+    """The run's scores, computed once and cached next to its records until the records change.
 
-    Model-based metrics and judge win rates added by :func:`add_model_scores` and
-    :func:`add_judge_result` are kept in the cache and shown among the generations' metrics.
+    ``scores.json`` keeps the digest of the records it was computed from (``records``): when the
+    generations file no longer has that digest (more records, or another writer's), every score is
+    computed again and model-based metrics and judge win rates of the old records are dropped.
+    Those added by :func:`add_model_scores` and :func:`add_judge_result` are otherwise kept and
+    shown among the generations' metrics. A cache from before digests keeps them.
     """
+    records, digest = run.snapshot()
     cached = run.scores()
-    if not (cached and cached.get("version") == SCORES_VERSION):
-        records = ordered_records(run.records())
-        extra = {k: cached[k] for k in ("model_based", "judge") if cached and k in cached}
+    if not (cached and cached.get("version") == SCORES_VERSION and cached.get("records") == digest):
+        same_records = bool(cached) and cached.get("records", digest) == digest
+        extra = {k: cached[k] for k in ("model_based", "judge") if same_records and k in cached}
+        records = ordered_records(records)
         cached = {"generations": score_records(records), "human": score_human(records), **extra,
-                  "version": SCORES_VERSION}
-        write_json_atomic(run.path / SCORES, cached)
+                  "version": SCORES_VERSION, "records": digest}
+        with run.lock():  # two processes scoring the same run must not share the temporary file
+            write_json_atomic(run.path / SCORES, cached)
     return _with_extra_metrics(cached)
 
 
@@ -125,16 +132,18 @@ def add_model_scores(run: RunDir, names: tuple[str, ...], settings: dict[str, An
 
     s = ModelScoreSettings.from_dict(settings)
     key = _settings_key(s)
-    scores = run.scores() or run_scores(run)
-    done = scores.setdefault("model_based", {})
-    todo = [n for n in names if done.get(n, {}).get("settings_key") != key]
-    if not todo:
-        return
-    result = score_model_based(ordered_records(run.records()), todo, s)
-    for name in todo:
-        done[name] = {"value": result["metrics"][name], "ci": list(result["ci"][name]), "settings_key": key,
-                      "settings": result["settings"].get(name, {}), "details": result["details"].get(name, {})}
-    write_json_atomic(run.path / SCORES, scores)
+    with run.lock():  # read, add, write back: no other writer in between
+        run_scores(run)  # brings scores.json up to date with the records first
+        scores = run.scores()
+        done = scores.setdefault("model_based", {})
+        todo = [n for n in names if done.get(n, {}).get("settings_key") != key]
+        if not todo:
+            return
+        result = score_model_based(ordered_records(run.records()), todo, s)
+        for name in todo:
+            done[name] = {"value": result["metrics"][name], "ci": list(result["ci"][name]), "settings_key": key,
+                          "settings": result["settings"].get(name, {}), "details": result["details"].get(name, {})}
+        write_json_atomic(run.path / SCORES, scores)
 
 
 def add_judge_result(run: RunDir, opponent: RunDir, opponent_label: str, settings: dict[str, Any]) -> None:
@@ -142,9 +151,11 @@ def add_judge_result(run: RunDir, opponent: RunDir, opponent_label: str, setting
     from bench.scorers.model_based import judge_runs
 
     result = judge_runs(ordered_records(run.records()), ordered_records(opponent.records()), settings)
-    scores = run.scores() or run_scores(run)
-    scores["judge"] = {"opponent": opponent_label, "opponent_run": opponent.run_id,
-                       "win_rate": result["win_rate_a"], "ci": list(result["ci"]),
-                       "sign_test_p": result.get("sign_test_p"),
-                       "counts": {k: result[k] for k in ("pairs", "wins_a", "wins_b", "ties", "invalid") if k in result}}
-    write_json_atomic(run.path / SCORES, scores)
+    with run.lock():
+        run_scores(run)
+        scores = run.scores()
+        scores["judge"] = {"opponent": opponent_label, "opponent_run": opponent.run_id,
+                           "win_rate": result["win_rate_a"], "ci": list(result["ci"]),
+                           "sign_test_p": result.get("sign_test_p"),
+                           "counts": {k: result[k] for k in ("pairs", "wins_a", "wins_b", "ties", "invalid") if k in result}}
+        write_json_atomic(run.path / SCORES, scores)

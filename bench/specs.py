@@ -35,15 +35,19 @@ class ModelSpec:
     revision: str | None = None
     """Hub revision (branch, tag or commit); ``None`` for the default branch or a local path."""
     fingerprint: str = ""
-    """Hash of the local config and weight files (names and sizes), so edited weights change the id."""
+    """Hash of the content of a local model's files (see :mod:`bench.runtime.fingerprint`), so weights
+    edited in place change the id; empty for a Hub id. Stores made before content fingerprints
+    hold a hash of file names and sizes here."""
     hyperfit: str | None = None
     """A hyperfitted checkpoint (full model or PEFT adapter) used by decoders that require it."""
     hyperfit_fingerprint: str = ""
-    """Fingerprint of the hyperfitted checkpoint."""
+    """Fingerprint of the hyperfitted checkpoint's content, including its ``hyperfit.json``."""
     amateur: str | None = None
     """The amateur model of contrastive decoding (``--amateur``), for the decoders that contrast with one."""
     amateur_fingerprint: str = ""
     """Fingerprint of the amateur model's local files (empty for a Hub id)."""
+    commit: str | None = None
+    """The Hub commit a Hub id's revision resolved to; None for a local folder or an unresolved id."""
 
     @property
     def label(self) -> str:
@@ -140,6 +144,8 @@ class RunSpec:
         d["suite"].pop("source", None)
         if d["model"]["amateur"] is None:  # runs without an amateur keep the ids they had before it existed
             del d["model"]["amateur"], d["model"]["amateur_fingerprint"]
+        if d["model"].get("commit") is None:
+            d["model"].pop("commit", None)  # runs without a commit keep the ids they had before it existed
         for key, fp in (("name", "fingerprint"), ("hyperfit", "hyperfit_fingerprint"), ("amateur", "amateur_fingerprint")):
             if d["model"].get(fp) and d["model"].get(key):
                 d["model"][key] = d["model"][key].rstrip("/").split("/")[-1]

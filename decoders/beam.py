@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Sequence
 
 from bench.decoding import Decoder, RowRNG
+from bench.runtime.forward import cache_kwargs
 from bench.errors import check
 from bench.registry import decoder
 
@@ -104,8 +105,8 @@ class BeamSearch(Decoder):
             mask = torch.cat([mask, mask.new_ones((batch * n, 1))], dim=-1)
             position = position + 1  # the position of the token fed now
             logits = model(input_ids=beams.running[:, :, step].reshape(-1, 1), attention_mask=mask,
-                           position_ids=position, past_key_values=cache, use_cache=True,
-                           logits_to_keep=1).logits[:, -1].float()
+                           position_ids=position, use_cache=True, logits_to_keep=1,
+                           **cache_kwargs(model, cache)).logits[:, -1].float()
         return beams.best(pad_token_id)
 
 
@@ -118,7 +119,7 @@ def _encode(model, input_ids, attention_mask, n):
     # Left padding: real tokens count from 0; pad positions get 1, as transformers' generate does.
     position = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position,
-                past_key_values=cache, use_cache=True, logits_to_keep=1)
+                use_cache=True, logits_to_keep=1, **cache_kwargs(model, cache))
     cache.batch_repeat_interleave(n)
     logits = out.logits[:, -1].float().repeat_interleave(n, dim=0)
     return (cache, logits, attention_mask.repeat_interleave(n, dim=0),

@@ -31,6 +31,7 @@ from bench.backends.hf_decode import SYNC_EVERY
 from bench.decoding import Decoder, RowRNG
 from bench.errors import BenchError, check
 from bench.registry import decoder
+from bench.runtime import cache_kwargs
 
 if TYPE_CHECKING:
     import torch
@@ -172,7 +173,7 @@ class _State:
         position = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
         out = model(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position,
-            past_key_values=cache, use_cache=True, output_hidden_states=True, logits_to_keep=1,
+            use_cache=True, output_hidden_states=True, logits_to_keep=1, **cache_kwargs(model, cache),
         )
         hidden, logits = out.hidden_states[-1], out.logits[:, -1].float()
         # The loop computes logits of the chosen candidate only, with the bare LM head; models whose
@@ -210,9 +211,10 @@ class _State:
         )
         mask = torch.zeros(allowed.shape, dtype=dtype, device=candidates.device)
         mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-        return _body(model)(
+        body = _body(model)
+        return body(
             input_ids=candidates, attention_mask=mask, position_ids=self.position.expand(batch, k),
-            past_key_values=self.cache, use_cache=True,
+            use_cache=True, **cache_kwargs(body, self.cache),
         ).last_hidden_state
 
     def commit(self, model, best: "torch.Tensor", hidden: "torch.Tensor", unit: "torch.Tensor") -> None:

@@ -31,6 +31,7 @@ import math
 from typing import TYPE_CHECKING, Annotated, Any, Sequence
 
 from bench.decoding import Decoder, RowRNG
+from bench.runtime.forward import cache_kwargs
 from bench.errors import BenchError, check
 from bench.registry import decoder
 
@@ -104,7 +105,7 @@ class _Lockstep:
 
     def _run(self, ids: "torch.Tensor", positions: "torch.Tensor") -> "torch.Tensor":
         out = self.model(input_ids=ids, attention_mask=self.mask, position_ids=positions,
-                         past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+                         use_cache=True, logits_to_keep=1, **cache_kwargs(self.model, self.cache))
         return out.logits[:, -1, :].float()
 
     def feed(self, token: "torch.Tensor") -> None:

@@ -23,6 +23,7 @@ import math
 from typing import TYPE_CHECKING, Annotated, Any, Sequence
 
 from bench.decoding import Decoder, RowRNG
+from bench.runtime.forward import cache_kwargs
 from bench.errors import BenchError, check
 from bench.registry import decoder
 
@@ -123,7 +124,7 @@ class DoLa(Decoder):
         for _ in range(max_new_tokens):
             # 1. One forward step, keeping every layer's hidden state of the last position.
             out = model(input_ids=step_input, attention_mask=attention_mask, position_ids=step_position,
-                        past_key_values=cache, use_cache=True, output_hidden_states=True, logits_to_keep=1)
+                        use_cache=True, output_hidden_states=True, logits_to_keep=1, **cache_kwargs(model, cache))
             final = out.logits[:, -1].float()
             early = torch.stack([head(out.hidden_states[i][:, -1]) for i in layers])  # [layers, B, vocab]
             # 2. Each row's early layer: the candidate furthest from the final layer (JS divergence).

@@ -21,6 +21,8 @@ at the first EOS, so the records are the same.
 
 from __future__ import annotations
 
+from bench.runtime.forward import cache_kwargs
+
 from typing import TYPE_CHECKING, Any, Sequence
 
 from bench.decoding import Decoder, RowRNG
@@ -64,7 +66,7 @@ class DynamicSteps:
 
     def _call(self, input_ids: "torch.Tensor", positions: "torch.Tensor") -> "torch.Tensor":
         out = self.model(input_ids=input_ids, attention_mask=self.mask[:, :self.length], position_ids=positions,
-                         past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+                         use_cache=True, logits_to_keep=1, **cache_kwargs(self.model, self.cache))
         return out.logits[:, -1, :].float()  # fp32, as generate uses
 
 
@@ -90,7 +92,8 @@ class StaticSteps(DynamicSteps):
 
         cache_position = torch.arange(self.prompt_len, device=self.input_ids.device)
         out = self.model(input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions,
-                         past_key_values=self.cache, cache_position=cache_position, use_cache=True, logits_to_keep=1)
+                         cache_position=cache_position, use_cache=True, logits_to_keep=1,
+                         **cache_kwargs(self.model, self.cache))
         return out.logits[:, -1, :].float()
 
     def next(self, token: "torch.Tensor") -> "torch.Tensor":
@@ -144,8 +147,9 @@ def compiled_step(model: Any) -> Any:
 
 def _one_step(model: Any, input_ids: "torch.Tensor", mask: "torch.Tensor", positions: "torch.Tensor", cache: Any,
               cache_position: "torch.Tensor") -> "torch.Tensor":
-    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                cache_position=cache_position, use_cache=True, logits_to_keep=1)
+    # cache_kwargs reads an lru-cached name: a constant to torch.compile after the first call.
+    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache_position=cache_position,
+                use_cache=True, logits_to_keep=1, **cache_kwargs(model, cache))
     return out.logits[:, -1, :].float()
 
 

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from bench.backends.base import Capabilities, Continuation, refusal
-from bench.backends.hf import eos_ids, load_config, load_tokenizer
+from bench.backends.hf import eos_ids
 from bench.decoding import Declaration, EngineParams
 from bench.errors import BenchError
+from bench.runtime import check_weights, load_config, load_tokenizer
 
 _ENGINE: dict[str, Any] = {}
 """The one live engine (vLLM takes a fixed share of GPU memory per engine): key -> ``LLM``."""
@@ -130,7 +131,9 @@ class VLLMBackend:
 
     @classmethod
     def model_files(cls, options: Any, model: str) -> tuple[Any, Any]:
-        return load_tokenizer(model, options.revision), load_config(model, options.revision)
+        files = load_tokenizer(model, options.revision), load_config(model, options.revision)
+        check_weights(model, options.revision)  # vLLM would load pickle weights too
+        return files
 
     @classmethod
     def load(cls, options: Any, model: str, hyperfit: str | None) -> "VLLMBackend":

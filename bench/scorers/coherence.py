@@ -60,9 +60,10 @@ def load_sentence_model(name: str, device: str = "auto"):
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise BenchError("coherence-sim needs sentence-transformers: pip install sentence-transformers") from None
-    from bench.scorers.features import resolve_device
+    from bench.runtime import check_weights, resolve_device
 
     path = resolve_sentence_model(name)
+    check_weights(path, role="sentence model")
     try:
         return SentenceTransformer(path, device=resolve_device(device))
     except (OSError, ValueError) as exc:

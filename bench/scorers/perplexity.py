@@ -34,19 +34,13 @@ class LMScores:
     prompt_ids: list[str]
 
 
-def load_scorer(name: str, device: str = "auto"):
-    """(model, tokenizer) of a causal LM, or a one-line BenchError when it cannot be loaded."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_scorer(name: str, device: str = "auto", role: str = "scorer model"):
+    """(model, tokenizer) of a causal LM in float32, or a one-line BenchError when it cannot be loaded."""
+    from bench.runtime import load_model, load_tokenizer, resolve_device
 
-    from bench.scorers.features import resolve_device
-
-    try:
-        tok = AutoTokenizer.from_pretrained(name)
-        model = AutoModelForCausalLM.from_pretrained(name).to(resolve_device(device)).eval()
-    except (OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BenchError(f"scorer model '{name}' could not be loaded ({first[:160]}); pass a local model directory") from None
-    return model, tok
+    device = resolve_device(device)
+    tok = load_tokenizer(name, role=role, left_pad=False)
+    return load_model(name, dtype="float32", device=device, role=role), tok
 
 
 def _encode(tok, prompt: str, continuation: str, limit: int) -> tuple[list[int], int]:
