@@ -45,7 +45,7 @@ def resolve_device(device: str) -> str:
     if text in ("cpu", "mps"):
         return text
     if not torch.cuda.is_available():
-        raise BenchError(f"device '{device}' was asked for, but no CUDA device is available")
+        raise BenchError(f"--device {device} was asked for, but no CUDA device is available")
     index = _CUDA.fullmatch(text).group(1)
     count = torch.cuda.device_count()
     if index is not None and int(index) >= count:
