@@ -132,15 +132,16 @@ def test_a_hub_id_is_identified_by_its_commit(tmp_path: Path, suite: Path, stori
 def test_runs_without_the_new_fields_keep_their_ids() -> None:
     # Run ids computed by the code before content fingerprints and commits: a store made then still
     # finds its runs for a spec those fields leave unchanged (a Hub id with no resolvable commit).
-    hub = RunSpec(ModelSpec("gpt2"), DecoderSpec("greedy"), SuiteSpec("wikitext", "1"), GenerationSpec(),
+    # sampler=1: the random streams those runs were made with (newer runs have a newer sampler, and ids).
+    hub = RunSpec(ModelSpec("gpt2"), DecoderSpec("greedy"), SuiteSpec("wikitext", "1"), GenerationSpec(sampler=1),
                   "hf", "5.24.0", "float32")
     assert hub.run_id == "8af86a1ab7a614be"
     local = RunSpec(ModelSpec("/x/stories260K", None, "abcdef0123456789"),
                     DecoderSpec("top-p", (("p", 0.95), ("t", 1.0))), SuiteSpec("wikitext", "1", "/d/wiki.test.raw", 8),
-                    GenerationSpec(32, 2, 0), "hf", "5.24.0", "float32")
+                    GenerationSpec(32, 2, 0, sampler=1), "hf", "5.24.0", "float32")
     assert local.run_id == "d8b8f8882561a7d3"
     with_commit = RunSpec(ModelSpec("gpt2", commit="3" * 40), DecoderSpec("greedy"), SuiteSpec("wikitext", "1"),
-                          GenerationSpec(), "hf", "5.24.0", "float32")
+                          GenerationSpec(sampler=1), "hf", "5.24.0", "float32")
     assert with_commit.run_id != hub.run_id
 
 
