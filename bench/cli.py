@@ -106,6 +106,8 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--judge-model", default=None, help="Model name sent to --judge-url.")
 @click.option("--judge-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the judge's API key.")
 @click.option("--judge-local", default=None, metavar="MODEL", help="Judge with a local Hugging Face model instead of an endpoint.")
+@click.option("--judge-chat-template", default=None, metavar="plain|FILE",
+              help="Render the judge's messages with this Jinja chat template ('plain': system, blank line, user) and send them to /completions; for served models without a chat template.")
 @click.option("--backend", type=click.Choice(["hf", "vllm", "openai", "fake"]), default="hf", show_default=True,
               help="Generate with transformers (hf, runs every decoder), the offline vLLM engine, an OpenAI-compatible "
               "server, or fake (made-up words, no model: for trying the harness and for tests).")
@@ -113,8 +115,13 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Environment variable holding the server's API key (the key is never stored).")
 @click.option("--tensor-parallel-size", type=int, default=1, show_default=True, help="GPUs per model (--backend vllm).")
-@click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True,
-              help="Fraction of GPU memory vLLM may use (--backend vllm).")
+@click.option("--gpu-memory-utilization", type=float, default=None,
+              help="Fraction of memory vLLM may take (--backend vllm): of GPU memory on CUDA (default 0.9), of RAM "
+              "on CPU (default: a fixed KV cache, see --kv-cache-gib).")
+@click.option("--kv-cache-gib", type=float, default=None,
+              help="A fixed KV cache size in GiB for --backend vllm instead of a memory fraction (default on CPU: 1).")
+@click.option("--enforce-eager", is_flag=True,
+              help="--backend vllm without torch.compile: starts in seconds instead of minutes on CPU, generates slower.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Generate in this process, or as one Ray task per run.")
 @click.option("--ray-address", default=None, help="An existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local one.")
@@ -136,11 +143,13 @@ def run(**kw: Any) -> None:
         dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
         backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
         tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
+        kv_cache_gib=kw["kv_cache_gib"], enforce_eager=kw["enforce_eager"],
         executor=kw["executor"], ray_address=kw["ray_address"],
         scores=tuple(kw["scores"]), judge_against=kw["judge_against"],
         score_settings=score_settings(kw),
         judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
-                        "local_model": kw["judge_local"], "device": kw["device"]},
+                        "local_model": kw["judge_local"], "device": kw["device"],
+                        "chat_template": kw["judge_chat_template"]},
     )
     the_plan = plan(options)
     for name, reason in the_plan.skipped:

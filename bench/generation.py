@@ -24,6 +24,8 @@ class Backends:
     def __init__(self, options: RunOptions):
         self.options = options
         self.loaded: dict[tuple[str, str, str | None], Any] = {}
+        self.load_seconds = 0.0
+        """Seconds spent loading models and starting engines (reported apart from generation)."""
 
     def get(self, model: str, hyperfit: str | None = None, *, kind: str | None = None) -> Any:
         """The backend of ``options.backend`` (or ``kind``) for ``model`` and a checkpoint."""
@@ -33,7 +35,9 @@ class Backends:
         if key not in self.loaded:
             if any(k[1] != model for k in self.loaded):
                 self.loaded.clear()  # moving to another model: free the previous one first
+            start = time.perf_counter()
             self.loaded[key] = load_backend(self.options, model, hyperfit, kind)
+            self.load_seconds += time.perf_counter() - start
         return self.loaded[key]
 
     def reference(self, model: str, hyperfit: str | None = None) -> Any:
@@ -98,7 +102,7 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
                    for (p, i), seed, out in zip(chunk, seeds, outs)]
         store.append(run, records)
         generated += len(records)
-        tokens += sum(len(o.token_ids) for o in outs)
+        tokens += sum(len(o.token_ids) if o.token_ids is not None else (o.num_tokens or 0) for o in outs)
         on_records(len(records))
     return RunResult(run, generated, tokens, time.perf_counter() - start)
 
@@ -114,7 +118,7 @@ def record(spec: RunSpec, run_id: str, prompt: Prompt, index: int, seed: int | N
         "reference": prompt.reference,
         "continuation": text,
         "token_ids": out.token_ids,
-        "num_tokens": out.num_tokens if out.num_tokens is not None else len(out.token_ids),
+        "num_tokens": out.num_tokens if out.num_tokens is not None or out.token_ids is None else len(out.token_ids),
         "finish_reason": out.finish_reason,
         "model": spec.model.name,
         "hyperfit": spec.model.hyperfit,

@@ -28,11 +28,13 @@ def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
     backends = Backends(options)
     start = time.perf_counter()
     generated = tokens = 0
+    generating = 0.0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("generating", total=sum(todo.values()))
-        # Runs of the same model are adjacent in the plan, so each model is loaded once.
-        for planned in plan.runs:
+        # Runs of the same model are adjacent in the plan, and its hyperfit runs go last, so each
+        # model (and each vLLM engine) is loaded once.
+        for planned in engine_order(plan.runs):
             spec = planned.spec
             if not todo[spec.run_id]:
                 continue
@@ -43,18 +45,26 @@ def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
             )
             generated += result.generated
             tokens += result.tokens
+            generating += result.seconds
     add_requested_scores(plan, options, store)
     rows = build_rows(store)
     write_csv(rows, Path(options.out) / LEADERBOARD)
     Console(width=max(Console().width, 150)).print(render(rows))
     seconds = time.perf_counter() - start
-    rate = f", {tokens / seconds:.0f} tokens/s" if generated else ""
+    rate = f", {tokens / generating:.0f} tokens/s" if generated and generating > 0 else ""
     click.echo(
-        f"{len(plan.runs)} runs: {generated} records generated ({tokens} tokens in {seconds:.1f} s{rate}), "
+        f"{len(plan.runs)} runs: {generated} records generated ({tokens} tokens in {generating:.1f} s of "
+        f"generation{rate}; model loading and engine start {backends.load_seconds:.1f} s; {seconds:.1f} s in all), "
         f"{sum(r.expected_records for r in plan.runs) - generated} already stored; leaderboard: "
         f"{Path(options.out) / LEADERBOARD}"
     )
     return rows
+
+
+def engine_order(runs: list[Any]) -> list[Any]:
+    """The plan's runs with each model's runs on the hyperfit checkpoint after its base runs (stable)."""
+    models = list(dict.fromkeys(p.spec.model.name for p in runs))
+    return sorted(runs, key=lambda p: (models.index(p.spec.model.name), bool(p.decoder_info.runs_on_hyperfit)))
 
 
 def add_requested_scores(plan: Plan, options: RunOptions, store: RunStore) -> None:

@@ -18,6 +18,36 @@ class JudgeUnavailable(Exception):
     """The judge could not answer after every retry (the run stops; verdicts so far are kept)."""
 
 
+def render_chat(chat_template: str, system: str, user: str) -> str:
+    """The judge's two messages as one prompt: ``plain`` joins them, else a Jinja chat template
+    (rendered sandboxed, as transformers renders chat templates)."""
+    if chat_template == "plain":
+        return f"{system}\n\n{user}\n"
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(chat_template).render(messages=messages, add_generation_prompt=True,
+                                                 bos_token="", eos_token="")
+
+
+def load_chat_template(option: str | None) -> str | None:
+    """``--judge-chat-template``: ``plain``, or a Jinja file read here (one-line error if unreadable)."""
+    if option is None or option == "plain":
+        return option
+    from pathlib import Path
+
+    try:
+        text = Path(option).read_text(encoding="utf-8")
+        render_chat(text, "s", "u")
+    except OSError as exc:
+        raise BenchError(f"--judge-chat-template: cannot read '{option}': {exc.strerror or exc}") from None
+    except Exception as exc:  # jinja2's TemplateError and the errors a template raises while rendering
+        raise BenchError(f"--judge-chat-template: '{option}' is not a usable chat template: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return text
+
+
 def chat_url(url: str) -> str:
     """``http://host/v1`` -> ``http://host/v1/chat/completions``; a full URL is kept."""
     url = url.rstrip("/")
@@ -28,14 +58,18 @@ class OpenAIJudge:
     """Chat completions over HTTP (httpx), thread-safe, with retries."""
 
     def __init__(self, url: str, model: str, key_env: str | None = "OPENAI_API_KEY", timeout: float = 60.0,
-                 max_retries: int = 5, backoff: float = 1.0, max_backoff: float = 30.0, max_tokens: int = 512):
+                 max_retries: int = 5, backoff: float = 1.0, max_backoff: float = 30.0, max_tokens: int = 512,
+                 chat_template: str | None = None):
         try:
             import httpx
         except ImportError:
             raise BenchError("the endpoint judge needs httpx: pip install 'decbench[judge]'") from None
         if not url.startswith(("http://", "https://")):
             raise BenchError(f"judge URL must start with http:// or https://, got '{url}'")
-        self.url, self.model, self.key_env = chat_url(url), model, key_env
+        self.chat_template = load_chat_template(chat_template)
+        base = url.rstrip("/").removesuffix("/chat/completions")
+        self.url = chat_url(url) if self.chat_template is None else base + "/completions"
+        self.model, self.key_env = model, key_env
         self.max_retries, self.backoff, self.max_backoff, self.max_tokens = max_retries, backoff, max_backoff, max_tokens
         self._client = httpx.Client(timeout=timeout)
         self.requests = 0
@@ -43,7 +77,12 @@ class OpenAIJudge:
 
     @property
     def ident(self) -> str:
-        return f"openai:{self.model}"
+        if self.chat_template is None:
+            return f"openai:{self.model}"
+        import hashlib
+
+        tag = "plain" if self.chat_template == "plain" else hashlib.sha256(self.chat_template.encode()).hexdigest()[:8]
+        return f"openai:{self.model}:chat-template-{tag}"  # another prompt, other cached verdicts
 
     def _headers(self) -> dict[str, str]:
         key = os.environ.get(self.key_env) if self.key_env else None
@@ -63,8 +102,11 @@ class OpenAIJudge:
         """The assistant message for one prompt; raises JudgeUnavailable after the retries."""
         import httpx
 
-        body = {"model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
-                "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+        body: dict = {"model": self.model, "temperature": 0, "max_tokens": self.max_tokens}
+        if self.chat_template is None:
+            body["messages"] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        else:  # rendered here: the served model has no chat template of its own
+            body["prompt"] = render_chat(self.chat_template, system, user)
         last = "no attempt"
         for attempt in range(self.max_retries + 1):
             self.requests += 1
@@ -78,7 +120,8 @@ class OpenAIJudge:
             else:
                 if resp.status_code == 200:
                     try:
-                        return resp.json()["choices"][0]["message"]["content"] or ""
+                        choice = resp.json()["choices"][0]
+                        return (choice["message"]["content"] if self.chat_template is None else choice["text"]) or ""
                     except (ValueError, KeyError, IndexError, TypeError):
                         return ""  # a malformed body counts as an unparseable (invalid) answer
                 if resp.status_code != 429 and resp.status_code < 500:

@@ -82,7 +82,7 @@ class _Side:
         records = [r for p in prompts for r in groups[p]]
         self.prompt_index = np.array([i for i, p in enumerate(prompts) for _ in groups[p]], dtype=np.int64)
         texts = [r["continuation"] for r in records]
-        token_ids = [r["token_ids"] for r in records] if all("token_ids" in r for r in records) else None
+        token_ids = [r["token_ids"] for r in records] if all(r.get("token_ids") is not None for r in records) else None
         self.point = score_texts(texts, token_ids)
         self.stats = _word_stats(texts, incidence=True)
         self.tokens = _token_arrays(token_ids, len(texts)) if token_ids is not None else None
