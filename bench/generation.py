@@ -8,6 +8,7 @@ they produce the same store.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -83,7 +84,20 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
         base = backends.reference(spec.model.name)
         reference = backends.reference(spec.model.name, spec.model.hyperfit) if spec.model.hyperfit else base
         planned.resolved.update(decoder.calibrate(base, reference, planned.prompts))
+    new_run = not (store.root / spec.run_id).exists()
     run = store.open(spec, expected_records=planned.expected_records, device=backend.device, resolved=planned.resolved)
+    try:
+        return _generate_records(planned, backend, decoder, store, run, batch_size, on_records)
+    except BaseException:
+        if new_run and not (run.path / GENERATIONS).exists():
+            shutil.rmtree(run.path, ignore_errors=True)  # never leave a folder holding only its header
+        raise
+
+
+def _generate_records(planned: PlannedRun, backend: Any, decoder: Any, store: RunStore, run: RunDir,
+                      batch_size: int, on_records: Callable[[int], None]) -> RunResult:
+    """The batches of :func:`generate`, appended to ``run`` as each finishes."""
+    spec, info = planned.spec, planned.decoder_info
     todo = missing_work(planned, run.done_keys())
     # Longest prompts first: less padding per batch, and the memory peak comes early.
     lengths = {p.id: len(t) for p, t in zip(planned.prompts, backend.encode([p.text for p in planned.prompts]))}
