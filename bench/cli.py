@@ -12,15 +12,54 @@ import click
 from bench.errors import BenchError
 
 
+INTERRUPTED_EXIT = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+
+
 class BenchGroup(click.Group):
-    """Turns :class:`BenchError` into ``error: <one line>`` and exit code 2, never a traceback."""
+    """Turns bad input and faults into ``error: <one line>`` and exit code 2, never a traceback.
+
+    :class:`BenchError`, click's usage errors (a bad option value), a full disk and a file-system
+    error on a named file are each one line; Ctrl-C says how to resume and exits 130.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except BenchError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(BenchError.exit_code)
+            self._fail(ctx, str(exc))
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise  # 'bench judge' alone: that command's help page
+            self._fail(ctx, exc.format_message())
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: everything written so far is kept; run the same command again to resume",
+                       err=True)
+            ctx.exit(INTERRUPTED_EXIT)
+        except OSError as exc:
+            from bench.outputs import disk_full_message, is_disk_full
+
+            if is_disk_full(exc):
+                self._fail(ctx, disk_full_message(exc))
+            if exc.filename is None:
+                raise
+            self._fail(ctx, f"{exc.filename}: {exc.strerror or type(exc).__name__}")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Errors in the group's own options (``bench --frob``) are one line too."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise  # plain 'bench': the help page
+            self._fail(ctx, exc.format_message())
+            raise AssertionError("unreachable")
+
+    @staticmethod
+    def _fail(ctx: click.Context, message: str) -> None:
+        line = " ".join(str(message).split()) or "failed"
+        click.echo(f"error: {line}", err=True)
+        ctx.exit(BenchError.exit_code)
 
 
 @click.group(cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -186,6 +186,8 @@ class LogitsDecoder(Decoder):
         return self.params
 
     def select(self, logits: "torch.Tensor", rng: RowRNG) -> "torch.Tensor":
+        import torch
+
         params = self.engine_params()
         if params.logit_bias is not None:
             logits = logits + params.logit_bias.to(logits.device, logits.dtype)
@@ -193,9 +195,17 @@ class LogitsDecoder(Decoder):
             logits = params.transform(logits)
         if params.greedy:
             return logits.argmax(dim=-1)
+        warped = logits
         for warp in self.warpers():
-            logits = warp(None, logits)
-        return sample_from_probs(logits.softmax(dim=-1), rng)
+            warped = warp(None, warped)
+        probs = warped.softmax(dim=-1)
+        token = sample_from_probs(probs, rng)
+        # A temperature so small that logits / t overflows (t=1e-39) gives NaN probabilities; the
+        # limit of sampling as t -> 0 is the argmax, so those rows take it (the draw is still made,
+        # keeping every row's random stream in step).
+        # (torch.where without testing broken.any() first: no host sync per step.)
+        broken = ~torch.isfinite(probs).all(dim=-1)
+        return torch.where(broken, logits.argmax(dim=-1), token)
 
     def warpers(self) -> list[Any]:
         """transformers' own logits warpers for the parameters, in ``generate()``'s order

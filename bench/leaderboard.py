@@ -108,16 +108,23 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns(rows), extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: _fmt(v) for k, v in r.items()})
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns(rows), extrasaction="ignore")
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: _fmt(v) for k, v in r.items()})
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves the old leaderboard, not a partial one
+        raise
 
 
 def _fmt(value: Any) -> Any:
-    return f"{value:.6g}" if isinstance(value, float) else ("" if value is None else value)
+    """Floats to 6 significant digits; text cells guarded against spreadsheet formulas."""
+    from bench.publish import guard_cell
+
+    return f"{value:.6g}" if isinstance(value, float) else ("" if value is None else guard_cell(value))
 
 
 def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4", "diversity", "distinct-2",

@@ -138,6 +138,9 @@ def plan(options: RunOptions) -> Plan:
     gen = options.generation
     if gen.max_new_tokens < 1 or gen.samples_per_prompt < 1:
         raise BenchError("--max-new-tokens and --samples-per-prompt must be >= 1")
+    from bench.plan_checks import check_options
+
+    check_options(options)
     registered = [s for s in options.suites if not s.lower().endswith(".jsonl")]
     if options.suite_path and len(registered) != 1:
         raise BenchError("--suite-path names the file of one registered suite; give exactly one such --suite with it")
@@ -152,6 +155,10 @@ def plan(options: RunOptions) -> Plan:
         load_suite(s, data_dir=options.data_dir, path=options.suite_path, num_prompts=options.num_prompts)
         for s in options.suites
     ]
+    from bench.plan_checks import check_models, check_suites_for_scores
+
+    check_suites_for_scores(options, suites)
+    check_models(options)
     hyperfit_fp = _hyperfit_fingerprint(options.hyperfit) if options.hyperfit else ""
     runs = []
     for model_name in options.models:

@@ -8,12 +8,27 @@ from typing import Any
 
 import click
 
+from bench.errors import BenchError
 from bench.generation import Backends, generate, pending
 from bench.planning import Plan, RunOptions
-from bench.store import RunStore
+from bench.store import GENERATIONS, RunStore, read_records
 
 
 def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
+    """Generate, score and print; a full disk is one line saying how many records are safe."""
+    from bench.outputs import disk_full_message, is_disk_full
+
+    try:
+        return _execute(plan, options)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        store = RunStore(options.out)
+        kept = sum(len(read_records(store.root / p.spec.run_id / GENERATIONS)) for p in plan.runs)
+        raise BenchError(disk_full_message(exc, options.out, f"{kept} records kept")) from None
+
+
+def _execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

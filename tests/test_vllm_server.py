@@ -45,7 +45,10 @@ def server(shared: Path, tmp_path_factory):
     proc = subprocess.Popen(
         [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
          "--port", str(port), "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048", "--seed", "0"],
-        env=dict(env(), VLLM_ALLOW_LONG_MAX_MODEL_LEN="1", VLLM_CPU_KVCACHE_SPACE="1"),
+        # One unbound thread, as the test session's torch has (tests/conftest.py): a tiny model is
+        # per-op overhead, and two spinning OpenMP threads crawl on a busy 2-core machine.
+        env=dict(env(), VLLM_ALLOW_LONG_MAX_MODEL_LEN="1", VLLM_CPU_KVCACHE_SPACE="1",
+                 VLLM_CPU_OMP_THREADS_BIND="nobind", OMP_NUM_THREADS="1"),
         stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 900

@@ -7,6 +7,7 @@ prints it and exits 2.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,9 @@ def analyze(**kw: Any) -> None:
     from bench.analysis.analyze import Options, analyze as run_analysis
     from bench.analysis.report import write_report
     from bench.analysis.reweight import parse_alphas
+    from bench.outputs import writable_dir
 
+    out = writable_dir(kw["out"], "--out")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
@@ -70,6 +73,19 @@ def analyze(**kw: Any) -> None:
         data_dir=kw["data_dir"], suite_path=kw["suite_path"],
     )
     results = run_analysis(opts, log=lambda msg: click.echo(msg, err=True))
-    out = Path(kw["out"])
-    write_report(results, out)
+    _write_whole(results, out, write_report)
     click.echo(f"report: {out / 'report.md'}")
+
+
+def _write_whole(results: Any, out: Path, write_report: Any) -> None:
+    """Write the report into a hidden sibling folder and move its files in only once all are written,
+    so a failure half way leaves no half-written report (and an older one untouched)."""
+    partial = out.parent / f".{out.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        write_report(results, partial)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in sorted(partial.iterdir()):
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

@@ -25,6 +25,9 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 def resolve_device(device: str) -> str:
     import torch
 
+    from bench.devices import check_device
+
+    check_device(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():

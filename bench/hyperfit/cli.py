@@ -71,7 +71,9 @@ def hyperfit(model: str, data_source: str, out: str, method: str, num_sequences:
     """
     from bench.errors import BenchError
     from bench.hyperfit.train import train
+    from bench.outputs import writable_dir
 
+    writable_dir(out, "--out")
     if threads is not None:
         if threads < 1:
             raise BenchError("--threads must be at least 1")

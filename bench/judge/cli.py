@@ -50,7 +50,10 @@ def judge(run_a: str, run_b: str, **kw: Any) -> None:
     """Which run's continuations better extend the same prompts? Both orders per pair; ties on disagreement."""
     from bench.judge import JudgeSettings
     from bench.judge.pairwise import judge_records
+    from bench.outputs import writable_file
 
+    if kw["out"]:
+        writable_file(kw["out"], "--out")  # before a verdict is paid for
     label_a, recs_a = _records(run_a)
     label_b, recs_b = _records(run_b)
     cache = kw["cache"] or str((Path(run_a) if Path(run_a).is_dir() else Path(run_a).parent).parent / "judge_verdicts.jsonl")
@@ -59,10 +62,14 @@ def judge(run_a: str, run_b: str, **kw: Any) -> None:
         local_model=kw["judge_local"], template=kw["template"], chat_template=kw["judge_chat_template"], concurrency=kw["concurrency"],
         max_retries=kw["max_retries"], timeout=kw["timeout"], max_tokens=kw["max_tokens"], device=kw["device"],
     )
+    settings.validate()
     result = judge_records(recs_a, recs_b, settings)
     result.update(run_a=label_a, run_b=label_b)
     if kw["out"]:
-        Path(kw["out"]).write_text(json.dumps(result, indent=2) + "\n")
+        from bench.store import write_json_atomic
+
+        Path(kw["out"]).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(kw["out"]), result)
     if kw["as_json"]:
         click.echo(json.dumps({k: v for k, v in result.items() if k != "outcomes"}, indent=2))
         return

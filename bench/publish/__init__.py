@@ -123,24 +123,47 @@ def read_table(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"{path}: no such leaderboard CSV")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = list(reader.fieldnames or [])
-        raw_rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns = list(reader.fieldnames or [])
+            raw_rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BenchError(f"{path} is not a leaderboard CSV ({type(exc).__name__}: {str(exc)[:80]})") from None
     missing = [c for c in ROW_KEY if c not in columns]
     if missing:
         raise BenchError(f"{path} is not a leaderboard CSV (no column {', '.join(missing)})")
     metrics = metric_columns(columns)
     numeric = {c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")} | {"n", "n_prompts", "max_new_tokens"}
     rows = []
-    for raw in raw_rows:
-        row: dict[str, Any] = {k: (v or "") for k, v in raw.items()}
+    for line, raw in enumerate(raw_rows, start=2):
+        if None in raw or any(v is None for v in raw.values()):
+            raise BenchError(f"{path}, line {line}: {len(columns)} columns expected; the row is cut or has extra cells")
+        row: dict[str, Any] = {k: unguard_cell(v or "") for k, v in raw.items()}
         for col in numeric & set(columns):
             row[col] = parse_value(raw[col] or "")
+            if isinstance(row[col], str):
+                raise BenchError(f"{path}, line {line}: column '{col}' holds '{row[col][:40]}', not a number")
         rows.append(row)
     if not rows:
         raise BenchError(f"{path} has no rows")
     return columns, rows
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP's CSV-injection list)."""
+
+
+def guard_cell(value: Any) -> Any:
+    """A text cell a spreadsheet will not run: a leading ``'`` before a formula character (OWASP)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def unguard_cell(value: str) -> str:
+    """The text :func:`guard_cell` protected, so a CSV read back compares equal to the runs."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
 
 
 def is_number(value: Any) -> bool:

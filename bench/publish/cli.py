@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +25,22 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
     from bench.publish.html import render_html
     from bench.publish.markdown import render_markdown
 
+    from bench.outputs import writable_file
+
+    name = Path(out).name
+    if not name or name in (".", "..") or out.endswith(("/", os.sep)):
+        raise BenchError(f"--out {out}: give a path and name, e.g. leaderboards/my-results")
+    paths = {ext: writable_file(f"{out}.{ext}", "--out") for ext in ("csv", "md", "html")}
     runs = complete_runs(find_runs(inputs), skip_incomplete=skip_incomplete)
     rows = unique_rows(rows_for_runs(runs))
     metrics = metric_columns(columns(rows))
     by_suite: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_suite.setdefault(row["suite"], []).append(row)
-    name = Path(out).name
-    if not name or name in (".", ".."):
-        raise BenchError(f"--out {out}: give a path and name, e.g. leaderboards/my-results")
     title = title or name
     models = sorted({r["model"] for r in rows if r["model"] != "human"})
     notes = [f"{len(runs)} runs of {', '.join(models)}; made with 'bench leaderboard'. "
              f"Run ids are in {name}.csv."]
-    paths = {ext: Path(f"{out}.{ext}") for ext in ("csv", "md", "html")}
     write_csv(rows, paths["csv"])
     paths["md"].write_text(render_markdown(title, by_suite, metrics, notes))
     paths["html"].write_text(render_html(title, by_suite, metrics, notes))
@@ -93,8 +96,14 @@ def compare(run_a: str, run_b: str, stores: tuple[str, ...], n_boot: int, seed: 
 
     A and B are run folders, or rows of a leaderboard CSV written CSV#run_id.
     """
+    from bench.outputs import writable_file
     from bench.publish import compare as cmp
 
+    if n_boot < 1 or seed < 0:
+        raise BenchError(f"--n-boot must be >= 1 and --seed >= 0, got {n_boot} and {seed}")
+    for option, path in (("--csv", csv_path), ("--markdown", md_path)):
+        if path:
+            writable_file(path, option)
     a, b = cmp.resolve(run_a, stores), cmp.resolve(run_b, stores)
     diffs, n_shared = cmp.compare_runs(a, b, n_boot=n_boot, seed=seed)
     heading = cmp.title(a, b, n_shared, n_boot)

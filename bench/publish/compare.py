@@ -176,6 +176,7 @@ def _num(value: Any, spec: str = ".6g") -> str:
 
 
 def write_csv(diffs: list[Diff], path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -191,10 +192,13 @@ def title(run_a: RunDir, run_b: RunDir, n_shared: int, n_boot: int) -> str:
 
 
 def write_markdown(diffs: list[Diff], path: str | Path, heading: str) -> None:
-    lines = [f"# {heading}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 6 + ["---"]) + "|"]
+    from bench.publish.markdown import md_text
+
+    lines = [f"# {md_text(heading)}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 6 + ["---"]) + "|"]
     for row in as_rows(diffs):
         lines.append("| " + " | ".join(_num(v, ".4g") if isinstance(v, float) or v is None else str(v)
                                        for v in row.values()) + " |")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines) + "\n")
 
 

@@ -48,8 +48,12 @@ def text_key(text: str) -> str:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` means CUDA when present, else CPU."""
+    """``auto`` means CUDA when present, else CPU; CUDA asked for where there is none is one line."""
+    from bench.devices import check_cuda, check_device
+
+    check_device(device)
     if device != "auto":
+        check_cuda(device)
         return device
     import torch
 
