@@ -23,8 +23,10 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
-# Records do not depend on the batch size, so the demo may use a large one (faster on a tiny model).
-DEMO_ARGS ?= --batch-size 64
+# The default demo is a deterministic subset (1000 prompts x 128 new tokens) that finishes in
+# minutes; DEMO_ARGS="--batch-size 64" runs the full suite (1500 prompts x 256 tokens). Records do
+# not depend on the batch size, so the demo may use a large one (faster on a tiny model).
+DEMO_ARGS ?= --num-prompts 1000 --max-new-tokens 128 --batch-size 64
 demo: setup
 	$(BIN)/bench run --suite wikitext --decoder all $(DEMO_ARGS)
 
@@ -39,10 +41,10 @@ VLLM_VENV := .venv-vllm
 vllm-env:
 	bash scripts/make_vllm_env.sh
 
-# Debian's chromium for the leaderboard page's browser test (needs root or sudo; without it
-# that one test is skipped with its reason).
+# Debian's chromium for the browser tests of the leaderboard page and the sample viewer (needs
+# root or sudo; without it those tests are skipped with their reason).
 browser:
-	bash scripts/install_browser.sh || echo "chromium not installed: tests/test_html_browser.py will be skipped"
+	bash scripts/install_browser.sh || echo "chromium not installed: tests/test_html_browser.py and the viewer's browser test will be skipped"
 
 # The pinned regression gate: stories260K on a fixed cd-wikitext subset against tests/ci_baseline/.
 regression: setup

@@ -9,7 +9,9 @@ from typing import Any
 
 import click
 
+from bench.cli_help import SectionedCommand
 from bench.errors import BenchError
+from bench.locations import default_data_dir
 
 
 INTERRUPTED_EXIT = 130
@@ -74,6 +76,7 @@ def main() -> None:
     bench score FILE.jsonl                        score generations made elsewhere
     bench hyperfit --model M --data F --out DIR   make a hyperfitted checkpoint
     bench analyze --model M --hyperfit DIR ...    the "Beyond Temperature" report
+    bench view STORE --out DIR                    read the samples side by side (HTML)
     bench leaderboard / check / compare           publish, gate regressions, compare runs
     bench judge RUN_A RUN_B                       pairwise LLM-judge preferences
     """
@@ -118,7 +121,43 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
     return {k: kw[k] for k in keys}
 
 
-@main.command()
+def run_options(kw: dict[str, Any]) -> Any:
+    """The :class:`bench.planning.RunOptions` of ``bench run``'s option values (shared with :func:`decbench.run`)."""
+    from bench.planning import RunOptions
+    from bench.specs import GenerationSpec
+
+    if isinstance(kw["models"], str):  # a single value from $BENCH_MODEL
+        kw["models"] = (kw["models"],)
+    return RunOptions(
+        models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
+        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
+        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], device=kw["device"],
+        dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
+        backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
+        tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
+        kv_cache_gib=kw.get("kv_cache_gib"), enforce_eager=bool(kw.get("enforce_eager")),
+        executor=kw["executor"], ray_address=kw["ray_address"],
+        scores=tuple(kw["scores"]), judge_against=kw["judge_against"],
+        score_settings=score_settings(kw),
+        judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
+                        "local_model": kw["judge_local"], "device": kw["device"],
+                        "chat_template": kw.get("judge_chat_template")},
+    )
+
+
+RUN_SECTIONS = (
+    ("What to run", ("models", "decoders", "suites", "num_prompts", "hyperfit", "revision", "data_dir", "suite_path")),
+    ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "batch_size", "device", "dtype")),
+    ("Where results go", ("out",)),
+    ("Model-based scores", ("scores", "featurizer", "featurizer_dtype", "mauve_length", "scorer_model", "sentence_model")),
+    ("LLM judge", ("judge_against", "judge_url", "judge_model", "judge_key_env", "judge_local", "judge_chat_template")),
+    ("Backends and executors", ("backend", "base_url", "api_key_env", "tensor_parallel_size", "gpu_memory_utilization",
+                                "kv_cache_gib", "enforce_eager", "executor", "ray_address")),
+)
+"""How ``bench run --help`` groups its options."""
+
+
+@main.command(cls=SectionedCommand, sections=RUN_SECTIONS)
 @click.option("--suite", "suites", multiple=True, default=("wikitext",), show_default=True,
               help="A registered suite (see 'bench suites') or a .jsonl file of prompts; repeatable.")
 @click.option("--decoder", "decoders", multiple=True, default=("all",), show_default=True,
@@ -128,15 +167,22 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit) of the model.")
 @click.option("--hyperfit", default=None, metavar="PATH",
               help="A hyperfitted checkpoint (full model or PEFT adapter over --model) for greedy-hyperfit and entropy-matched.")
-@click.option("--out", default="runs", show_default=True, help="Run store: one folder per run plus leaderboard.csv.")
+@click.option("--out", default="runs", show_default=True, metavar="DIR",
+              help="Run store: one folder per run plus leaderboard.csv; a later run adds to it and resumes what is unfinished.")
 @click.option("--num-prompts", type=int, default=None, help="A deterministic subset of N prompts per suite.")
-@click.option("--max-new-tokens", type=int, default=256, show_default=True)
-@click.option("--samples-per-prompt", type=int, default=1, show_default=True)
+@click.option("--max-new-tokens", type=int, default=256, show_default=True,
+              help="Most tokens generated per continuation; a continuation also stops at EOS.")
+@click.option("--samples-per-prompt", type=int, default=1, show_default=True,
+              help="Continuations per prompt (sampling decoders get a different seed for each).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed; each record's seed derives from (seed, prompt id, sample index).")
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True,
+              help="Prompts generated together; records do not depend on it, only speed and memory do.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True)
-@click.option("--data-dir", envvar="BENCH_DATA_DIR", default=None, help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True,
+              help="Weights and compute precision; auto: bfloat16 on CUDA, float32 on CPU.")
+@click.option("--data-dir", envvar="BENCH_DATA_DIR", default=default_data_dir, metavar="DIR",
+              help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR, else $BENCH_SHARED/data, "
+                   "else the shared/data folder beside the checkout.")
 @click.option("--suite-path", default=None, help="An explicit file for a registered suite (e.g. a copy of the cd-benchmark JSON).")
 @model_score_options
 @click.option("--judge-against", default=None, metavar="DECODER",
@@ -170,26 +216,9 @@ def run(**kw: Any) -> None:
     Runs are stored by identity under --out; the same command resumes an interrupted run and
     skips finished ones.
     """
-    from bench.planning import RunOptions, plan
-    from bench.specs import GenerationSpec
+    from bench.planning import plan
 
-    if isinstance(kw["models"], str):  # a single value from $BENCH_MODEL
-        kw["models"] = (kw["models"],)
-    options = RunOptions(
-        models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
-        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
-        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], device=kw["device"],
-        dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
-        backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
-        tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
-        kv_cache_gib=kw["kv_cache_gib"], enforce_eager=kw["enforce_eager"],
-        executor=kw["executor"], ray_address=kw["ray_address"],
-        scores=tuple(kw["scores"]), judge_against=kw["judge_against"],
-        score_settings=score_settings(kw),
-        judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
-                        "local_model": kw["judge_local"], "device": kw["device"],
-                        "chat_template": kw["judge_chat_template"]},
-    )
+    options = run_options(kw)
     the_plan = plan(options)
     for name, reason in the_plan.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
@@ -270,6 +299,7 @@ PLUGIN_COMMANDS = (
     ("bench.publish.cli", "leaderboard"),
     ("bench.publish.cli", "check"),
     ("bench.publish.cli", "compare"),
+    ("bench.publish.cli", "view"),
     ("bench.analysis.cli", "analyze"),
     ("bench.judge.cli", "judge"),
 )

@@ -128,11 +128,20 @@ def check_prompt_lengths(prompts: list[Prompt], tokenizer: Any, config: Any, max
             )
 
 
+HUB_BACKENDS = ("hf", "vllm")
+"""Backends that read ``--model`` from a folder or the Hugging Face Hub (the others name a served model)."""
+
+
 def plan(options: RunOptions) -> Plan:
+    from bench.hub import check_models
+    from bench.locations import model_hint
     from bench.suite_loading import load_suite
 
     if not options.models:
-        raise BenchError("no model given: pass --model (a Hugging Face id or a local directory) or set BENCH_MODEL")
+        raise BenchError("no model given: pass --model (a Hugging Face id or a local directory) or set BENCH_MODEL"
+                         + model_hint())
+    if options.backend in HUB_BACKENDS:
+        check_models(options.models)
     if options.batch_size < 1:
         raise BenchError(f"--batch-size must be >= 1, got {options.batch_size}")
     gen = options.generation
@@ -183,6 +192,8 @@ def plan(options: RunOptions) -> Plan:
 
 def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
     """Plan-time checks of ``--score`` and ``--judge-against``: names, and that their models exist."""
+    from bench.hub import check_models
+
     if options.scores:
         from bench.scorers.model_based import check_names
 
@@ -190,6 +201,7 @@ def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
         settings = options.score_settings
         needed = {"mauve": "featurizer", "coherence": "scorer_model", "perplexity": "scorer_model"}
         for model in {settings.get(needed[n]) for n in names if n in needed} - {None}:
+            check_models([model])
             hf.load_config(model)  # a missing featurizer or scorer stops the run before generating
     if options.judge_against:
         target = get_decoder(options.judge_against.partition(":")[0]).name
@@ -199,6 +211,7 @@ def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
         if not (judge.get("url") or judge.get("local_model")):
             raise BenchError("--judge-against needs a judge: --judge-url URL --judge-model NAME, or --judge-local MODEL")
         if judge.get("local_model"):
+            check_models([judge["local_model"]])
             hf.load_config(judge["local_model"])
         if judge.get("chat_template"):
             from bench.judge.client import load_chat_template

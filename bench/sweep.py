@@ -14,12 +14,13 @@ from bench.planning import Plan, RunOptions
 from bench.store import GENERATIONS, RunStore, read_records
 
 
-def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
-    """Generate, score and print; a full disk is one line saying how many records are safe."""
+def execute(plan: Plan, options: RunOptions, *, quiet: bool = False) -> list[dict[str, Any]]:
+    """Generate, score and write the leaderboard; print progress, the table and a summary unless
+    ``quiet``. A full disk is one line saying how many records are safe."""
     from bench.outputs import disk_full_message, is_disk_full
 
     try:
-        return _execute(plan, options)
+        return _execute(plan, options, quiet=quiet)
     except OSError as exc:
         if not is_disk_full(exc):
             raise
@@ -28,11 +29,11 @@ def execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
         raise BenchError(disk_full_message(exc, options.out, f"{kept} records kept")) from None
 
 
-def _execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
+def _execute(plan: Plan, options: RunOptions, *, quiet: bool) -> list[dict[str, Any]]:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from bench.leaderboard import LEADERBOARD, build_rows, render, write_csv
+    from bench.progress import Progress, progress_mode
 
     if options.executor == "ray":
         from bench.executors.ray import generate_on_ray
@@ -44,19 +45,18 @@ def _execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
     start = time.perf_counter()
     generated = tokens = 0
     generating = 0.0
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("generating", total=sum(todo.values()))
+    with Progress(sum(todo.values()), mode=progress_mode(quiet)) as progress:
         # Runs of the same model are adjacent in the plan, and its hyperfit runs go last, so each
         # model (and each vLLM engine) is loaded once.
         for planned in engine_order(plan.runs):
             spec = planned.spec
             if not todo[spec.run_id]:
                 continue
-            progress.update(task, description=f"{spec.model.label} {spec.decoder.label}")
+            label = f"{spec.model.label} {spec.decoder.label}"
+            progress.describe(label)
             result = generate(
-                planned, backends, store, batch_size=options.batch_size, on_records=lambda n: progress.advance(task, n),
-                on_calibrate=lambda: progress.update(task, description=f"{spec.model.label} {spec.decoder.label}: calibrating"),
+                planned, backends, store, batch_size=options.batch_size, on_records=progress.advance,
+                on_calibrate=lambda: progress.describe(f"{label}: calibrating"),
             )
             generated += result.generated
             tokens += result.tokens
@@ -64,6 +64,8 @@ def _execute(plan: Plan, options: RunOptions) -> list[dict[str, Any]]:
     add_requested_scores(plan, options, store)
     rows = build_rows(store)
     write_csv(rows, Path(options.out) / LEADERBOARD)
+    if quiet:
+        return rows
     Console(width=max(Console().width, 150)).print(render(rows))
     seconds = time.perf_counter() - start
     rate = f", {tokens / generating:.0f} tokens/s" if generated and generating > 0 else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import re
 import os
 import signal
 import subprocess
@@ -42,8 +43,13 @@ def _lines(out: Path) -> list[dict]:
     return [json.loads(line) for f in out.glob("*/generations.jsonl") for line in f.read_text().splitlines()]
 
 
+PROGRESS = re.compile(r"^\S.*: \d+/\d+ records \(\d+%\)")
+"""The plain progress lines a run prints when stderr is not a terminal (bench/progress.py)."""
+
+
 def _one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
+    """The run's one error line; the progress lines of the work done before the fault may precede it."""
+    lines = [line for line in result.stderr.strip().splitlines() if not PROGRESS.match(line)]
     assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert "Traceback" not in result.output
     return lines[0]

@@ -23,10 +23,10 @@ _ALPHAS = ",".join(map(str, DEFAULT_ALPHAS))
 @click.option("--hyperfit", required=True, metavar="PATH", help="Hyperfitted checkpoint of --model (full or PEFT adapter).")
 @click.option("--suite", required=True, help="A registered suite or a .jsonl file of prompts.")
 @click.option("--num-prompts", type=int, default=64, show_default=True, help="Deterministic subset of N prompts.")
-@click.option("--max-new-tokens", type=int, default=128, show_default=True)
-@click.option("--out", default="analysis", show_default=True, type=click.Path(file_okay=False),
+@click.option("--max-new-tokens", type=int, default=128, show_default=True, help="Most tokens generated per continuation.")
+@click.option("--out", default="analysis", show_default=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Report folder (report.md, CSVs, PNGs, settings.json).")
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Prompts per forward pass.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
               show_default=True, help="auto: bfloat16 on CUDA, float32 on CPU.")
@@ -72,6 +72,9 @@ def analyze(**kw: Any) -> None:
         calib_tokens=kw["calib_tokens"], logit_lens=kw["logit_lens"], n_boot=kw["n_boot"],
         data_dir=kw["data_dir"], suite_path=kw["suite_path"],
     )
+    from bench.hub import check_models
+
+    check_models([opts.model])
     results = run_analysis(opts, log=lambda msg: click.echo(msg, err=True))
     _write_whole(results, out, write_report)
     click.echo(f"report: {out / 'report.md'}")

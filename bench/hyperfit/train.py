@@ -288,15 +288,21 @@ def _new_metadata(model_name: str, data: Any, recipe: Recipe) -> dict[str, Any]:
 
 
 def resolve_device(device: str, recipe: Recipe) -> str:
-    """``auto``/``cpu``/``cuda`` to a device string; BenchError for CUDA-only options without CUDA."""
+    """``auto``/``cpu``/``cuda``/``cuda:N`` to a device string (as ``bench run`` takes it); BenchError for
+    CUDA-only options without CUDA."""
+    import re
+
     import torch
 
-    check(device in ("auto", "cpu", "cuda"), f"unknown device '{device}' (choose from auto, cpu, cuda)")
+    check(device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", device) is not None,
+          f"unknown device '{device}' (choose from auto, cpu, cuda, cuda:N)")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BenchError("--device cuda was asked for but no CUDA device is available")
-    if recipe.bf16 and device != "cuda":
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"--device {device} was asked for but no CUDA device is available")
+    if device.startswith("cuda") and int(device.partition(":")[2] or 0) >= torch.cuda.device_count():
+        raise BenchError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA devices")
+    if recipe.bf16 and not device.startswith("cuda"):
         raise BenchError("--bf16 (autocast) needs CUDA; on CPU use --dtype bfloat16 or float32")
     return device
 

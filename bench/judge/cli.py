@@ -39,10 +39,10 @@ def _records(path: str) -> tuple[str, list[dict[str, Any]]]:
 @click.option("--template", default=None, metavar="PATH", help="Rubric TOML (default: the built-in coherence/diversity rubric).")
 @click.option("--cache", default=None, metavar="PATH",
               help="Verdict cache JSONL (default: judge_verdicts.jsonl beside RUN_A).")
-@click.option("--concurrency", type=int, default=4, show_default=True)
-@click.option("--max-retries", type=int, default=5, show_default=True)
+@click.option("--concurrency", type=int, default=4, show_default=True, help="Judge requests in flight at once.")
+@click.option("--max-retries", type=int, default=5, show_default=True, help="Retries of a failed judge request.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per request.")
-@click.option("--max-tokens", type=int, default=512, show_default=True)
+@click.option("--max-tokens", type=int, default=512, show_default=True, help="Most tokens the judge may answer with.")
 @click.option("--device", default="auto", show_default=True, help="Device of a local judge.")
 @click.option("--out", default=None, metavar="FILE", help="Also write the result as JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -42,8 +42,11 @@ def find_runs(paths: list[str | Path]) -> list[RunDir]:
     return list(runs.values())
 
 
-def complete_runs(runs: list[RunDir], *, skip_incomplete: bool = False) -> list[RunDir]:
-    """The complete runs; a run still in progress is an error naming it unless ``skip_incomplete``."""
+def complete_runs(runs: list[RunDir], *, skip_incomplete: bool = False, can_skip: bool = True) -> list[RunDir]:
+    """The complete runs; a run still in progress is an error naming it unless ``skip_incomplete``.
+
+    ``can_skip``: the command accepts ``--skip-incomplete``, so the error suggests it.
+    """
     kept = []
     for run in runs:
         if run.is_complete():
@@ -51,7 +54,7 @@ def complete_runs(runs: list[RunDir], *, skip_incomplete: bool = False) -> list[
         elif not skip_incomplete:
             done, expected = len(run.done_keys()), run.header()["expected_records"]
             raise BenchError(f"run {run.path} is still in progress ({done}/{expected} records); "
-                             "finish it with 'bench run' or pass --skip-incomplete")
+                             "finish it with 'bench run'" + (" or pass --skip-incomplete" if can_skip else ""))
     if not kept:
         raise BenchError("no complete runs to publish")
     return kept

@@ -128,7 +128,7 @@ def compare_runs(run_a: RunDir, run_b: RunDir, n_boot: int = 1000, seed: int = 0
     from bench.metrics import METRICS
     from bench.run_scores import run_scores
 
-    complete_runs([run_a, run_b])
+    complete_runs([run_a, run_b], can_skip=False)
     if n_boot < 1:
         raise BenchError(f"--n-boot must be >= 1, got {n_boot}")
     ga, gb = _by_prompt(run_a), _by_prompt(run_b)

@@ -72,8 +72,8 @@ def _decoder(row: dict[str, Any]) -> str:
     return row["decoder"] + (f":{row['decoder_args']}" if row.get("decoder_args") else "")
 
 
-def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str) -> str:
-    """One suite's sortable table."""
+def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str, samples: str | None = None) -> str:
+    """One suite's sortable table; with ``samples`` (the sample viewer's address) each decoder links to its texts."""
     best = best_values(rows, metrics)
     arrows = {"higher": " ↑", "lower": " ↓"}
     head = ['<th data-type="text">model</th>', '<th data-type="text">decoder</th>',
@@ -86,7 +86,7 @@ def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str) -> st
     for r in rows:
         cls = ' class="human"' if r["model"] == "human" else ""
         n = r.get("n")
-        cells = [f"<td>{html.escape(str(r['model']))}</td>", f"<td>{html.escape(_decoder(r))}</td>",
+        cells = [f"<td>{html.escape(str(r['model']))}</td>", f"<td>{_decoder_cell(r, rows, samples)}</td>",
                  f'<td class="num" data-value="{int(n) if is_number(n) else ""}">{int(n) if is_number(n) else ""}</td>']
         for m in metrics:
             v, lo, hi = r.get(m), r.get(f"{m}_lo"), r.get(f"{m}_hi")
@@ -99,6 +99,18 @@ def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str) -> st
         body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     return (f'<div class="wrap"><table class="lb" data-suite="{html.escape(suite)}"><thead><tr>{"".join(head)}</tr>'
             f'</thead><tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _decoder_cell(row: dict[str, Any], rows: list[dict[str, Any]], samples: str | None) -> str:
+    """The decoder's name, linked to the sample viewer filtered on it (the viewer's own run label)."""
+    text = html.escape(_decoder(row))
+    if samples is None or row["model"] == "human":
+        return text
+    from urllib.parse import quote
+
+    several = len({r["model"] for r in rows if r["model"] != "human"}) > 1
+    label = f"{row['model']} {_decoder(row)}" if several else _decoder(row)
+    return f'<a href="{html.escape(samples + "#decoder=" + quote(label, safe=""))}">{text}</a>'
 
 
 def _description(name: str) -> str:
@@ -223,10 +235,13 @@ def _figure(kind: str, svg: str | None, caption: str) -> str:
 
 
 def render_html(title: str, by_suite: dict[str, list[dict[str, Any]]], metrics: list[str],
-                notes: list[str] | None = None) -> str:
-    """The whole page."""
+                notes: list[str] | None = None, samples: str | None = None) -> str:
+    """The whole page; ``samples`` is the relative address of the sample viewer (``bench view``), linked when given."""
     parts = [f"<h1>{html.escape(title)}</h1>"]
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes or []]
+    if samples is not None:
+        parts.append(f'<p class="note"><a id="samples" href="{html.escape(samples)}">Read the samples</a>: every '
+                     "decoder's continuation of each prompt side by side, with its own metrics.</p>")
     parts.append('<p class="note">Values are followed by their 95% bootstrap interval over prompts. '
                  "↑ higher is better, ↓ lower is better; the best decoder's value in each column is highlighted "
                  "(the human reference row is a yardstick, never highlighted). "
@@ -234,7 +249,7 @@ def render_html(title: str, by_suite: dict[str, list[dict[str, Any]]], metrics: 
     for suite, rows in by_suite.items():
         shown = [m for m in metrics if any(is_number(r.get(m)) for r in rows)]
         parts.append(f'<section data-suite="{html.escape(suite)}"><h2>{html.escape(suite)}</h2>')
-        parts.append(table_html(rows, shown, suite))
+        parts.append(table_html(rows, shown, suite, samples))
         if "diversity" in shown:
             for x in scatter_axes(shown):
                 parts.append(_figure("scatter", scatter_svg(rows, x),
