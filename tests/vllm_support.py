@@ -47,6 +47,7 @@ def env() -> dict[str, str]:
     out = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_CPU_NUM_OF_RESERVED_CPU="0",
                TOKENIZERS_PARALLELISM="false")
     out["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    out.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # set in this process by the in-process engine; children choose
     return out
 
 
