@@ -10,7 +10,7 @@ export BENCH_MODEL BENCH_DATA_DIR BENCH_SHARED
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-all reference-env vllm-env browser regression publish bench-scorers bench-generation bench-contrastive bench-vllm clean
+.PHONY: setup demo test test-all reference-env vllm-env browser regression publish bench-scorers bench-generation bench-contrastive bench-vllm gpu-check clean
 
 # A local virtual environment that sees an already installed torch (e.g. a CUDA build);
 # otherwise it gets the pinned CPU wheel, never an unpinned torch with gigabytes of CUDA packages.
@@ -72,6 +72,12 @@ bench-contrastive: setup reference-env
 
 bench-vllm: vllm-env
 	$(VLLM_VENV)/bin/python benchmarks/bench_vllm.py
+
+# On a bare NVIDIA GPU machine (only torch and transformers needed; no setup, no network): greedy
+# token equality and tokens/s against model.generate, Llama-3.2-1B shape in bfloat16, < 8 minutes.
+GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+gpu-check:
+	PYTHONPATH=. $(GPU_CHECK_PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

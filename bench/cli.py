@@ -11,6 +11,7 @@ import click
 
 from bench.cli_help import SectionedCommand
 from bench.errors import BenchError
+from bench.runtime.devices import DTYPES, PRECISIONS
 from bench.locations import default_data_dir
 
 
@@ -99,7 +100,7 @@ def model_score_options(command):
         click.option("--score", "scores", multiple=True, metavar="NAME",
                      help="Also compute a model-based metric: mauve, coherence, coherence-sim or perplexity; repeatable."),
         click.option("--featurizer", default="gpt2-large", show_default=True, help="MAUVE featurizer (HF id or local path)."),
-        click.option("--featurizer-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32",
+        click.option("--featurizer-dtype", type=click.Choice(PRECISIONS), default="float32",
                      show_default=True, help="Precision of the MAUVE featurizer: float32 gives mauve-text's features; "
                      "bfloat16/float16 are faster on hardware with half-precision units, ~1% off."),
         click.option("--mauve-length", type=click.IntRange(min=1), default=None,
@@ -126,13 +127,17 @@ def run_options(kw: dict[str, Any]) -> Any:
     from bench.planning import RunOptions
     from bench.specs import GenerationSpec
 
+    from bench.planning import parse_seeds
+
     if isinstance(kw["models"], str):  # a single value from $BENCH_MODEL
         kw["models"] = (kw["models"],)
+    seeds = parse_seeds((kw["seed"],) if isinstance(kw["seed"], int) else tuple(kw["seed"]), kw.get("seeds"))
     return RunOptions(
         models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
-        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
-        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], device=kw["device"],
-        dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
+        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], seeds[0]), seeds=seeds,
+        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], amateur=kw["amateur"],
+        device=kw["device"], dtype=kw["dtype"], batch_size=kw["batch_size"], compile=kw.get("compile", False),
+        data_dir=kw["data_dir"], suite_path=kw["suite_path"],
         backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
         tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
         kv_cache_gib=kw.get("kv_cache_gib"), enforce_eager=bool(kw.get("enforce_eager")),
@@ -146,8 +151,10 @@ def run_options(kw: dict[str, Any]) -> Any:
 
 
 RUN_SECTIONS = (
-    ("What to run", ("models", "decoders", "suites", "num_prompts", "hyperfit", "revision", "data_dir", "suite_path")),
-    ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "batch_size", "device", "dtype")),
+    ("What to run", ("config", "models", "decoders", "suites", "num_prompts", "hyperfit", "amateur", "revision",
+                     "data_dir", "suite_path")),
+    ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "seeds", "batch_size", "compile", "device",
+                    "dtype")),
     ("Where results go", ("out",)),
     ("Model-based scores", ("scores", "featurizer", "featurizer_dtype", "mauve_length", "scorer_model", "sentence_model")),
     ("LLM judge", ("judge_against", "judge_url", "judge_model", "judge_key_env", "judge_local", "judge_chat_template")),
@@ -161,12 +168,15 @@ RUN_SECTIONS = (
 @click.option("--suite", "suites", multiple=True, default=("wikitext",), show_default=True,
               help="A registered suite (see 'bench suites') or a .jsonl file of prompts; repeatable.")
 @click.option("--decoder", "decoders", multiple=True, default=("all",), show_default=True,
-              help="NAME[:key=value,...] (see 'bench decoders'), repeatable; 'all' runs every decoder whose needs are met.")
+              help="NAME[:key=value,...] (see 'bench decoders'), repeatable; 'all' runs every decoder whose needs are met; "
+                   "key=v1|v2 is a grid (one decoder per value).")
 @click.option("--model", "models", multiple=True, envvar="BENCH_MODEL",
               help="Hugging Face id or local directory; repeat to compare checkpoints. Default: $BENCH_MODEL.")
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit) of the model.")
 @click.option("--hyperfit", default=None, metavar="PATH",
               help="A hyperfitted checkpoint (full model or PEFT adapter over --model) for greedy-hyperfit and entropy-matched.")
+@click.option("--amateur", default=None, metavar="PATH",
+              help="The amateur model of contrastive-decoding (same tokenizer as --model, safetensors).")
 @click.option("--out", default="runs", show_default=True, metavar="DIR",
               help="Run store: one folder per run plus leaderboard.csv; a later run adds to it and resumes what is unfinished.")
 @click.option("--num-prompts", type=int, default=None, help="A deterministic subset of N prompts per suite.")
@@ -174,11 +184,17 @@ RUN_SECTIONS = (
               help="Most tokens generated per continuation; a continuation also stops at EOS.")
 @click.option("--samples-per-prompt", type=int, default=1, show_default=True,
               help="Continuations per prompt (sampling decoders get a different seed for each).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed; each record's seed derives from (seed, prompt id, sample index).")
+@click.option("--seed", type=int, multiple=True, default=(0,), show_default=True,
+              help="Base seed; each record's seed derives from (seed, prompt id, sample index). Repeat for several seeds.")
+@click.option("--seeds", default=None, metavar="S1,S2,...",
+              help="Several base seeds, e.g. 0,1,2: one run per seed, one leaderboard row per decoder (mean over seeds).")
 @click.option("--batch-size", type=int, default=16, show_default=True,
               help="Prompts generated together; records do not depend on it, only speed and memory do.")
+@click.option("--compile", is_flag=True,
+              help="HF backend: static KV cache and a torch.compile'd decode step (CUDA graphs on GPU); pays on "
+              "GPUs for long runs, each new batch shape compiles once.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto", show_default=True,
+@click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
               help="Weights and compute precision; auto: bfloat16 on CUDA, float32 on CPU.")
 @click.option("--data-dir", envvar="BENCH_DATA_DIR", default=default_data_dir, metavar="DIR",
               help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR, else $BENCH_SHARED/data, "
@@ -210,21 +226,31 @@ RUN_SECTIONS = (
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Generate in this process, or as one Ray task per run.")
 @click.option("--ray-address", default=None, help="An existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local one.")
+@click.option("--config", default=None, metavar="SWEEP.toml",
+              help="A sweep file: these options as TOML (decoder grids, lists of seeds and lengths); see sweeps/example.toml.")
 def run(**kw: Any) -> None:
     """Generate continuations for every model x decoder x suite, score them and print the leaderboard.
 
     Runs are stored by identity under --out; the same command resumes an interrupted run and
     skips finished ones.
     """
-    from bench.planning import plan
+    from bench.grid import load_sweep, plan_sweep
 
-    options = run_options(kw)
-    the_plan = plan(options)
+    config = kw.pop("config")
+    variants = [kw]
+    if config:
+        ctx = click.get_current_context()
+        given = {name for name in kw if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+        variants = load_sweep(config, kw, ctx.command.params, given)
+    options = [run_options(v) for v in variants]
+    the_plan = plan_sweep(options)
     for name, reason in the_plan.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
+    for warning in the_plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
     from bench.sweep import execute
 
-    execute(the_plan, options)
+    execute(the_plan, options[0])
 
 
 @main.command()
@@ -278,6 +304,9 @@ def score(file: str, as_json: bool, scores: tuple[str, ...], **kw: Any) -> None:
     from bench.scorers.files import score_file
 
     rows = score_file(file, scores, score_settings(kw))
+    if rows[0].get("mauve-cut-at-context") and not as_json:
+        click.echo(f"note: MAUVE: {rows[0]['mauve-cut-at-context']} texts ran past the featurizer's context and were "
+                   "cut there; --mauve-length 128 is the literature's convention", err=True)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

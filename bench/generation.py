@@ -27,6 +27,7 @@ class Backends:
         self.loaded: dict[tuple[str, str, str | None], Any] = {}
         self.load_seconds = 0.0
         """Seconds spent loading models and starting engines (reported apart from generation)."""
+        self.amateurs: dict[str, Any] = {}
 
     def get(self, model: str, hyperfit: str | None = None, *, kind: str | None = None) -> Any:
         """The backend of ``options.backend`` (or ``kind``) for ``model`` and a checkpoint."""
@@ -40,6 +41,17 @@ class Backends:
             self.loaded[key] = load_backend(self.options, model, hyperfit, kind)
             self.load_seconds += time.perf_counter() - start
         return self.loaded[key]
+
+    def amateur(self, path: str) -> Any:
+        """The amateur model of contrastive decoding, loaded once next to the expert, on its device
+        and in its dtype (kept when the expert changes: one amateur serves every ``--model``)."""
+        if path not in self.amateurs:
+            from bench import runtime
+
+            device = runtime.resolve_device(self.options.device)
+            self.amateurs[path] = runtime.load_model(path, dtype=runtime.resolve_dtype(self.options.dtype, device),
+                                                     device=device, role="--amateur")
+        return self.amateurs[path]
 
     def reference(self, model: str, hyperfit: str | None = None) -> Any:
         """The HF backend of a model, whatever ``--backend`` generates with: calibration measures
@@ -79,25 +91,29 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
     spec, info = planned.spec, planned.decoder_info
     backend = backends.get(spec.model.name, spec.model.hyperfit if info.runs_on_hyperfit else None)
     decoder = build_decoder(spec.decoder)
+    if spec.model.amateur:
+        decoder.amateur = backends.amateur(spec.model.amateur)
     if decoder.calibrates:
         on_calibrate()
         base = backends.reference(spec.model.name)
         reference = backends.reference(spec.model.name, spec.model.hyperfit) if spec.model.hyperfit else base
         planned.resolved.update(decoder.calibrate(base, reference, planned.prompts))
     new_run = not (store.root / spec.run_id).exists()
-    run = store.open(spec, expected_records=planned.expected_records, device=backend.device, resolved=planned.resolved)
     try:
-        return _generate_records(planned, backend, decoder, store, run, batch_size, on_records)
+        with store.writing(spec, expected_records=planned.expected_records, device=backend.device,
+                           resolved=planned.resolved) as run:
+            return _generate_records(planned, backend, decoder, store, run, batch_size, on_records)
     except BaseException:
-        if new_run and not (run.path / GENERATIONS).exists():
-            shutil.rmtree(run.path, ignore_errors=True)  # never leave a folder holding only its header
+        if new_run and not (store.root / spec.run_id / GENERATIONS).exists():
+            shutil.rmtree(store.root / spec.run_id, ignore_errors=True)  # never leave a folder holding only its header
         raise
 
 
 def _generate_records(planned: PlannedRun, backend: Any, decoder: Any, store: RunStore, run: RunDir,
                       batch_size: int, on_records: Callable[[int], None]) -> RunResult:
-    """The batches of :func:`generate`, appended to ``run`` as each finishes."""
+    """The batches of :func:`generate`, appended to ``run`` as each finishes (under the run's lock)."""
     spec, info = planned.spec, planned.decoder_info
+    # Read under the lock: what another process wrote meanwhile is not generated again.
     todo = missing_work(planned, run.done_keys())
     # Longest prompts first: less padding per batch, and the memory peak comes early.
     lengths = {p.id: len(t) for p, t in zip(planned.prompts, backend.encode([p.text for p in planned.prompts]))}
@@ -136,6 +152,7 @@ def record(spec: RunSpec, run_id: str, prompt: Prompt, index: int, seed: int | N
         "finish_reason": out.finish_reason,
         "model": spec.model.name,
         "hyperfit": spec.model.hyperfit,
+        **({"amateur": spec.model.amateur} if spec.model.amateur else {}),
         "decoder": spec.decoder.name,
         "decoder_args": spec.decoder.kwargs,
         "seed": seed,

@@ -8,15 +8,10 @@ option silently ignored (a NaN memory fraction on the HF backend).
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Any
 
-from bench.devices import check_device
 from bench.errors import BenchError
-
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-"""Weight files that are Python pickles (loading one can run code)."""
+from bench.runtime.devices import check_device
 
 
 def check_options(options: Any) -> None:
@@ -52,21 +47,11 @@ def check_suites_for_scores(options: Any, suites: list[tuple[Any, list[Any]]]) -
                              f"'{spec.name if spec.name != 'jsonl' else spec.source}' has {refs} in this subset")
 
 
-def pickle_only(model: str) -> bool:
-    """A local folder whose weights exist only as pickles (no ``*.safetensors``)."""
-    path = Path(model)
-    if not path.is_dir():
-        return False
-    files = [f.name for f in path.iterdir() if f.is_file()]
-    has_pickle = any(f.endswith(PICKLE_SUFFIXES) and "training_args" not in f for f in files)
-    return has_pickle and not any(f.endswith(".safetensors") for f in files)
-
-
 def check_models(options: Any) -> None:
     """Every ``--model`` loads under the pickle rule, checked for all of them before the first runs."""
-    if options.backend == "openai" or os.environ.get("BENCH_ALLOW_PICKLE") == "1":
+    if options.backend == "openai":  # the server loads the weights, not us
         return
+    from bench.runtime import check_weights
+
     for model in options.models:
-        if pickle_only(model):
-            raise BenchError(f"cannot load model '{model}': its weights are pickle files only (no .safetensors); "
-                             "convert them, or set BENCH_ALLOW_PICKLE=1 if you trust the file")
+        check_weights(model, options.revision)

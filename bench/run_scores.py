@@ -7,11 +7,13 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from bench.store import SCORES, RunDir, write_json_atomic
+from bench.runtime import write_json_atomic
+from bench.stats import N_BOOT
+from bench.store import SCORES, RunDir
 
-SCORES_VERSION = "1"
-"""Bumped when a metric's definition changes, so cached scores are recomputed."""
-N_BOOT = 1000
+SCORES_VERSION = "2"
+"""Bumped when a metric's definition changes, so cached scores are recomputed (2: intervals resample prompts)."""
+
 
 
 def ordered_records(records: list[dict[str, Any]], prompt_order: list[str] | None = None) -> list[dict[str, Any]]:
@@ -21,17 +23,19 @@ def ordered_records(records: list[dict[str, Any]], prompt_order: list[str] | Non
 
 
 def score_records(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every repetition metric with its bootstrap interval over the records."""
+    """Every repetition metric with its bootstrap interval over prompts (all samples of a prompt together)."""
     from bench.scorers.repetition import bootstrap_ci, score_texts
 
     texts = [r["continuation"] for r in records]
     # Token-level metrics need every record's ids; a server that gave none leaves them unavailable.
     token_ids = [r["token_ids"] for r in records] if all(r.get("token_ids") is not None for r in records) else None
+    prompt_ids = [r["prompt_id"] for r in records]
     return {
         "version": SCORES_VERSION,
         "n": len(records),
         "metrics": score_texts(texts, token_ids),
-        "ci": {k: list(v) for k, v in bootstrap_ci(texts, token_ids, n_boot=N_BOOT, seed=0).items()},
+        "ci": {k: list(v) for k, v in bootstrap_ci(texts, token_ids, n_boot=N_BOOT, seed=0,
+                                                   prompt_ids=prompt_ids).items()},
     }
 
 
@@ -54,19 +58,53 @@ def score_human(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
-def run_scores(run: RunDir) -> dict[str, Any]:
-    """The run's scores, computed once and cached next to its records.
+def score_human_cut(runs_records: list[list[dict[str, Any]]]) -> dict[str, Any] | None:
+    """The references cut to the generated length: a length-matched human row.
 
-    Model-based metrics and judge win rates added by :func:`add_model_scores` and
-    :func:`add_judge_result` are kept in the cache and shown among the generations' metrics.
+    Whole references (164 words on cd-wikitext) against 25-word continuations compare lengths as
+    much as text. Each reference is cut to the mean word count of its prompt's continuations over
+    ``runs_records`` (the runs sharing the human row), then scored like :func:`score_human`.
     """
+    from bench.scorers.repetition import bootstrap_ci, score_texts
+
+    refs: dict[str, str] = {}
+    lengths: dict[str, list[int]] = {}
+    for records in runs_records:
+        for r in records:
+            if r.get("reference"):
+                refs.setdefault(r["prompt_id"], r["reference"])
+                lengths.setdefault(r["prompt_id"], []).append(len(r["continuation"].split()))
+    if not refs:
+        return None
+    ids = sorted(refs)
+    texts = [" ".join(refs[k].split()[:round(sum(lengths[k]) / len(lengths[k]))]) for k in ids]
+    return {
+        "version": SCORES_VERSION,
+        "n": len(texts),
+        "metrics": score_texts(texts, None),
+        "ci": {k: list(v) for k, v in bootstrap_ci(texts, None, n_boot=N_BOOT, seed=0).items()},
+    }
+
+
+def run_scores(run: RunDir) -> dict[str, Any]:
+    """The run's scores, computed once and cached next to its records until the records change.
+
+    ``scores.json`` keeps the digest of the records it was computed from (``records``): when the
+    generations file no longer has that digest (more records, or another writer's), every score is
+    computed again and model-based metrics and judge win rates of the old records are dropped.
+    Those added by :func:`add_model_scores` and :func:`add_judge_result` are otherwise kept and
+    shown among the generations' metrics. A cache from before digests keeps them.
+    """
+    records, digest = run.snapshot()
     cached = run.scores()
-    if not (cached and cached.get("version") == SCORES_VERSION):
-        records = ordered_records(run.records())
-        extra = {k: cached[k] for k in ("model_based", "judge") if cached and k in cached}
+    if not (cached and cached.get("version") == SCORES_VERSION and cached.get("records") == digest):
+        same_records = bool(cached) and cached.get("records", digest) == digest
+        extra = {k: cached[k] for k in ("model_based", "judge") if same_records and k in cached}
+        records = ordered_records(records)
         cached = {"generations": score_records(records), "human": score_human(records), **extra,
-                  "version": SCORES_VERSION}
-        write_json_atomic(run.path / SCORES, cached)
+                  "version": SCORES_VERSION, "records": digest}
+        with run.lock():  # two processes scoring the same run must not share the temporary file
+            write_json_atomic(run.path / SCORES, cached)
     return _with_extra_metrics(cached)
 
 
@@ -75,6 +113,8 @@ def _with_extra_metrics(scores: dict[str, Any]) -> dict[str, Any]:
     metrics, ci = dict(merged["generations"]["metrics"]), dict(merged["generations"]["ci"])
     for name, entry in scores.get("model_based", {}).items():
         metrics[name], ci[name] = entry["value"], entry["ci"]
+        if "mauve_std" in entry.get("details", {}):
+            merged["mauve_sd"] = entry["details"]["mauve_std"]  # spread over k-means seeds
     judge = scores.get("judge")
     if judge:
         metrics["judge-win-rate"], ci["judge-win-rate"] = judge["win_rate"], judge["ci"]
@@ -93,16 +133,18 @@ def add_model_scores(run: RunDir, names: tuple[str, ...], settings: dict[str, An
 
     s = ModelScoreSettings.from_dict(settings)
     key = _settings_key(s)
-    scores = run.scores() or run_scores(run)
-    done = scores.setdefault("model_based", {})
-    todo = [n for n in names if done.get(n, {}).get("settings_key") != key]
-    if not todo:
-        return
-    result = score_model_based(ordered_records(run.records()), todo, s)
-    for name in todo:
-        done[name] = {"value": result["metrics"][name], "ci": list(result["ci"][name]), "settings_key": key,
-                      "settings": result["settings"].get(name, {}), "details": result["details"].get(name, {})}
-    write_json_atomic(run.path / SCORES, scores)
+    with run.lock():  # read, add, write back: no other writer in between
+        run_scores(run)  # brings scores.json up to date with the records first
+        scores = run.scores()
+        done = scores.setdefault("model_based", {})
+        todo = [n for n in names if done.get(n, {}).get("settings_key") != key]
+        if not todo:
+            return
+        result = score_model_based(ordered_records(run.records()), todo, s)
+        for name in todo:
+            done[name] = {"value": result["metrics"][name], "ci": list(result["ci"][name]), "settings_key": key,
+                          "settings": result["settings"].get(name, {}), "details": result["details"].get(name, {})}
+        write_json_atomic(run.path / SCORES, scores)
 
 
 def add_judge_result(run: RunDir, opponent: RunDir, opponent_label: str, settings: dict[str, Any]) -> None:
@@ -110,9 +152,11 @@ def add_judge_result(run: RunDir, opponent: RunDir, opponent_label: str, setting
     from bench.scorers.model_based import judge_runs
 
     result = judge_runs(ordered_records(run.records()), ordered_records(opponent.records()), settings)
-    scores = run.scores() or run_scores(run)
-    scores["judge"] = {"opponent": opponent_label, "opponent_run": opponent.run_id,
-                       "win_rate": result["win_rate_a"], "ci": list(result["ci"]),
-                       "sign_test_p": result.get("sign_test_p"),
-                       "counts": {k: result[k] for k in ("pairs", "wins_a", "wins_b", "ties", "invalid") if k in result}}
-    write_json_atomic(run.path / SCORES, scores)
+    with run.lock():
+        run_scores(run)
+        scores = run.scores()
+        scores["judge"] = {"opponent": opponent_label, "opponent_run": opponent.run_id,
+                           "win_rate": result["win_rate_a"], "ci": list(result["ci"]),
+                           "sign_test_p": result.get("sign_test_p"),
+                           "counts": {k: result[k] for k in ("pairs", "wins_a", "wins_b", "ties", "invalid") if k in result}}
+        write_json_atomic(run.path / SCORES, scores)

@@ -2,7 +2,8 @@
 
     <out>/<run_id>/header.json        the full spec, package versions, git commit, device
     <out>/<run_id>/generations.jsonl  one record per (prompt, sample), appended as they finish
-    <out>/<run_id>/scores.json        metrics of a finished run (written by the runner)
+    <out>/<run_id>/scores.json        metrics of a finished run, with the digest of the records they describe
+    <out>/<run_id>/.lock              held by the one process writing the run
 
 Records are appended and flushed batch by batch, so a run killed at any moment (even kill -9)
 resumes where it stopped: complete lines are kept, a torn last line is dropped, and only the
@@ -11,54 +12,63 @@ missing (prompt id, sample index) pairs are generated again.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
-import platform
-import subprocess
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, ContextManager, Iterable, Iterator
 
 from bench.errors import BenchError
+from bench.runtime import git_commit, package_versions, write_json_atomic
 from bench.specs import RunSpec
 
 HEADER = "header.json"
 GENERATIONS = "generations.jsonl"
 SCORES = "scores.json"
+LOCK = ".lock"
+FORMAT = 2
+"""header.json's format. 2: the spec has content fingerprints and Hub commits, and a lock guards
+each run. Headers without ``format`` (1) are read the same way; missing fields take their defaults."""
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+_HELD: set[str] = set()
+"""Run folders whose lock this process holds (a second flock on a new descriptor would wait forever)."""
 
 
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+@contextmanager
+def lock_run(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the exclusive lock of the run folder ``path`` (an ``fcntl`` lock on its ``.lock`` file).
 
-    versions = {"python": platform.python_version()}
-    for pkg in ("decbench", "torch", "transformers", "tokenizers", "peft", "vllm"):
+    One process writes a run at a time: another one asking waits here (``on_wait`` is called once
+    when it has to) until the holder is done or dead, since the kernel drops the lock of a killed
+    process. Local file systems only: NFS may not honour the lock. Re-entrant within a process.
+    """
+    key = str(Path(path).resolve())
+    if key in _HELD:
+        yield
+        return
+    with open(path / LOCK, "a+b") as f:
         try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return versions
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write to a temporary file and rename, so readers never see half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk must not leave an empty .tmp behind
-        raise
+def _say_waiting(run_id: str) -> Callable[[], None]:
+    return lambda: print(f"run {run_id} is being written by another process; waiting for it", file=sys.stderr)
 
 
 def read_records(path: Path, *, repair: bool = False, skip_bad: bool = False) -> list[dict[str, Any]]:
@@ -68,8 +78,13 @@ def read_records(path: Path, *, repair: bool = False, skip_bad: bool = False) ->
     A complete line that is not a JSON object (invalid UTF-8 included) is an error naming it, or
     skipped with ``skip_bad`` (a cache, where a lost entry only costs asking again).
     """
+    return _read_records(path, repair=repair, skip_bad=skip_bad)[0]
+
+
+def _read_records(path: Path, *, repair: bool = False, skip_bad: bool = False) -> tuple[list[dict[str, Any]], str]:
+    """The records of a JSONL file and the sha256 of the complete lines they came from."""
     if not path.exists():
-        return []
+        return [], hashlib.sha256().hexdigest()
     if path.is_dir():
         raise BenchError(f"{path} is a folder, not a JSONL file")
     data = path.read_bytes()
@@ -89,7 +104,7 @@ def read_records(path: Path, *, repair: bool = False, skip_bad: bool = False) ->
     if repair and good_end < len(data):
         with open(path, "r+b") as f:
             f.truncate(good_end)
-    return records
+    return records, hashlib.sha256(data[:good_end]).hexdigest()
 
 
 def append_lines(path: Path, text: str) -> None:
@@ -157,7 +172,22 @@ class RunDir:
                              "to regenerate the run") from None
 
     def records(self) -> list[dict[str, Any]]:
-        return read_records(self.path / GENERATIONS)
+        """The run's records, one per (prompt id, sample index): the first one written of each."""
+        return self.snapshot()[0]
+
+    def snapshot(self) -> tuple[list[dict[str, Any]], str]:
+        """(records, digest of the generations file they were read from), so that scores can say
+        which records they were computed from. Duplicate keys (two writers before there was a lock)
+        keep their first record: the same key always has the same seed and text."""
+        records, digest = _read_records(self.path / GENERATIONS)
+        seen: set[tuple[str, int]] = set()
+        unique = []
+        for r in records:
+            key = (r["prompt_id"], r["sample_index"])
+            if key not in seen:
+                seen.add(key)
+                unique.append(r)
+        return unique, digest
 
     def scores(self) -> dict[str, Any] | None:
         """The cached scores, or None when absent or unreadable (they are recomputed from the records)."""
@@ -175,12 +205,29 @@ class RunDir:
     def done_keys(self) -> set[tuple[str, int]]:
         return {(r["prompt_id"], r["sample_index"]) for r in self.records()}
 
+    def lock(self) -> ContextManager[None]:
+        """Context manager holding this run's lock (see :func:`lock_run`)."""
+        return lock_run(self.path, _say_waiting(self.run_id))
+
 
 class RunStore:
     """The ``--out`` folder: creates, reopens and lists runs."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+
+    @contextmanager
+    def writing(self, spec: RunSpec, *, expected_records: int, device: str,
+                resolved: dict[str, Any]) -> Iterator[RunDir]:
+        """:meth:`open` the run and hold its lock for the block: one writer per run.
+
+        A second process writing the same run waits for the first, then finds its records stored
+        and generates only what is still missing (nothing, when the first one finished).
+        """
+        path = self.root / spec.run_id
+        path.mkdir(parents=True, exist_ok=True)
+        with lock_run(path, _say_waiting(spec.run_id)):
+            yield self.open(spec, expected_records=expected_records, device=device, resolved=resolved)
 
     def open(self, spec: RunSpec, *, expected_records: int, device: str, resolved: dict[str, Any]) -> RunDir:
         """Create the run folder with its header, or reopen it after checking it holds the same spec."""
@@ -196,12 +243,13 @@ class RunStore:
         write_json_atomic(
             header_path,
             {
+                "format": FORMAT,
                 "run_id": spec.run_id,
                 "spec": spec.to_dict(),
                 "expected_records": expected_records,
                 "resolved": resolved,
                 "versions": package_versions(),
-                "git_commit": _git_commit(),
+                "git_commit": git_commit(),
                 "device": device,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },

@@ -67,6 +67,10 @@ def _execute(plan: Plan, options: RunOptions, *, quiet: bool) -> list[dict[str, 
     if quiet:
         return rows
     Console(width=max(Console().width, 150)).print(render(rows))
+    for row in rows:
+        if row.get("flags"):
+            click.echo(f"warning: {row['model']} {row['decoder']} ({row['suite']}): {row['flags']}; "
+                       "its metrics describe degenerate text", err=True)
     seconds = time.perf_counter() - start
     rate = f", {tokens / generating:.0f} tokens/s" if generated and generating > 0 else ""
     click.echo(
@@ -91,8 +95,13 @@ def add_requested_scores(plan: Plan, options: RunOptions, store: RunStore) -> No
 
     runs = {p.spec.run_id: RunDir(store.root / p.spec.run_id) for p in plan.runs}
     if options.scores:
+        from bench.scorers.mauve import cut_note
+
         for run in runs.values():
             add_model_scores(run, options.scores, options.score_settings)
+            note = cut_note(run.scores().get("model_based", {}).get("mauve", {}).get("settings", {}))
+            if note:
+                click.echo(f"note: {run.run_id}: {note}", err=True)
     if not options.judge_against:
         return
     target = options.judge_against.partition(":")[0].replace("_", "-")
@@ -103,6 +112,7 @@ def add_requested_scores(plan: Plan, options: RunOptions, store: RunStore) -> No
         if spec.decoder.name == target:
             continue
         opponent = next((p for p in plan.runs if p.spec.decoder.name == target
-                         and p.spec.model.name == spec.model.name and p.spec.suite == spec.suite), None)
+                         and p.spec.model.name == spec.model.name and p.spec.suite == spec.suite
+                         and p.spec.generation == spec.generation), None)  # a sweep's seeds and lengths pair up
         if opponent is not None:
             add_judge_result(runs[spec.run_id], runs[opponent.spec.run_id], opponent.spec.decoder.label, settings)

@@ -90,7 +90,7 @@ CASES: list[tuple[str, list[str]]] = [
     ("run-openai-creds-bad-scheme", RUN + ["--backend", "openai", "--base-url", "htp://u:sk-secret123456@h/v1"]),
     ("run-executor-bogus", RUN + ["--executor", "slurm"]),
     # --- bench run: decoders ---
-    ("run-decoder-unknown", RUN + ["--decoder", "beam"]),
+    ("run-decoder-unknown", RUN + ["--decoder", "nucleus"]),  # "beam" is a decoder now
     ("run-decoder-empty", RUN + ["--decoder", ""]),
     ("run-decoder-colon", RUN + ["--decoder", ":"]),
     ("run-decoder-unknown-arg", RUN + ["--decoder", "greedy:x=1"]),
@@ -112,6 +112,13 @@ CASES: list[tuple[str, list[str]]] = [
     ("run-contrastive-k-0", RUN + ["--decoder", "contrastive:k=0"]),
     ("run-contrastive-alpha-2", RUN + ["--decoder", "contrastive:alpha=2"]),
     ("run-contrastive-alpha-neg", RUN + ["--decoder", "contrastive:alpha=-0.1"]),
+    ("run-typical-tau-1", RUN + ["--decoder", "typical:tau=1"]),
+    ("run-eta-0", RUN + ["--decoder", "eta:eta=0"]),
+    ("run-epsilon-nan", RUN + ["--decoder", "epsilon:eps=nan"]),
+    ("run-min-p-0", RUN + ["--decoder", "min-p:p=0"]),
+    ("run-beam-n-0", RUN + ["--decoder", "beam:n=0"]),
+    ("run-dola-layers-word", RUN + ["--decoder", "dola:layers=middle"]),
+    ("run-dola-layer-too-deep", RUN + ["--decoder", "dola:layers=2+9"]),
     ("run-greedy-hyperfit-no-ckpt", RUN + ["--decoder", "greedy-hyperfit"]),
     ("run-static-reweight-no-ckpt", RUN + ["--decoder", "static-reweight"]),
     ("run-entropy-matched-no-target", RUN + ["--decoder", "entropy-matched"]),

@@ -10,7 +10,7 @@ from bench.analysis.contexts import Pair, generate, load_pair, run_pass
 from bench.analysis.control import ControlCollector, RankCollector, RankSummary, control_row, summarize_ranks
 from bench.analysis.geometry import GeometryCollector, LensCollector
 from bench.analysis.reweight import DEFAULT_ALPHAS, Sweep, run_sweep
-from bench.analysis.stats import Estimate, bootstrap_mean
+from bench.stats import Estimate, bootstrap_mean
 from bench.errors import BenchError, check
 
 

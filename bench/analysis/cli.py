@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from bench.analysis.reweight import DEFAULT_ALPHAS
+from bench.runtime.devices import DTYPES
 
 _ALPHAS = ",".join(map(str, DEFAULT_ALPHAS))
 
@@ -28,7 +29,7 @@ _ALPHAS = ",".join(map(str, DEFAULT_ALPHAS))
               help="Report folder (report.md, CSVs, PNGs, settings.json).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Prompts per forward pass.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
+@click.option("--dtype", type=click.Choice(DTYPES), default="auto",
               show_default=True, help="auto: bfloat16 on CUDA, float32 on CPU.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed of the per-prompt sampling seeds.")
 @click.option("--tail-rank", type=int, default=10, show_default=True, help="Base rank beyond which an override is deep-tail.")

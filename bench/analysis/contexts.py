@@ -32,11 +32,14 @@ class Pair:
 
 def load_pair(model: str, hyperfit: str, *, device: str = "auto", dtype: str = "auto") -> Pair:
     """Load both models; BenchError for a missing checkpoint or a vocabulary mismatch."""
-    from bench.backends.hf import HFBackend, resolve_device, resolve_dtype
-    from bench.hyperfit.checkpoint import load_hyperfit
+    from bench.backends.hf import HFBackend
+    from bench.hyperfit.checkpoint import check_hyperfit, load_hyperfit
+    from bench.runtime import check_weights, resolve_device, resolve_dtype
 
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
+    check_weights(model)  # both refusals before either model is loaded
+    check_hyperfit(hyperfit, model)
     base = HFBackend(model, device=device, dtype=dtype)
     hyper_model, _ = load_hyperfit(hyperfit, model, dtype=dtype, device=device)
     mine, theirs = base.model.get_output_embeddings().weight.size(0), hyper_model.get_output_embeddings().weight.size(0)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from bench.analysis.analyze import Results, estimate_dict
-from bench.analysis.stats import Estimate
+from bench.stats import Estimate
 
 CONTROL_METRICS = ("ttr", "rep-2", "rep-3", "diversity", "agreement", "entropy")
 SWEEP_METRICS = ("ttr", "rep-2", "rep-3", "diversity")

@@ -7,110 +7,16 @@ runs on the same code path; greedy is checked token for token against ``model.ge
 
 from __future__ import annotations
 
-import hashlib
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from bench.backends.base import Capabilities, Continuation, refusal
+from bench.backends.hf_decode import decode_loop
 from bench.decoding import ENGINE_FEATURES, Declaration, Decoder, RowRNG
-from bench.errors import BenchError
+from bench.runtime import (cache_kwargs, check_weights, load_config, load_model, load_tokenizer, resolve_device,
+                           resolve_dtype)
 
 if TYPE_CHECKING:
     import torch
-
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    from bench.devices import check_device
-
-    check_device(device)
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BenchError(f"--device {device} was asked for, but no CUDA device is available")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> str:
-    if dtype not in DTYPES:
-        raise BenchError(f"unknown dtype '{dtype}' (choose from {', '.join(DTYPES)})")
-    if dtype == "auto":
-        return "bfloat16" if device.startswith("cuda") else "float32"
-    return dtype
-
-
-def model_fingerprint(name: str) -> str:
-    """Hash of a local model's config and weight-file names and sizes; empty for Hub ids."""
-    path = Path(name)
-    if not path.is_dir():
-        return ""
-    h = hashlib.sha256()
-    for f in sorted(path.iterdir()):
-        if f.name == "config.json":
-            h.update(f.read_bytes())
-        elif f.suffix in (".safetensors", ".bin", ".json") and f.is_file():
-            h.update(f"{f.name}:{f.stat().st_size}".encode())
-    return h.hexdigest()[:16]
-
-
-def load_tokenizer(name: str, revision: str | None = None) -> Any:
-    """Load a tokenizer for left-padded batching; one-line error when it cannot be found."""
-    from transformers import AutoTokenizer
-
-    try:
-        tok = AutoTokenizer.from_pretrained(name, revision=revision)
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"cannot load model '{name}': {_first_line(exc)}") from None
-    tok.padding_side = "left"
-    if tok.pad_token_id is None:
-        # Pad positions are masked out, so any id works; EOS is the usual choice.
-        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.convert_ids_to_tokens(0)
-    return tok
-
-
-def load_config(name: str, revision: str | None = None) -> Any:
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(name, revision=revision)
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"cannot load model '{name}': {_first_line(exc)}") from None
-
-
-def context_length(config: Any) -> int | None:
-    """The model's maximum number of positions, when its config says."""
-    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-def load_model(name: str, *, revision: str | None, dtype: str, device: str) -> Any:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            name, revision=revision, dtype=getattr(torch, dtype), use_safetensors=_prefer_safetensors(name)
-        )
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"cannot load model '{name}': {_first_line(exc)}") from None
-    return model.to(device).eval()
-
-
-def _prefer_safetensors(name: str) -> bool | None:
-    # Pickle checkpoints are refused unless the user opts in (BENCH_ALLOW_PICKLE=1).
-    return None if os.environ.get("BENCH_ALLOW_PICKLE") == "1" else True
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def eos_ids(tokenizer: Any, model: Any) -> list[int]:
@@ -125,52 +31,6 @@ def eos_ids(tokenizer: Any, model: Any) -> list[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
     return sorted(ids)
-
-
-def decode_loop(
-    model: Any,
-    input_ids: "torch.Tensor",
-    attention_mask: "torch.Tensor",
-    decoder: Decoder,
-    *,
-    max_new_tokens: int,
-    eos_token_ids: Sequence[int],
-    pad_token_id: int,
-    rng: RowRNG,
-) -> "torch.Tensor":
-    """Continue left-padded prompts with ``decoder.select``; new tokens [batch, steps], pad after EOS."""
-    import torch
-    from transformers import DynamicCache
-
-    eos = torch.tensor(list(eos_token_ids), device=input_ids.device)
-    cache = DynamicCache(config=model.config)
-    # Positions count real tokens only; pad positions get 1, as transformers' generate does.
-    positions = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
-    step_input, step_positions = input_ids, positions
-    done = torch.zeros(input_ids.size(0), dtype=torch.bool, device=input_ids.device)
-    new_tokens = []
-    for _ in range(max_new_tokens):
-        out = model(
-            input_ids=step_input,
-            attention_mask=attention_mask,
-            position_ids=step_positions,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        logits = out.logits[:, -1, :].float()              # next-token scores, fp32 as generate uses
-        token = decoder.select(logits, rng)                  # one token per row
-        token = torch.where(done, pad_token_id, token)       # finished rows only pad
-        new_tokens.append(token)
-        done |= torch.isin(token, eos)
-        if done.all():
-            break
-        step_input = token.unsqueeze(-1)                     # feed the chosen token back
-        step_positions = step_positions[:, -1:] + 1
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(attention_mask.size(0), 1)], dim=-1)
-    if not new_tokens:
-        return input_ids.new_zeros(input_ids.size(0), 0)
-    return torch.stack(new_tokens, dim=1)
 
 
 def split_continuations(tokens: "torch.Tensor", eos_token_ids: Sequence[int]) -> list[Continuation]:
@@ -195,8 +55,9 @@ class HFBackend:
         model_decoders=True, features=frozenset(ENGINE_FEATURES), one_filter=False)
 
     def __init__(self, model_name: str, *, revision: str | None = None, device: str = "auto", dtype: str = "auto",
-                 model: Any = None, tokenizer: Any = None):
+                 model: Any = None, tokenizer: Any = None, compile: bool = False):
         self.device = resolve_device(device)
+        self.compile = compile  # logits decoders on a static cache with a compiled step (hf_decode)
         self.dtype = resolve_dtype(dtype, self.device)
         self.tokenizer = tokenizer or load_tokenizer(model_name, revision)
         self.model = model if model is not None else load_model(
@@ -225,20 +86,23 @@ class HFBackend:
 
     @classmethod
     def model_files(cls, options: Any, model: str) -> tuple[Any, Any]:
-        return load_tokenizer(model, options.revision), load_config(model, options.revision)
+        files = load_tokenizer(model, options.revision), load_config(model, options.revision)
+        check_weights(model, options.revision)  # pickle-only weights are refused before anything runs
+        return files
 
     @classmethod
     def load(cls, options: Any, model: str, hyperfit: str | None) -> "HFBackend":
         """``model``, or the hyperfitted checkpoint ``hyperfit`` over it (full model or PEFT adapter)."""
+        compile = getattr(options, "compile", False)
         if hyperfit is None:
-            return cls(model, revision=options.revision, device=options.device, dtype=options.dtype)
+            return cls(model, revision=options.revision, device=options.device, dtype=options.dtype, compile=compile)
         from bench.hyperfit.checkpoint import load_hyperfit
 
         device = resolve_device(options.device)
         dtype = resolve_dtype(options.dtype, device)
         weights, _ = load_hyperfit(hyperfit, model, dtype=dtype, device=device)
         return cls(model, revision=options.revision, device=device, dtype=dtype, model=weights.eval(),
-                   tokenizer=load_tokenizer(model, options.revision))
+                   tokenizer=load_tokenizer(model, options.revision), compile=compile)
 
     # -- run time ----------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -264,5 +128,6 @@ class HFBackend:
             if decoder.needs == "model":
                 tokens = decoder.generate(self.model, batch["input_ids"], batch["attention_mask"], **args)
             else:
-                tokens = decode_loop(self.model, batch["input_ids"], batch["attention_mask"], decoder, **args)
+                tokens = decode_loop(self.model, batch["input_ids"], batch["attention_mask"], decoder, **args,
+                                     compile=self.compile)
         return split_continuations(tokens.cpu(), self.eos_token_ids)

@@ -122,7 +122,7 @@ class OpenAIBackend:
     @classmethod
     def model_files(cls, options: Any, model: str) -> tuple[Any, Any]:
         """The local tokenizer and config when ``model`` loads here; else the server checks lengths."""
-        from bench.backends.hf import load_config, load_tokenizer
+        from bench.runtime import load_config, load_tokenizer
 
         try:
             return load_tokenizer(model, options.revision), load_config(model, options.revision)
@@ -135,7 +135,7 @@ class OpenAIBackend:
             raise BenchError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         calibrating = [d for d in decls if d.calibrates]
         if calibrating:
-            from bench.backends.hf import load_config
+            from bench.runtime import check_weights, load_config
 
             for model in options.models:  # T* is calibrated with the HF backend, on the local weights
                 try:
@@ -143,6 +143,7 @@ class OpenAIBackend:
                 except BenchError:
                     raise BenchError(f"decoder '{calibrating[0].label}' calibrates on the local weights of --model, "
                                      f"but '{model}' does not load here; pass a local copy") from None
+                check_weights(model, options.revision)
         for model in options.models:
             probe(options.base_url, model, options.api_key_env)
 
@@ -244,7 +245,7 @@ def _eos_ids(tokenizer: Any) -> list[int]:
 
 def local_tokenizer(model: str, revision: str | None) -> Any:
     """``--model``'s tokenizer when it loads here (a local folder or a cached Hub id), else None."""
-    from bench.backends.hf import load_tokenizer
+    from bench.runtime import load_tokenizer
 
     try:
         return load_tokenizer(model, revision)

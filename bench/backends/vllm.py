@@ -28,9 +28,10 @@ from typing import Any, ClassVar, Sequence
 
 from bench.backends import vllm_engine
 from bench.backends.base import Capabilities, Continuation, refusal
-from bench.backends.hf import context_length, eos_ids, load_config, load_tokenizer
+from bench.backends.hf import eos_ids
 from bench.decoding import Declaration, EngineParams
 from bench.errors import BenchError
+from bench.runtime import check_weights, context_length, load_config, load_tokenizer
 
 
 def is_adapter(path: str | None) -> bool:
@@ -162,7 +163,9 @@ class VLLMBackend:
 
     @classmethod
     def model_files(cls, options: Any, model: str) -> tuple[Any, Any]:
-        return load_tokenizer(model, options.revision), load_config(model, options.revision)
+        files = load_tokenizer(model, options.revision), load_config(model, options.revision)
+        check_weights(model, options.revision)  # vLLM would load pickle weights too
+        return files
 
     @classmethod
     def load(cls, options: Any, model: str, hyperfit: str | None) -> "VLLMBackend":

@@ -1,7 +1,8 @@
 """The Ray executor: every pending run of a plan becomes one Ray task.
 
-One task per run (model x decoder x suite) keeps one writer per generations file, so appends need
-no locking; the prompts of a run are not split across tasks. Each task loads its backend, runs
+One task per run (model x decoder x suite); the prompts of a run are not split across tasks, and
+the run's lock (:meth:`bench.store.RunStore.writing`) keeps a retried task and a lost one, or
+another command on the same store, from writing it at once. Each task loads its backend, runs
 :func:`bench.generation.generate` (calibration included) and appends to ``<out>/<run_id>`` like
 the local executor. A task whose worker dies (killed, out of memory, node lost) is retried up to
 ``MAX_RETRIES`` times by Ray and resumes from the store: the store drops a torn last line and only

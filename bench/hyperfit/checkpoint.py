@@ -8,87 +8,50 @@ extend a run, ``state/`` (trainable weights, optimizer, RNG and progress at the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench.errors import BenchError
-
-if TYPE_CHECKING:
-    import torch
+from bench.runtime import (SCHEME, check_weights, content_fingerprint, first_line, legacy_fingerprint, load_config,
+                           load_model, load_tokenizer, model_identity, write_json_atomic)
 
 METADATA = "hyperfit.json"
 STATE = "state"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
-_NOT_MODEL = ("loss.csv", "loss.png", METADATA)
-DTYPES = ("float32", "bfloat16", "float16")
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (library errors can span many lines)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def resolve_dtype(dtype: Any) -> "torch.dtype":
-    """``"float32"``/``"bfloat16"``/``"float16"`` (or a torch dtype) to a torch dtype."""
-    import torch
-
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in DTYPES:
-        raise BenchError(f"unknown dtype '{dtype}' (choose from {', '.join(DTYPES)})")
-    return getattr(torch, dtype)
-
-
-def _hash_files(entries: list[tuple[str, int]], extra: bytes = b"") -> str:
-    h = hashlib.sha256()
-    for name, size in sorted(entries):
-        h.update(f"{name}\x1f{size}\n".encode())
-    h.update(extra)
-    return h.hexdigest()[:16]
-
-
-def _local_model_dir(name: str) -> Path | None:
-    """The directory holding ``name``: a local path, or a Hub id already in the local cache."""
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return path
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(name, local_files_only=True))
-    except Exception:  # not a Hub id, or not cached: no fingerprint can be taken
-        return None
-
-
-def model_fingerprint(name: str) -> str | None:
-    """Hash of a model's config and weight file names and sizes; None when it is not on disk."""
-    directory = _local_model_dir(name)
-    if directory is None:
-        return None
-    entries = [
-        (p.name, p.stat().st_size)
-        for p in directory.iterdir()
-        if p.is_file() and (p.name == "config.json" or p.name.endswith(_WEIGHT_SUFFIXES)
-                            or p.name.endswith(".index.json"))
-    ]
-    return _hash_files(entries) if entries else None
 
 
 def checkpoint_fingerprint(path: str | os.PathLike) -> str:
-    """Hash of a checkpoint's top-level file names and sizes plus the content of hyperfit.json."""
+    """Hash of the content of a checkpoint's model files and its hyperfit.json (not its loss plots or state)."""
     directory = Path(path)
     if not directory.is_dir():
         raise BenchError(f"hyperfit checkpoint '{path}' does not exist")
-    entries = [(p.name, p.stat().st_size) for p in directory.iterdir()
-               if p.is_file() and p.name not in _NOT_MODEL]
-    meta = directory / METADATA
-    return _hash_files(entries, meta.read_bytes() if meta.is_file() else b"")
+    return content_fingerprint(directory)
+
+
+def base_fingerprint(name: str) -> dict[str, Any]:
+    """What hyperfit.json records of the base model to recognise it later: content hash or Hub commit."""
+    fingerprint, commit = model_identity(name)
+    return {"fingerprint": fingerprint or None, "commit": commit, "scheme": SCHEME}
+
+
+def same_base(recorded: dict[str, Any], name: str) -> bool | None:
+    """Whether ``name`` is the base model hyperfit.json recorded; None when either cannot be identified.
+
+    Records written before content fingerprints (no ``scheme``) are compared with the old
+    names-and-sizes fingerprint they hold.
+    """
+    if recorded.get("scheme") != SCHEME:
+        mine, theirs = legacy_fingerprint(name), recorded.get("fingerprint")
+        return mine == theirs if mine and theirs else None
+    now = base_fingerprint(name)
+    for key in ("fingerprint", "commit"):
+        if recorded.get(key) and now[key]:
+            return recorded[key] == now[key]
+    return None
 
 
 def read_metadata(directory: str | os.PathLike) -> dict[str, Any] | None:
@@ -104,9 +67,36 @@ def read_metadata(directory: str | os.PathLike) -> dict[str, Any] | None:
 
 def write_metadata(directory: Path, meta: dict[str, Any]) -> None:
     """Write ``hyperfit.json`` atomically (a crash never leaves half a file)."""
-    tmp = directory / (METADATA + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, directory / METADATA)
+    write_json_atomic(directory / METADATA, meta, sort_keys=True)
+
+
+FINAL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
+
+
+def is_finished(directory: str | os.PathLike, meta: dict[str, Any] | None) -> bool:
+    """The one test of a finished hyperfit run: ``finished`` recorded *and* its weights on disk.
+
+    ``finished`` is written only after every final file is in place (see :func:`save_final`), so a
+    run killed before that, or one whose weights went missing, counts as unfinished and
+    ``bench hyperfit`` finishes it from ``state/``.
+    """
+    directory = Path(directory)
+    return bool(meta and meta.get("finished")) and any((directory / f).is_file() for f in FINAL_WEIGHTS)
+
+
+def save_final(directory: Path, model: Any, tokenizer: Any) -> None:
+    """Write the final model (or adapter) and tokenizer so that no reader sees half a file.
+
+    Everything is saved in a hidden folder first, then each file is moved into place with an
+    atomic rename; a kill in between leaves whole files only, and ``finished`` still unset.
+    """
+    staging = directory / ".final.new"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging))
+    tokenizer.save_pretrained(str(staging))
+    for path in sorted(staging.iterdir()):
+        os.replace(path, directory / path.name)
+    staging.rmdir()
 
 
 # --- resumable training state -------------------------------------------------------------------
@@ -171,40 +161,31 @@ def load_state(directory: Path, model: Any, optimizer: Any) -> dict[str, Any]:
 
 
 def load_base_model(name: str, dtype: Any) -> Any:
-    """``AutoModelForCausalLM.from_pretrained`` without remote code, errors as BenchError."""
-    from transformers import AutoModelForCausalLM
-
-    try:
-        return AutoModelForCausalLM.from_pretrained(name, dtype=resolve_dtype(dtype), trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as e:
-        raise BenchError(f"cannot load model '{name}': {first_line(e)}") from None
+    """The base model on CPU (see :func:`bench.runtime.load_model`: safetensors only, no remote code)."""
+    return load_model(name, dtype=dtype, device=None)
 
 
 def _vocab_size(name: str | Path) -> int | None:
-    from transformers import AutoConfig
-
     try:
-        config = AutoConfig.from_pretrained(str(name), trust_remote_code=False)
-    except (OSError, ValueError, KeyError):
+        config = load_config(str(name))
+    except BenchError:
         return None
     return getattr(config.get_text_config(), "vocab_size", None)
 
 
 def _tokenizer_vocab(name: str | Path) -> dict[str, int] | None:
-    from transformers import AutoTokenizer
-
     try:
-        return AutoTokenizer.from_pretrained(str(name), trust_remote_code=False).get_vocab()
-    except (OSError, ValueError, KeyError, TypeError):
+        return load_tokenizer(str(name), left_pad=False).get_vocab()
+    except BenchError:
         return None
 
 
 def _check_base(path: Path, meta: dict[str, Any] | None, base: str, is_adapter: bool) -> None:
     """Refuse a checkpoint trained from another model than ``base``."""
-    base_fp = model_fingerprint(base)
     trained = (meta or {}).get("base_model", {})
-    if trained.get("fingerprint") and base_fp:
-        if trained["fingerprint"] != base_fp:
+    same = same_base(trained, base)
+    if same is not None:
+        if not same:
             raise BenchError(
                 f"hyperfit checkpoint '{path}' was trained from '{trained.get('name')}', "
                 f"whose files differ from base model '{base}'"
@@ -215,8 +196,8 @@ def _check_base(path: Path, meta: dict[str, Any] | None, base: str, is_adapter: 
     adapter_base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
     if not adapter_base:
         return
-    adapter_fp = model_fingerprint(adapter_base)
-    same = adapter_fp == base_fp if adapter_fp and base_fp else adapter_base.rstrip("/") == base.rstrip("/")
+    adapter_fp, base_fp = model_identity(adapter_base), model_identity(base)
+    same = adapter_fp == base_fp if any(adapter_fp) and any(base_fp) else adapter_base.rstrip("/") == base.rstrip("/")
     if not same:
         raise BenchError(f"adapter '{path}' was trained on '{adapter_base}', not on base model '{base}'")
 
@@ -247,12 +228,13 @@ def check_hyperfit(path: str | os.PathLike, base_model_name_or_path: str) -> tup
     is_adapter = (directory / "adapter_config.json").is_file()
     is_full = (directory / "config.json").is_file() and any(
         p.name.endswith(_WEIGHT_SUFFIXES) for p in directory.iterdir() if p.is_file())
-    if meta is not None and not meta.get("finished"):
+    if meta is not None and not is_finished(directory, meta):
         # Weights there, if any, are from before a run that is still going (or was killed).
         raise BenchError(f"the hyperfit run in '{path}' is unfinished "
                          f"({meta.get('epochs_done', 0)} epochs done): run 'bench hyperfit' again to finish it")
     if not (is_adapter or is_full):
         raise BenchError(f"'{path}' is neither a model directory nor a PEFT adapter")
+    check_weights(str(directory), role="hyperfit checkpoint")
     _check_base(directory, meta, base_model_name_or_path, is_adapter)
     _check_vocab(directory, base_model_name_or_path, is_adapter)
     return meta, is_adapter

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from bench.hyperfit.train import METHODS, SCHEDULES, Recipe
+from bench.runtime.devices import DEVICES_HELP, PRECISIONS
 
 _D = Recipe()  # defaults: Carlsson et al. (2025)
 
@@ -49,8 +50,8 @@ def _targets(value: str | None) -> tuple[str, ...] | None:
               help="late-lora: number of last transformer blocks that get LoRA.")
 @click.option("--stop-at-loss", type=float, default=None,
               help="End early once an epoch's mean training loss is below this.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=_D.dtype,
+@click.option("--device", default="auto", show_default=True, help=f"{DEVICES_HELP}.")
+@click.option("--dtype", type=click.Choice(PRECISIONS), default=_D.dtype,
               show_default=True, help="Dtype the weights are loaded and trained in.")
 @click.option("--bf16", is_flag=True, help="CUDA only: autocast to bfloat16, weights stay in --dtype.")
 @click.option("--gradient-checkpointing", is_flag=True, help="Trade compute for activation memory.")

@@ -9,21 +9,21 @@ killed run continues where it stopped and reaches the same weights as an uninter
 
 from __future__ import annotations
 
-import csv
 import math
-import subprocess
 from dataclasses import asdict, dataclass
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Callable
 
+from bench import runtime
 from bench.errors import BenchError, check
 from bench.hyperfit import checkpoint as ckpt
 from bench.hyperfit.data import build_sequences
+from bench.hyperfit.finish import finish, write_loss_files
+from bench.runtime import git_commit, package_versions
 
 METHODS = ("full", "lora", "late-lora")
 SCHEDULES = ("constant", "linear", "cosine")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # LoRA targets per architecture (model_type); other architectures get every linear layer of a block.
 _DEFAULT_TARGETS = {
@@ -72,7 +72,7 @@ class Recipe:
         check(0 <= self.lora_dropout < 1, "--lora-dropout must be in [0, 1)")
         check(self.lora_alpha > 0, "--lora-alpha must be positive")
         check(self.stop_at_loss is None or self.stop_at_loss > 0, "--stop-at-loss must be positive")
-        ckpt.resolve_dtype(self.dtype)
+        runtime.torch_dtype(self.dtype)
 
     def identity(self) -> dict[str, Any]:
         """The values a resumed run must share with the saved one (what the weights depend on).
@@ -189,31 +189,14 @@ def apply_method(model: Any, recipe: Recipe, log: Callable[[str], None]) -> tupl
 # --- the run directory --------------------------------------------------------------------------
 
 
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for pkg in ("torch", "transformers", "peft", "decbench"):
-        try:
-            out[pkg] = importlib_metadata.version(pkg)
-        except importlib_metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
-def _git_commit() -> str | None:
-    repo = Path(__file__).resolve().parents[2]
-    try:
-        done = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def _check_same_run(out: Path, meta: dict[str, Any], fresh: dict[str, Any]) -> None:
     """Refuse a directory holding another model's, data's or recipe's run; nothing is written."""
     differences = []
     old_base, new_base = meta.get("base_model", {}), fresh["base_model"]
-    if (old_base.get("fingerprint") or old_base.get("name")) != (new_base["fingerprint"] or new_base["name"]):
+    same = ckpt.same_base(old_base, new_base["name"])
+    if same is None:  # neither fingerprint nor commit to compare: the name decides
+        same = old_base.get("name") == new_base["name"]
+    if not same:
         differences.append(f"model {old_base.get('name')!r} (now {new_base['name']!r})")
     if meta.get("data", {}).get("sha256") != fresh["data"]["sha256"]:
         differences.append(f"data {meta.get('data', {}).get('source')!r} (now {fresh['data']['source']!r})")
@@ -235,38 +218,13 @@ def _is_done(meta: dict[str, Any], recipe: Recipe) -> bool:
     return recipe.stop_at_loss is not None and loss is not None and loss < recipe.stop_at_loss
 
 
-def _write_loss_files(out: Path, history: list[list[float]], plot: bool) -> None:
-    with (out / "loss.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["epoch", "step", "loss"])
-        writer.writerows([int(e), int(s), f"{loss:.6g}"] for e, s, loss in history)
-    if not plot or not history:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot([s for _, s, _ in history], [loss for _, _, loss in history], lw=1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    if min(loss for _, _, loss in history) > 0:
-        ax.set_yscale("log")
-    ax.set_title(f"hyperfit: {out.name}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "loss.png", dpi=100)
-    plt.close(fig)
-
-
 def _new_metadata(model_name: str, data: Any, recipe: Recipe) -> dict[str, Any]:
     recipe_dict = asdict(recipe)
     if recipe_dict["target_modules"] is not None:
         recipe_dict["target_modules"] = list(recipe_dict["target_modules"])
     return {
         "format": FORMAT_VERSION,
-        "base_model": {"name": model_name, "fingerprint": ckpt.model_fingerprint(model_name)},
+        "base_model": {"name": model_name, **ckpt.base_fingerprint(model_name)},
         "method": recipe.method,
         "output": "full" if recipe.method == "full" else "adapter",
         "recipe": recipe_dict,
@@ -279,8 +237,8 @@ def _new_metadata(model_name: str, data: Any, recipe: Recipe) -> dict[str, Any]:
         "epoch_losses": [],
         "finished": False,
         "stopped_early": False,
-        "versions": _versions(),
-        "git_commit": _git_commit(),
+        "versions": package_versions(),
+        "git_commit": git_commit(),
     }
 
 
@@ -288,20 +246,8 @@ def _new_metadata(model_name: str, data: Any, recipe: Recipe) -> dict[str, Any]:
 
 
 def resolve_device(device: str, recipe: Recipe) -> str:
-    """``auto``/``cpu``/``cuda``/``cuda:N`` to a device string (as ``bench run`` takes it); BenchError for
-    CUDA-only options without CUDA."""
-    import re
-
-    import torch
-
-    check(device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", device) is not None,
-          f"unknown device '{device}' (choose from auto, cpu, cuda, cuda:N)")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BenchError(f"--device {device} was asked for but no CUDA device is available")
-    if device.startswith("cuda") and int(device.partition(":")[2] or 0) >= torch.cuda.device_count():
-        raise BenchError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA devices")
+    """:func:`bench.runtime.resolve_device`, and BenchError for CUDA-only options without CUDA."""
+    device = runtime.resolve_device(device)
     if recipe.bf16 and not device.startswith("cuda"):
         raise BenchError("--bf16 (autocast) needs CUDA; on CPU use --dtype bfloat16 or float32")
     return device
@@ -377,7 +323,7 @@ def _run_epochs(model: Any, optimizer: Any, data: Any, recipe: Recipe, device: s
             meta.update(epochs_done=epoch + 1, steps_done=(epoch + 1) * per_epoch, final_loss=epoch_loss,
                         epoch_losses=list(progress["epoch_losses"]))
             ckpt.save_state(out, model, optimizer, progress)
-            _write_loss_files(out, progress["history"], plot=False)
+            write_loss_files(out, progress["history"], plot=False)
             ckpt.write_metadata(out, meta)
             log(f"epoch {epoch + 1}/{recipe.epochs}: mean training loss {epoch_loss:.5f}")
             if on_epoch_end is not None:
@@ -407,22 +353,22 @@ def train(
     ``on_epoch_end(epoch, mean_loss)`` runs after each epoch's state is saved.
     """
     import torch
-    from transformers import AutoTokenizer
 
     recipe.validate()
     log = log or _default_log
     device = resolve_device(device, recipe)
     out = Path(out)
     old = _prepare_out(out, resume)
+    runtime.check_weights(model_name)  # before the data is read or anything is written
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_name, trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as e:
-        raise BenchError(f"cannot load the tokenizer of '{model_name}': {ckpt.first_line(e)}") from None
+        tokenizer = runtime.load_tokenizer(model_name, left_pad=False)
+    except BenchError as e:
+        raise BenchError(f"cannot load the tokenizer of '{model_name}': {str(e).partition(': ')[2]}") from None
     data = build_sequences(tokenizer, data_source, recipe.seq_len, recipe.num_sequences)
     meta = _new_metadata(model_name, data, recipe)
     if old is not None:
         _check_same_run(out, old, meta)
-        if _is_done(old, recipe):
+        if ckpt.is_finished(out, old) and _is_done(old, recipe):
             log(f"'{out}' already holds this run, finished after {old['epochs_done']} epochs "
                 f"(loss {old['final_loss']:.5f}); nothing to train")
             return TrainResult(old)
@@ -451,14 +397,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     ckpt.write_metadata(out, meta)
 
-    _run_epochs(model, optimizer, data, recipe, device, out, meta, progress, on_epoch_end, log, show_progress)
-
-    model.eval()
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    _write_loss_files(out, progress["history"], plot=True)
-    meta.update(finished=True, stopped_early=meta["epochs_done"] < recipe.epochs)
-    ckpt.write_metadata(out, meta)
-    log(f"saved {'model' if recipe.method == 'full' else 'adapter'} to '{out}' "
-        f"(final mean loss {meta['final_loss']:.5f} after {meta['epochs_done']} epochs)")
+    if not _is_done(meta, recipe):  # killed after its last epoch: only the final save is left
+        _run_epochs(model, optimizer, data, recipe, device, out, meta, progress, on_epoch_end, log, show_progress)
+    finish(out, model, tokenizer, recipe, meta, progress["history"], log)
     return TrainResult(meta, model, True)

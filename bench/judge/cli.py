@@ -66,7 +66,7 @@ def judge(run_a: str, run_b: str, **kw: Any) -> None:
     result = judge_records(recs_a, recs_b, settings)
     result.update(run_a=label_a, run_b=label_b)
     if kw["out"]:
-        from bench.store import write_json_atomic
+        from bench.runtime import write_json_atomic
 
         Path(kw["out"]).parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(Path(kw["out"]), result)

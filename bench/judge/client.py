@@ -136,7 +136,7 @@ class LocalJudge:
         from bench.scorers.perplexity import load_scorer
 
         self.path, self.max_tokens = path, max_tokens
-        self.model, self.tok = load_scorer(path, device)
+        self.model, self.tok = load_scorer(path, device, role="judge model")
         self._lock = threading.Lock()  # generate() on one model is not safe to run concurrently
         self.requests = 0
         self.retries = 0

@@ -106,7 +106,7 @@ def judge_records(a: list[dict[str, Any]], b: list[dict[str, Any]], s: JudgeSett
         judge.close()
     if failure:
         raise BenchError(f"{failure[0]}; {len(cache)} verdicts kept in {s.cache} (run again to resume)")
-    result = summarize(outcomes, n_boot=s.n_boot, seed=s.seed)
+    result = summarize(outcomes, n_boot=s.n_boot, seed=s.seed, prompt_ids=[ra["prompt_id"] for ra, _ in pairs])
     result.update(
         judge=judge.ident, template=template.ident, requests=judge.requests, retries=judge.retries,
         verdicts_cached_before=cached_before, verdicts_new=len(cache) - cached_before,

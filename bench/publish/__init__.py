@@ -63,11 +63,14 @@ def complete_runs(runs: list[RunDir], *, skip_incomplete: bool = False, can_skip
 def row_label(row: dict[str, Any]) -> str:
     """``suite model decoder:args`` for messages and tables."""
     decoder = row["decoder"] + (f":{row['decoder_args']}" if row.get("decoder_args") else "")
-    return f"{row['suite']} {row['model']} {decoder}"
+    amateur = f" (amateur {row['amateur']})" if row.get("amateur") else ""
+    return f"{row['suite']} {row['model']} {decoder}{amateur}"
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(row.get(k, "")) for k in ROW_KEY)
+    # Contrastive decoding with two amateurs is two rows; rows without one keep their old key.
+    amateur = (str(row["amateur"]),) if row.get("amateur") else ()
+    return tuple(str(row.get(k, "")) for k in ROW_KEY) + amateur
 
 
 def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -92,6 +95,36 @@ def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                              f"({old['n_prompts']} and {row['n_prompts']} prompts); publish runs of one subset")
         raise BenchError(f"runs {old['run_id']} and {row['run_id']} both give the row '{row_label(row)}' "
                          "(different settings); pass only one of them")
+    return out
+
+
+SETTING_COLUMNS = ("suite_version", "n_prompts", "max_new_tokens", "samples_per_prompt", "seed", "backend", "dtype",
+                   "amateur")
+"""Settings shown beside a row's metrics whenever two rows of a leaderboard differ in them."""
+
+
+def varying_settings(rows: list[dict[str, Any]]) -> list[str]:
+    """The :data:`SETTING_COLUMNS` whose values differ between rows (blank cells aside)."""
+    return [c for c in SETTING_COLUMNS if len({str(r.get(c)) for r in rows if r.get(c) not in (None, "")}) > 1]
+
+
+def distinct_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows told apart by their settings (:data:`bench.leaderboard.SETTING_COLUMNS`), shown as columns.
+
+    Runs of one decoder at 100 and 30 prompts, or at two max-new-tokens, are two rows with the
+    setting beside them; identical human rows collapse into one. Two runs that agree on the row
+    and on every setting are an error naming both.
+    """
+    seen: dict[tuple[str, ...], dict[str, Any]] = {}
+    out = []
+    for row in rows:
+        key = row_key(row) + tuple(str(row.get(k, "")) for k in SETTING_COLUMNS)
+        old = seen.setdefault(key, row)
+        if old is row:
+            out.append(row)
+        elif row["model"] != "human":
+            raise BenchError(f"runs {old['run_id']} and {row['run_id']} both give the row '{row_label(row)}' "
+                             "with the same settings; pass only one of them")
     return out
 
 

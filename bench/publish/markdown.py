@@ -76,13 +76,18 @@ def arrow(name: str) -> str:
 
 def suite_table(rows: list[dict[str, Any]], metrics: list[str]) -> list[str]:
     """The lines of one suite's Markdown table."""
+    from bench.publish import varying_settings
+
     best = best_values(rows, metrics)
-    head = ["model", "decoder", "n"] + [m + arrow(m) for m in metrics]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(metrics)) + "|"]
+    settings = varying_settings(rows)  # a setting that differs between rows is shown beside each
+    head = ["model", "decoder", *settings, "n", "flags"] + [m + arrow(m) for m in metrics]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] * (4 + len(settings)) + ["---:"] * len(metrics)) + "|"]
     for r in rows:
         decoder = r["decoder"] + (f":{r['decoder_args']}" if r.get("decoder_args") else "")
         n = r.get("n")
-        cells = [md_text(r["model"]), md_code(decoder), str(int(n)) if is_number(n) else md_text(n or "")]
+        cells = [md_text(r["model"]), md_code(decoder), *(_int(r.get(c)) for c in settings),
+                 str(int(n)) if is_number(n) else md_text(n or ""), md_text(r.get("flags") or "")]
         for m in metrics:
             text = cell(r, m)
             is_best = r["model"] != "human" and m in best and is_number(r.get(m)) and float(r[m]) == best[m]
@@ -99,7 +104,8 @@ def render_markdown(title: str, by_suite: dict[str, list[dict[str, Any]]], metri
     out = [f"# {md_text(title)}", ""]
     out += [*(md_text(n) for n in notes), ""] if notes else []
     out += ["Each value is followed by its 95% bootstrap interval over prompts. ↑ higher is better, "
-            "↓ lower is better; the best decoder's value in each column is in bold (the human reference row is a yardstick, never bold).", ""]
+            "↓ lower is better; the best decoder's value in each column is in bold (the human reference row is a yardstick, never bold). "
+            "MAUVE is a set-level score: its value is the mean over k-means seeds and its interval mean ± one sd over those seeds (column mauve_sd), not a bootstrap interval.", ""]
     for suite, rows in by_suite.items():
         shown = [m for m in metrics if any(is_number(r.get(m)) for r in rows)]
         settings = rows[0]

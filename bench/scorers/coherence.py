@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from bench.errors import BenchError
-from bench.scorers.perplexity import LMScores, prompt_bootstrap
+from bench.scorers.perplexity import LMScores
+from bench.stats import prompt_bootstrap
 
 DEFAULT_SENTENCE_MODEL = "all-MiniLM-L6-v2"
 
@@ -59,9 +60,10 @@ def load_sentence_model(name: str, device: str = "auto"):
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise BenchError("coherence-sim needs sentence-transformers: pip install sentence-transformers") from None
-    from bench.scorers.features import resolve_device
+    from bench.runtime import check_weights, resolve_device
 
     path = resolve_sentence_model(name)
+    check_weights(path, role="sentence model")
     try:
         return SentenceTransformer(path, device=resolve_device(device))
     except (OSError, ValueError) as exc:

@@ -62,6 +62,20 @@ def check_names(names: list[str] | tuple[str, ...]) -> list[str]:
     return out
 
 
+def check_score_models(names: list[str], s: ModelScoreSettings) -> None:
+    """Refuse pickle-only models of every named metric before the first one is computed."""
+    from bench.runtime import check_weights
+
+    if "mauve" in names:
+        check_weights(s.featurizer, role="featurizer model")
+    if "coherence" in names or "perplexity" in names:
+        check_weights(s.scorer_model, role="scorer model")
+    if "coherence-sim" in names:
+        from bench.scorers.coherence import resolve_sentence_model
+
+        check_weights(resolve_sentence_model(s.sentence_model), role="sentence model")
+
+
 def _mauve(records, s: ModelScoreSettings) -> tuple[float, list[float], dict[str, Any]]:
     from bench.scorers.mauve import MauveSettings, interval, score_mauve
 
@@ -79,6 +93,7 @@ def score_model_based(records: list[dict[str, Any]], names, settings: ModelScore
     s = settings if isinstance(settings, ModelScoreSettings) else ModelScoreSettings.from_dict(settings)
     if not records:
         raise BenchError("no records to score")
+    check_score_models(names, s)
     out: dict[str, Any] = {"metrics": {}, "ci": {}, "settings": {}, "details": {}}
     if "mauve" in names:
         value, ci, result = _mauve(records, s)
