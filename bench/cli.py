@@ -140,11 +140,13 @@ def run_options(kw: dict[str, Any]) -> Any:
         data_dir=kw["data_dir"], suite_path=kw["suite_path"],
         backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
         tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
+        kv_cache_gib=kw.get("kv_cache_gib"), enforce_eager=bool(kw.get("enforce_eager")),
         executor=kw["executor"], ray_address=kw["ray_address"],
         scores=tuple(kw["scores"]), judge_against=kw["judge_against"],
         score_settings=score_settings(kw),
         judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
-                        "local_model": kw["judge_local"], "device": kw["device"]},
+                        "local_model": kw["judge_local"], "device": kw["device"],
+                        "chat_template": kw.get("judge_chat_template")},
     )
 
 
@@ -155,9 +157,9 @@ RUN_SECTIONS = (
                     "dtype")),
     ("Where results go", ("out",)),
     ("Model-based scores", ("scores", "featurizer", "featurizer_dtype", "mauve_length", "scorer_model", "sentence_model")),
-    ("LLM judge", ("judge_against", "judge_url", "judge_model", "judge_key_env", "judge_local")),
+    ("LLM judge", ("judge_against", "judge_url", "judge_model", "judge_key_env", "judge_local", "judge_chat_template")),
     ("Backends and executors", ("backend", "base_url", "api_key_env", "tensor_parallel_size", "gpu_memory_utilization",
-                                "executor", "ray_address")),
+                                "kv_cache_gib", "enforce_eager", "executor", "ray_address")),
 )
 """How ``bench run --help`` groups its options."""
 
@@ -205,6 +207,8 @@ RUN_SECTIONS = (
 @click.option("--judge-model", default=None, help="Model name sent to --judge-url.")
 @click.option("--judge-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the judge's API key.")
 @click.option("--judge-local", default=None, metavar="MODEL", help="Judge with a local Hugging Face model instead of an endpoint.")
+@click.option("--judge-chat-template", default=None, metavar="plain|FILE",
+              help="Render the judge's messages with this Jinja chat template ('plain': system, blank line, user) and send them to /completions; for served models without a chat template.")
 @click.option("--backend", type=click.Choice(["hf", "vllm", "openai", "fake"]), default="hf", show_default=True,
               help="Generate with transformers (hf, runs every decoder), the offline vLLM engine, an OpenAI-compatible "
               "server, or fake (made-up words, no model: for trying the harness and for tests).")
@@ -212,8 +216,13 @@ RUN_SECTIONS = (
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Environment variable holding the server's API key (the key is never stored).")
 @click.option("--tensor-parallel-size", type=int, default=1, show_default=True, help="GPUs per model (--backend vllm).")
-@click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True,
-              help="Fraction of GPU memory vLLM may use (--backend vllm).")
+@click.option("--gpu-memory-utilization", type=float, default=None,
+              help="Fraction of memory vLLM may take (--backend vllm): of GPU memory on CUDA (default 0.9), of RAM "
+              "on CPU (default: a fixed KV cache, see --kv-cache-gib).")
+@click.option("--kv-cache-gib", type=float, default=None,
+              help="A fixed KV cache size in GiB for --backend vllm instead of a memory fraction (default on CPU: 1).")
+@click.option("--enforce-eager", is_flag=True,
+              help="--backend vllm without torch.compile: starts in seconds instead of minutes on CPU, generates slower.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Generate in this process, or as one Ray task per run.")
 @click.option("--ray-address", default=None, help="An existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local one.")

@@ -8,6 +8,7 @@ they produce the same store.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -24,6 +25,8 @@ class Backends:
     def __init__(self, options: RunOptions):
         self.options = options
         self.loaded: dict[tuple[str, str, str | None], Any] = {}
+        self.load_seconds = 0.0
+        """Seconds spent loading models and starting engines (reported apart from generation)."""
         self.amateurs: dict[str, Any] = {}
 
     def get(self, model: str, hyperfit: str | None = None, *, kind: str | None = None) -> Any:
@@ -34,7 +37,9 @@ class Backends:
         if key not in self.loaded:
             if any(k[1] != model for k in self.loaded):
                 self.loaded.clear()  # moving to another model: free the previous one first
+            start = time.perf_counter()
             self.loaded[key] = load_backend(self.options, model, hyperfit, kind)
+            self.load_seconds += time.perf_counter() - start
         return self.loaded[key]
 
     def amateur(self, path: str) -> Any:
@@ -93,29 +98,42 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
         base = backends.reference(spec.model.name)
         reference = backends.reference(spec.model.name, spec.model.hyperfit) if spec.model.hyperfit else base
         planned.resolved.update(decoder.calibrate(base, reference, planned.prompts))
-    with store.writing(spec, expected_records=planned.expected_records, device=backend.device,
-                       resolved=planned.resolved) as run:
-        # Read under the lock: what another process wrote meanwhile is not generated again.
-        todo = missing_work(planned, run.done_keys())
-        # Longest prompts first: less padding per batch, and the memory peak comes early.
-        lengths = {p.id: len(t) for p, t in zip(planned.prompts, backend.encode([p.text for p in planned.prompts]))}
-        todo.sort(key=lambda item: -lengths[item[0].id])
-        generated = tokens = 0
-        start = time.perf_counter()
-        for b in range(0, len(todo), batch_size):
-            chunk = todo[b : b + batch_size]
-            seeds = [record_seed(spec.generation.seed, p.id, i) for p, i in chunk]
-            t0 = time.perf_counter()
-            outs = backend.continue_batch([p.text for p, _ in chunk], decoder,
-                                          max_new_tokens=spec.generation.max_new_tokens, seeds=seeds)
-            per_record = (time.perf_counter() - t0) / len(chunk)
-            records = [record(spec, run.run_id, p, i, seed if info.sampling else None, out,
-                              out.text if out.text is not None else backend.decode(out.token_ids), per_record)
-                       for (p, i), seed, out in zip(chunk, seeds, outs)]
-            store.append(run, records)
-            generated += len(records)
-            tokens += sum(len(o.token_ids) for o in outs)
-            on_records(len(records))
+    new_run = not (store.root / spec.run_id).exists()
+    try:
+        with store.writing(spec, expected_records=planned.expected_records, device=backend.device,
+                           resolved=planned.resolved) as run:
+            return _generate_records(planned, backend, decoder, store, run, batch_size, on_records)
+    except BaseException:
+        if new_run and not (store.root / spec.run_id / GENERATIONS).exists():
+            shutil.rmtree(store.root / spec.run_id, ignore_errors=True)  # never leave a folder holding only its header
+        raise
+
+
+def _generate_records(planned: PlannedRun, backend: Any, decoder: Any, store: RunStore, run: RunDir,
+                      batch_size: int, on_records: Callable[[int], None]) -> RunResult:
+    """The batches of :func:`generate`, appended to ``run`` as each finishes (under the run's lock)."""
+    spec, info = planned.spec, planned.decoder_info
+    # Read under the lock: what another process wrote meanwhile is not generated again.
+    todo = missing_work(planned, run.done_keys())
+    # Longest prompts first: less padding per batch, and the memory peak comes early.
+    lengths = {p.id: len(t) for p, t in zip(planned.prompts, backend.encode([p.text for p in planned.prompts]))}
+    todo.sort(key=lambda item: -lengths[item[0].id])
+    generated = tokens = 0
+    start = time.perf_counter()
+    for b in range(0, len(todo), batch_size):
+        chunk = todo[b : b + batch_size]
+        seeds = [record_seed(spec.generation.seed, p.id, i) for p, i in chunk]
+        t0 = time.perf_counter()
+        outs = backend.continue_batch([p.text for p, _ in chunk], decoder,
+                                      max_new_tokens=spec.generation.max_new_tokens, seeds=seeds)
+        per_record = (time.perf_counter() - t0) / len(chunk)
+        records = [record(spec, run.run_id, p, i, seed if info.sampling else None, out,
+                          out.text if out.text is not None else backend.decode(out.token_ids), per_record)
+                   for (p, i), seed, out in zip(chunk, seeds, outs)]
+        store.append(run, records)
+        generated += len(records)
+        tokens += sum(len(o.token_ids) if o.token_ids is not None else (o.num_tokens or 0) for o in outs)
+        on_records(len(records))
     return RunResult(run, generated, tokens, time.perf_counter() - start)
 
 
@@ -130,7 +148,7 @@ def record(spec: RunSpec, run_id: str, prompt: Prompt, index: int, seed: int | N
         "reference": prompt.reference,
         "continuation": text,
         "token_ids": out.token_ids,
-        "num_tokens": out.num_tokens if out.num_tokens is not None else len(out.token_ids),
+        "num_tokens": out.num_tokens if out.num_tokens is not None or out.token_ids is None else len(out.token_ids),
         "finish_reason": out.finish_reason,
         "model": spec.model.name,
         "hyperfit": spec.model.hyperfit,

@@ -39,7 +39,10 @@ def tokens_sha(records: list[dict[str, Any]]) -> str:
 
     Identical for two runs exactly when every continuation has the same token ids, whatever
     order the records were written in; ``bench check --exact`` compares it for deterministic decoders.
+    ``unavailable`` when any record has no token ids.
     """
+    if any(r.get("token_ids") is None for r in records):
+        return "unavailable"  # a server gave no ids: there is nothing to compare token for token
     h = hashlib.sha256()
     for r in sorted(records, key=lambda r: (r["prompt_id"], r["sample_index"])):
         h.update(f"{r['prompt_id']}\t{r['sample_index']}\t{' '.join(map(str, r['token_ids']))}\n".encode())

@@ -22,10 +22,15 @@ def check_options(options: Any) -> None:
     tps, gmu = options.tensor_parallel_size, options.gpu_memory_utilization
     if not isinstance(tps, int) or tps < 1:
         raise BenchError(f"--tensor-parallel-size must be >= 1, got {tps}")
-    if not (isinstance(gmu, (int, float)) and math.isfinite(gmu) and 0 < gmu <= 1):
+    if gmu is not None and not (isinstance(gmu, (int, float)) and math.isfinite(gmu) and 0 < gmu <= 1):
         raise BenchError(f"--gpu-memory-utilization must be in (0, 1], got {gmu}")
-    if options.backend != "vllm" and (tps != 1 or gmu != 0.9):
-        raise BenchError("--tensor-parallel-size and --gpu-memory-utilization apply to --backend vllm only")
+    kv = getattr(options, "kv_cache_gib", None)
+    if kv is not None and not (isinstance(kv, (int, float)) and math.isfinite(kv) and kv > 0):
+        raise BenchError(f"--kv-cache-gib must be > 0, got {kv}")
+    if options.backend != "vllm" and (tps != 1 or gmu is not None or kv is not None
+                                      or getattr(options, "enforce_eager", False)):
+        raise BenchError("--tensor-parallel-size, --gpu-memory-utilization, --kv-cache-gib and --enforce-eager "
+                         "apply to --backend vllm only")
     writable_dir(options.out, "--out")
 
 

@@ -59,8 +59,12 @@ class RunOptions:
     """The environment variable holding the server's API key (the key itself is never stored)."""
     tensor_parallel_size: int = 1
     """GPUs per model for ``--backend vllm``."""
-    gpu_memory_utilization: float = 0.9
-    """Fraction of GPU memory vLLM may take."""
+    gpu_memory_utilization: float | None = None
+    """Fraction of memory vLLM may take (of GPU memory on CUDA, default 0.9; of RAM on CPU)."""
+    kv_cache_gib: float | None = None
+    """A fixed KV cache size for ``--backend vllm`` (default on CPU: 1 GiB)."""
+    enforce_eager: bool = False
+    """``--backend vllm`` without torch.compile (a start in seconds instead of minutes on CPU)."""
     executor: str = "local"
     """``local`` (this process) or ``ray`` (one Ray task per run, see :mod:`bench.executors.ray`)."""
     ray_address: str | None = None
@@ -251,6 +255,10 @@ def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
             check_hub_models([judge["local_model"]])
             runtime.load_config(judge["local_model"])
             runtime.check_weights(judge["local_model"], role="judge model")
+        if judge.get("chat_template"):
+            from bench.judge.client import load_chat_template
+
+            load_chat_template(judge["chat_template"])
 
 
 def uses_hyperfit(info: DecoderInfo, spec: DecoderSpec) -> bool:

@@ -27,7 +27,8 @@ def score_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     from bench.scorers.repetition import bootstrap_ci, score_texts
 
     texts = [r["continuation"] for r in records]
-    token_ids = [r["token_ids"] for r in records]
+    # Token-level metrics need every record's ids; a server that gave none leaves them unavailable.
+    token_ids = [r["token_ids"] for r in records] if all(r.get("token_ids") is not None for r in records) else None
     prompt_ids = [r["prompt_id"] for r in records]
     return {
         "version": SCORES_VERSION,

@@ -44,9 +44,11 @@ def _execute(plan: Plan, options: RunOptions, *, quiet: bool) -> list[dict[str, 
     backends = Backends(options)
     start = time.perf_counter()
     generated = tokens = 0
+    generating = 0.0
     with Progress(sum(todo.values()), mode=progress_mode(quiet)) as progress:
-        # Runs of the same model are adjacent in the plan, so each model is loaded once.
-        for planned in plan.runs:
+        # Runs of the same model are adjacent in the plan, and its hyperfit runs go last, so each
+        # model (and each vLLM engine) is loaded once.
+        for planned in engine_order(plan.runs):
             spec = planned.spec
             if not todo[spec.run_id]:
                 continue
@@ -58,6 +60,7 @@ def _execute(plan: Plan, options: RunOptions, *, quiet: bool) -> list[dict[str, 
             )
             generated += result.generated
             tokens += result.tokens
+            generating += result.seconds
     add_requested_scores(plan, options, store)
     rows = build_rows(store)
     write_csv(rows, Path(options.out) / LEADERBOARD)
@@ -69,13 +72,20 @@ def _execute(plan: Plan, options: RunOptions, *, quiet: bool) -> list[dict[str, 
             click.echo(f"warning: {row['model']} {row['decoder']} ({row['suite']}): {row['flags']}; "
                        "its metrics describe degenerate text", err=True)
     seconds = time.perf_counter() - start
-    rate = f", {tokens / seconds:.0f} tokens/s" if generated else ""
+    rate = f", {tokens / generating:.0f} tokens/s" if generated and generating > 0 else ""
     click.echo(
-        f"{len(plan.runs)} runs: {generated} records generated ({tokens} tokens in {seconds:.1f} s{rate}), "
+        f"{len(plan.runs)} runs: {generated} records generated ({tokens} tokens in {generating:.1f} s of "
+        f"generation{rate}; model loading and engine start {backends.load_seconds:.1f} s; {seconds:.1f} s in all), "
         f"{sum(r.expected_records for r in plan.runs) - generated} already stored; leaderboard: "
         f"{Path(options.out) / LEADERBOARD}"
     )
     return rows
+
+
+def engine_order(runs: list[Any]) -> list[Any]:
+    """The plan's runs with each model's runs on the hyperfit checkpoint after its base runs (stable)."""
+    models = list(dict.fromkeys(p.spec.model.name for p in runs))
+    return sorted(runs, key=lambda p: (models.index(p.spec.model.name), bool(p.decoder_info.runs_on_hyperfit)))
 
 
 def add_requested_scores(plan: Plan, options: RunOptions, store: RunStore) -> None:

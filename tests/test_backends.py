@@ -114,7 +114,7 @@ class CompletionServer:
         text = self.backend.tokenizer.decode(prompt_ids + out.token_ids, skip_special_tokens=True)[len(head):]
         choice = {"index": 0, "text": text,
                   "finish_reason": "length" if out.finish_reason == "length" else "stop"}
-        if self.return_ids:
+        if self.return_ids and body.get("return_token_ids"):
             choice["token_ids"] = out.token_ids
         return {"object": "text_completion", "model": self.model_id, "choices": [choice],
                 "usage": {"prompt_tokens": 0, "completion_tokens": len(out.token_ids)}}
@@ -127,7 +127,7 @@ class CompletionServer:
 
 @pytest.fixture(scope="module")
 def server(stories260k):
-    s = CompletionServer(stories260k, stories260k)
+    s = CompletionServer(stories260k, stories260k, return_ids=True)  # as vLLM answers return_token_ids
     yield s
     s.close()
 
@@ -180,8 +180,8 @@ def test_entropy_matched_global_sends_the_calibrated_temperature():
 @pytest.mark.parametrize("text, backend, needle", [
     ("contrastive", "vllm", "--backend hf"),
     ("contrastive:k=4,alpha=0.5", "openai", "--backend hf"),
-    ("static-reweight", "vllm", "--backend hf"),
-    ("entropy-matched:target=1.5,mode=per-step", "vllm", "--backend hf"),
+    ("static-reweight", "openai", "--backend hf"),
+    ("entropy-matched:target=1.5,mode=per-step", "openai", "--backend hf"),
     ("greedy-hyperfit", "openai", "--backend hf or vllm"),
 ])
 def test_decoders_an_engine_cannot_run_are_refused(text, backend, needle):
@@ -189,6 +189,13 @@ def test_decoders_an_engine_cannot_run_are_refused(text, backend, needle):
     assert reason is not None and needle in reason and "\n" not in reason
     with pytest.raises(BenchError, match=needle):
         check_decoders([parse_decoder("greedy"), parse_decoder(text)], backend)
+
+
+@pytest.mark.parametrize("text", ["static-reweight", "static-reweight:greedy=true",
+                                  "entropy-matched:target=1.5,mode=per-step"])
+def test_vllm_runs_bias_and_transform_decoders(text):
+    """issue 13: a fixed logit bias and per-step transforms run inside the engine (a logits processor)."""
+    assert refusal(parse_decoder(text), "vllm") is None
 
 
 def test_vllm_sampling_kwargs_and_outputs():
@@ -301,7 +308,7 @@ def test_openai_token_ids_from_the_server_or_usage_only(stories260k):
         assert [c.token_ids for c in with_ids] == [w.token_ids for w in want]
         remote.return_ids = False
         no_ids = OpenAIBackend(remote.url, "remote-model").continue_batch(PROMPTS[:2], greedy, max_new_tokens=8, seeds=[0, 0])
-        assert all(c.token_ids == [] and c.num_tokens == len(w.token_ids) for c, w in zip(no_ids, want))
+        assert all(c.token_ids is None and c.num_tokens == len(w.token_ids) for c, w in zip(no_ids, want))
         assert [c.text for c in no_ids] == [c.text for c in with_ids]
     finally:
         remote.close()

@@ -21,8 +21,9 @@ from bench.decoding import Decoder, Declaration
 class Continuation:
     """What a backend returns for one record."""
 
-    token_ids: list[int]
-    """New tokens, EOS excluded."""
+    token_ids: list[int] | None
+    """New tokens, EOS excluded; None when the backend cannot know them (a server that returns no
+    ids): the record then says so, and token-level metrics show as unavailable."""
     finish_reason: str
     """``eos`` when the model ended the text, ``length`` at ``max_new_tokens``."""
     text: str | None = None

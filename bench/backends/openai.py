@@ -11,11 +11,13 @@ stored in the backend's attributes, the run header or the records.
 Decoders run from their own :class:`bench.decoding.EngineParams` (temperature, top-k, top-p);
 anything else is refused at plan time from the decoder's declaration.
 
-Token ids: taken from the response when the server returns them (``choices[].token_ids``, as
-vLLM does with ``return_token_ids``); else the text is re-tokenized (after the prompt) with
-``--model``'s tokenizer when it loads locally; else none are stored and ``num_tokens`` comes from
-the response's usage. With a local tokenizer the stored text is the ids decoded as the HF backend
-decodes them; without one, the server's text.
+Token ids come from the server, never from re-tokenizing its text (a model may emit tokens the
+text drops, such as a BOS mid-text): every request asks for them with ``return_token_ids`` (vLLM)
+and for one logprob per token with ``return_tokens_as_token_ids`` (vLLM's ``token_id:N`` form,
+the fallback). A server that gives neither stores ``token_ids: null`` with the server's
+``num_tokens`` (usage), and token-level metrics show as unavailable. With ids and a local
+tokenizer the stored text is the ids decoded as the HF backend decodes them; else the server's
+text.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class OpenAIBackend:
         self.model = model
         self.api_key_env = api_key_env  # the variable's name; the key itself is read per client, not kept
         self.tokenizer = tokenizer
+        self.eos_ids = set(_eos_ids(tokenizer))
         self.concurrency = max(1, concurrency)
         self.max_retries = max_retries
         self.backoff = backoff
@@ -171,7 +174,9 @@ class OpenAIBackend:
     def body(self, prompt: str, params: EngineParams, max_new_tokens: int, seed: int) -> dict[str, Any]:
         """The JSON body of one ``/v1/completions`` request."""
         body: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": max_new_tokens,
-                                "temperature": params.temperature, "seed": int(seed) % (1 << 63), "n": 1}
+                                "temperature": params.temperature, "seed": int(seed) % (1 << 63), "n": 1,
+                                # the continuation's ids, not its text (see the module docstring)
+                                "return_token_ids": True, "logprobs": 0, "return_tokens_as_token_ids": True}
         if not params.greedy:
             if params.top_p < 1.0:
                 body["top_p"] = params.top_p
@@ -183,30 +188,19 @@ class OpenAIBackend:
         choice, usage = self._post(body)
         text = choice.get("text") or ""
         reason = "length" if choice.get("finish_reason") == "length" else "eos"
-        if isinstance(choice.get("token_ids"), list):
-            ids = [int(t) for t in choice["token_ids"]]
-        elif self.tokenizer is not None:
-            ids = self.retokenize(body["prompt"], text)
-        else:
-            ids = []
+        ids = served_token_ids(choice)
         count = usage.get("completion_tokens") if isinstance(usage, dict) else None
-        if ids and self.tokenizer is not None:
+        if ids is None:
+            return Continuation(None, reason, text=text, num_tokens=int(count) if count is not None else None)
+        if self.eos_ids:
+            cut = next((i for i, t in enumerate(ids) if t in self.eos_ids), None)
+            if cut is not None:  # a server that returns the stop token: records exclude EOS
+                ids, reason = ids[:cut], "eos"
+        if self.tokenizer is not None:
             # Decoded like the HF backend's records (servers keep a leading space that decoding the
             # continuation alone drops), so text metrics compare across backends.
             text = self.decode(ids)
-        return Continuation(ids, reason, text=text, num_tokens=int(count) if count is not None else len(ids))
-
-    def retokenize(self, prompt: str, text: str) -> list[int]:
-        """The ids of ``text`` as a continuation of ``prompt``.
-
-        Tokenized after the prompt, not alone: tokenizers that mark word starts (SentencePiece's
-        leading space) give a text different ids at the start of a string than after a prompt.
-        """
-        before = self.tokenizer(prompt)["input_ids"]
-        both = self.tokenizer(prompt + text)["input_ids"]
-        if both[: len(before)] == before:
-            return both[len(before):]
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]  # the boundary merged: best effort
+        return Continuation(ids, reason, text=text, num_tokens=len(ids))
 
     def _post(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """POST with :mod:`bench.http`'s retries; returns (first choice, usage)."""
@@ -227,6 +221,26 @@ class OpenAIBackend:
     def _retried(self) -> None:
         with self._count:
             self.retries += 1
+
+
+def served_token_ids(choice: dict[str, Any]) -> list[int] | None:
+    """The continuation's token ids as the server gave them, or None when it gave none.
+
+    ``token_ids`` (vLLM's ``return_token_ids``) first; else logprob tokens in vLLM's
+    ``token_id:N`` form (``return_tokens_as_token_ids``). Anything else (plain token strings) is
+    not an id and is not guessed from.
+    """
+    if isinstance(choice.get("token_ids"), list):
+        return [int(t) for t in choice["token_ids"]]
+    tokens = (choice.get("logprobs") or {}).get("tokens") if isinstance(choice.get("logprobs"), dict) else None
+    if isinstance(tokens, list) and all(isinstance(t, str) and t.startswith("token_id:") for t in tokens):
+        return [int(t.partition(":")[2]) for t in tokens]
+    return None
+
+
+def _eos_ids(tokenizer: Any) -> list[int]:
+    eos = getattr(tokenizer, "eos_token_id", None) if tokenizer is not None else None
+    return [int(eos)] if isinstance(eos, int) else []
 
 
 def local_tokenizer(model: str, revision: str | None) -> Any:

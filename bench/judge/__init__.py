@@ -29,6 +29,9 @@ class JudgeSettings:
     local_model: str | None = None
     """A local Hugging Face causal LM to judge with instead of an endpoint."""
     template: str | None = None
+    chat_template: str | None = None
+    """``plain`` or a Jinja chat-template file: the endpoint judge renders its messages itself and
+    asks ``/completions`` (for served models without a chat template); None: ``/chat/completions``."""
     concurrency: int = 4
     max_retries: int = 5
     backoff: float = 1.0

@@ -34,6 +34,8 @@ def _records(path: str) -> tuple[str, list[dict[str, Any]]]:
 @click.option("--judge-key-env", default="OPENAI_API_KEY", show_default=True,
               help="Environment variable holding the API key (the key itself is never written).")
 @click.option("--judge-local", default=None, metavar="PATH", help="Judge with a local Hugging Face model instead.")
+@click.option("--judge-chat-template", default=None, metavar="plain|FILE",
+              help="Render the judge's messages with this Jinja chat template ('plain': system, blank line, user) and send them to /completions; for served models without a chat template.")
 @click.option("--template", default=None, metavar="PATH", help="Rubric TOML (default: the built-in coherence/diversity rubric).")
 @click.option("--cache", default=None, metavar="PATH",
               help="Verdict cache JSONL (default: judge_verdicts.jsonl beside RUN_A).")
@@ -57,7 +59,7 @@ def judge(run_a: str, run_b: str, **kw: Any) -> None:
     cache = kw["cache"] or str((Path(run_a) if Path(run_a).is_dir() else Path(run_a).parent).parent / "judge_verdicts.jsonl")
     settings = JudgeSettings(
         cache=cache, url=kw["judge_url"], model=kw["judge_model"], key_env=kw["judge_key_env"],
-        local_model=kw["judge_local"], template=kw["template"], concurrency=kw["concurrency"],
+        local_model=kw["judge_local"], template=kw["template"], chat_template=kw["judge_chat_template"], concurrency=kw["concurrency"],
         max_retries=kw["max_retries"], timeout=kw["timeout"], max_tokens=kw["max_tokens"], device=kw["device"],
     )
     settings.validate()

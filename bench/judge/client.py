@@ -19,6 +19,36 @@ class JudgeUnavailable(Exception):
     """The judge could not answer after every retry (the run stops; verdicts so far are kept)."""
 
 
+def render_chat(chat_template: str, system: str, user: str) -> str:
+    """The judge's two messages as one prompt: ``plain`` joins them, else a Jinja chat template
+    (rendered sandboxed, as transformers renders chat templates)."""
+    if chat_template == "plain":
+        return f"{system}\n\n{user}\n"
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(chat_template).render(messages=messages, add_generation_prompt=True,
+                                                 bos_token="", eos_token="")
+
+
+def load_chat_template(option: str | None) -> str | None:
+    """``--judge-chat-template``: ``plain``, or a Jinja file read here (one-line error if unreadable)."""
+    if option is None or option == "plain":
+        return option
+    from pathlib import Path
+
+    try:
+        text = Path(option).read_text(encoding="utf-8")
+        render_chat(text, "s", "u")
+    except OSError as exc:
+        raise BenchError(f"--judge-chat-template: cannot read '{option}': {exc.strerror or exc}") from None
+    except Exception as exc:  # jinja2's TemplateError and the errors a template raises while rendering
+        raise BenchError(f"--judge-chat-template: '{option}' is not a usable chat template: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return text
+
+
 def chat_url(url: str) -> str:
     """``http://host/v1`` -> ``http://host/v1/chat/completions``; a full URL is kept."""
     url = url.rstrip("/")
@@ -29,14 +59,18 @@ class OpenAIJudge:
     """Chat completions over HTTP (httpx), thread-safe, retried by :mod:`bench.http`'s one policy."""
 
     def __init__(self, url: str, model: str, key_env: str | None = "OPENAI_API_KEY", timeout: float = 60.0,
-                 max_retries: int = 5, backoff: float = 1.0, max_backoff: float = 30.0, max_tokens: int = 512):
+                 max_retries: int = 5, backoff: float = 1.0, max_backoff: float = 30.0, max_tokens: int = 512,
+                 chat_template: str | None = None):
         try:
             import httpx
         except ImportError:
             raise BenchError("the endpoint judge needs httpx: pip install 'decbench[judge]'") from None
         if not url.startswith(("http://", "https://")):
             raise BenchError(f"judge URL must start with http:// or https://, got '{redact(url)}'")
-        self.url, self.model, self.key_env = chat_url(url), model, key_env
+        self.chat_template = load_chat_template(chat_template)
+        base = url.rstrip("/").removesuffix("/chat/completions")
+        self.url = chat_url(url) if self.chat_template is None else base + "/completions"
+        self.model, self.key_env = model, key_env
         self.shown_url = redact(self.url)
         """The URL as messages and results show it: credentials replaced by ***."""
         self.policy = RetryPolicy(max_retries, backoff, max_backoff)
@@ -48,7 +82,12 @@ class OpenAIJudge:
 
     @property
     def ident(self) -> str:
-        return f"openai:{self.model}"
+        if self.chat_template is None:
+            return f"openai:{self.model}"
+        import hashlib
+
+        tag = "plain" if self.chat_template == "plain" else hashlib.sha256(self.chat_template.encode()).hexdigest()[:8]
+        return f"openai:{self.model}:chat-template-{tag}"  # another prompt, other cached verdicts
 
     def _key(self) -> str | None:
         return os.environ.get(self.key_env) if self.key_env else None
@@ -67,8 +106,11 @@ class OpenAIJudge:
 
     def complete(self, system: str, user: str) -> str:
         """The assistant message for one prompt; raises JudgeUnavailable after the retries."""
-        body = {"model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
-                "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+        body: dict = {"model": self.model, "temperature": 0, "max_tokens": self.max_tokens}
+        if self.chat_template is None:
+            body["messages"] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        else:  # rendered here: the served model has no chat template of its own
+            body["prompt"] = render_chat(self.chat_template, system, user)
         try:
             resp = post_json(self._client, self.url, body, self.policy, headers=self._headers(),
                              secrets=[self._key()], on_attempt=self._attempted, on_retry=self._retried)
@@ -78,7 +120,8 @@ class OpenAIJudge:
             raise JudgeUnavailable(
                 f"judge endpoint {self.shown_url} failed after {self.max_retries} retries ({exc.reason})") from None
         try:
-            return resp.json()["choices"][0]["message"]["content"] or ""
+            choice = resp.json()["choices"][0]
+            return (choice["message"]["content"] if self.chat_template is None else choice["text"]) or ""
         except (ValueError, KeyError, IndexError, TypeError):
             return ""  # a malformed body counts as an unparseable (invalid) answer
 

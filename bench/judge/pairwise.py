@@ -22,7 +22,8 @@ def make_judge(s: JudgeSettings):
     if s.url:
         if not s.model:
             raise BenchError("--judge-url needs --judge-model")
-        return OpenAIJudge(s.url, s.model, s.key_env, s.timeout, s.max_retries, s.backoff, s.max_backoff, s.max_tokens)
+        return OpenAIJudge(s.url, s.model, s.key_env, s.timeout, s.max_retries, s.backoff, s.max_backoff, s.max_tokens,
+                           chat_template=s.chat_template)
     return LocalJudge(s.local_model, s.device, max_tokens=min(s.max_tokens, 64))
 
 

@@ -176,7 +176,10 @@ def check(baseline: str | Path, target: str | Path, tolerances: dict[str, float]
                                        f"(tolerance {tol:.4g})")
         if exact and row["model"] != "human" and _deterministic(row["decoder"]):
             report.exact_checked += 1
-            if str(row.get("tokens_sha") or "") != str(base.get("tokens_sha") or ""):
+            if "unavailable" in (row.get("tokens_sha"), base.get("tokens_sha")):
+                report.failures.append(f"{label}: token ids are unavailable (the server returned none), so "
+                                       "--exact cannot compare tokens")
+            elif str(row.get("tokens_sha") or "") != str(base.get("tokens_sha") or ""):
                 report.failures.append(
                     f"{label}: the decoding output changed (tokens_sha {str(base.get('tokens_sha'))[:12]} -> "
                     f"{str(row.get('tokens_sha'))[:12]}); a deterministic decoder must reproduce the baseline "

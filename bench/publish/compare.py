@@ -81,7 +81,8 @@ def _side(groups: dict[str, list[dict[str, Any]]], prompts: list[str]) -> Any:
     from bench.scorers.repetition import CorpusResampler
 
     records = [r for p in prompts for r in groups[p]]
-    token_ids = [r["token_ids"] for r in records] if all("token_ids" in r for r in records) else None
+    # Token-level metrics need every record's ids; a server that gave none leaves them unavailable.
+    token_ids = [r["token_ids"] for r in records] if all(r.get("token_ids") is not None for r in records) else None
     return CorpusResampler([r["continuation"] for r in records], token_ids, [r["prompt_id"] for r in records])
 
 
