@@ -85,9 +85,13 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
               help="A registered suite (see 'bench suites') or a .jsonl file of prompts; repeatable.")
 @click.option("--decoder", "decoders", multiple=True, default=("all",), show_default=True,
               help="NAME[:key=value,...] (see 'bench decoders'), repeatable; 'all' runs every decoder whose needs are met.")
-@click.option("--model", "models", multiple=True, envvar="BENCH_MODEL",
-              help="Hugging Face id or local directory; repeat to compare checkpoints. Default: $BENCH_MODEL.")
+@click.option("--model", "models", multiple=True, envvar="BENCH_MODEL", metavar="NAME[:key=value,...]",
+              help="Hugging Face id or local directory; repeat to compare checkpoints. Model arguments: revision, dtype, "
+              "device_map, attn_implementation, quantization (e.g. gpt2:attn_implementation=eager). Default: $BENCH_MODEL.")
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit) of the model.")
+@click.option("--chat-template", is_flag=True, default=False,
+              help="Render each prompt as a user turn with the tokenizer's chat template (instruct models).")
+@click.option("--system-prompt", default=None, metavar="TEXT", help="A system turn for --chat-template (implies it).")
 @click.option("--hyperfit", default=None, metavar="PATH",
               help="A hyperfitted checkpoint (full model or PEFT adapter over --model) for greedy-hyperfit and entropy-matched.")
 @click.option("--out", default="runs", show_default=True, help="Run store: one folder per run plus leaderboard.csv.")
@@ -142,6 +146,7 @@ def run(**kw: Any) -> None:
         score_settings=score_settings(kw),
         judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
                         "local_model": kw["judge_local"], "device": kw["device"]},
+        chat_template=kw["chat_template"], system_prompt=kw["system_prompt"],
     )
     the_plan = plan(options)
     for name, reason in the_plan.skipped:

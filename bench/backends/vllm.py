@@ -92,6 +92,7 @@ class VLLMBackend:
     name: ClassVar[str] = "vllm"
     capabilities: ClassVar[Capabilities] = Capabilities(
         model_decoders=False, features=frozenset({"temperature", "top_k", "top_p", "min_p"}))
+    model_options: ClassVar[frozenset[str]] = frozenset({"revision", "dtype"})
 
     def __init__(self, model_name: str, *, revision: str | None = None, dtype: str = "auto",
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9, lora_path: str | None = None,
@@ -136,13 +137,16 @@ class VLLMBackend:
         return files
 
     @classmethod
-    def load(cls, options: Any, model: str, hyperfit: str | None) -> "VLLMBackend":
-        common = dict(revision=options.revision, dtype=cls.run_dtype(options),
+    def load(cls, options: Any, model: Any, hyperfit: str | None) -> "VLLMBackend":
+        from dataclasses import replace
+
+        scoped = replace(options, dtype=dict(model.args).get("dtype", options.dtype))
+        common = dict(revision=model.revision, dtype=cls.run_dtype(scoped),
                       tensor_parallel_size=options.tensor_parallel_size,
                       gpu_memory_utilization=options.gpu_memory_utilization)
         if hyperfit and not is_adapter(hyperfit):
             return cls(hyperfit, **common)  # a full hyperfitted checkpoint is the engine's model
-        return cls(model, lora_path=hyperfit, enable_lora=is_adapter(options.hyperfit), **common)
+        return cls(model.name, lora_path=hyperfit, enable_lora=is_adapter(options.hyperfit), **common)
 
     # -- the backend interface -------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
