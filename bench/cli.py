@@ -9,19 +9,60 @@ from typing import Any
 
 import click
 
+from bench.cli_help import SectionedCommand
 from bench.errors import BenchError
 from bench.runtime.devices import DTYPES, PRECISIONS
+from bench.locations import default_data_dir
+
+
+INTERRUPTED_EXIT = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
 
 
 class BenchGroup(click.Group):
-    """Turns :class:`BenchError` into ``error: <one line>`` and exit code 2, never a traceback."""
+    """Turns bad input and faults into ``error: <one line>`` and exit code 2, never a traceback.
+
+    :class:`BenchError`, click's usage errors (a bad option value), a full disk and a file-system
+    error on a named file are each one line; Ctrl-C says how to resume and exits 130.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except BenchError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(BenchError.exit_code)
+            self._fail(ctx, str(exc))
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise  # 'bench judge' alone: that command's help page
+            self._fail(ctx, exc.format_message())
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: everything written so far is kept; run the same command again to resume",
+                       err=True)
+            ctx.exit(INTERRUPTED_EXIT)
+        except OSError as exc:
+            from bench.outputs import disk_full_message, is_disk_full
+
+            if is_disk_full(exc):
+                self._fail(ctx, disk_full_message(exc))
+            if exc.filename is None:
+                raise
+            self._fail(ctx, f"{exc.filename}: {exc.strerror or type(exc).__name__}")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Errors in the group's own options (``bench --frob``) are one line too."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise  # plain 'bench': the help page
+            self._fail(ctx, exc.format_message())
+            raise AssertionError("unreachable")
+
+    @staticmethod
+    def _fail(ctx: click.Context, message: str) -> None:
+        line = " ".join(str(message).split()) or "failed"
+        click.echo(f"error: {line}", err=True)
+        ctx.exit(BenchError.exit_code)
 
 
 @click.group(cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,6 +77,7 @@ def main() -> None:
     bench score FILE.jsonl                        score generations made elsewhere
     bench hyperfit --model M --data F --out DIR   make a hyperfitted checkpoint
     bench analyze --model M --hyperfit DIR ...    the "Beyond Temperature" report
+    bench view STORE --out DIR                    read the samples side by side (HTML)
     bench leaderboard / check / compare           publish, gate regressions, compare runs
     bench judge RUN_A RUN_B                       pairwise LLM-judge preferences
     """
@@ -80,11 +122,53 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
     return {k: kw[k] for k in keys}
 
 
-@main.command()
+def run_options(kw: dict[str, Any]) -> Any:
+    """The :class:`bench.planning.RunOptions` of ``bench run``'s option values (shared with :func:`decbench.run`)."""
+    from bench.planning import RunOptions
+    from bench.specs import GenerationSpec
+
+    from bench.planning import parse_seeds
+
+    if isinstance(kw["models"], str):  # a single value from $BENCH_MODEL
+        kw["models"] = (kw["models"],)
+    seeds = parse_seeds((kw["seed"],) if isinstance(kw["seed"], int) else tuple(kw["seed"]), kw.get("seeds"))
+    return RunOptions(
+        models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
+        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], seeds[0]), seeds=seeds,
+        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], amateur=kw["amateur"],
+        device=kw["device"], dtype=kw["dtype"], batch_size=kw["batch_size"], compile=kw.get("compile", False),
+        data_dir=kw["data_dir"], suite_path=kw["suite_path"],
+        backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
+        tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
+        executor=kw["executor"], ray_address=kw["ray_address"],
+        scores=tuple(kw["scores"]), judge_against=kw["judge_against"],
+        score_settings=score_settings(kw),
+        judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
+                        "local_model": kw["judge_local"], "device": kw["device"]},
+        chat_template=kw.get("chat_template", False), system_prompt=kw.get("system_prompt"),
+    )
+
+
+RUN_SECTIONS = (
+    ("What to run", ("config", "models", "decoders", "suites", "num_prompts", "hyperfit", "amateur", "revision",
+                     "chat_template", "system_prompt", "data_dir", "suite_path")),
+    ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "seeds", "batch_size", "compile", "device",
+                    "dtype")),
+    ("Where results go", ("out",)),
+    ("Model-based scores", ("scores", "featurizer", "featurizer_dtype", "mauve_length", "scorer_model", "sentence_model")),
+    ("LLM judge", ("judge_against", "judge_url", "judge_model", "judge_key_env", "judge_local")),
+    ("Backends and executors", ("backend", "base_url", "api_key_env", "tensor_parallel_size", "gpu_memory_utilization",
+                                "executor", "ray_address")),
+)
+"""How ``bench run --help`` groups its options."""
+
+
+@main.command(cls=SectionedCommand, sections=RUN_SECTIONS)
 @click.option("--suite", "suites", multiple=True, default=("wikitext",), show_default=True,
               help="A registered suite (see 'bench suites') or a .jsonl file of prompts; repeatable.")
 @click.option("--decoder", "decoders", multiple=True, default=("all",), show_default=True,
-              help="NAME[:key=value,...] (see 'bench decoders'), repeatable; 'all' runs every decoder whose needs are met.")
+              help="NAME[:key=value,...] (see 'bench decoders'), repeatable; 'all' runs every decoder whose needs are met; "
+                   "key=v1|v2 is a grid (one decoder per value).")
 @click.option("--model", "models", multiple=True, envvar="BENCH_MODEL", metavar="NAME[:key=value,...]",
               help="Hugging Face id or local directory; repeat to compare checkpoints. Model arguments: revision, dtype, "
               "device_map, attn_implementation, quantization (e.g. gpt2:attn_implementation=eager). Default: $BENCH_MODEL.")
@@ -94,15 +178,30 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--system-prompt", default=None, metavar="TEXT", help="A system turn for --chat-template (implies it).")
 @click.option("--hyperfit", default=None, metavar="PATH",
               help="A hyperfitted checkpoint (full model or PEFT adapter over --model) for greedy-hyperfit and entropy-matched.")
-@click.option("--out", default="runs", show_default=True, help="Run store: one folder per run plus leaderboard.csv.")
+@click.option("--amateur", default=None, metavar="PATH",
+              help="The amateur model of contrastive-decoding (same tokenizer as --model, safetensors).")
+@click.option("--out", default="runs", show_default=True, metavar="DIR",
+              help="Run store: one folder per run plus leaderboard.csv; a later run adds to it and resumes what is unfinished.")
 @click.option("--num-prompts", type=int, default=None, help="A deterministic subset of N prompts per suite.")
-@click.option("--max-new-tokens", type=int, default=256, show_default=True)
-@click.option("--samples-per-prompt", type=int, default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed; each record's seed derives from (seed, prompt id, sample index).")
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--max-new-tokens", type=int, default=256, show_default=True,
+              help="Most tokens generated per continuation; a continuation also stops at EOS.")
+@click.option("--samples-per-prompt", type=int, default=1, show_default=True,
+              help="Continuations per prompt (sampling decoders get a different seed for each).")
+@click.option("--seed", type=int, multiple=True, default=(0,), show_default=True,
+              help="Base seed; each record's seed derives from (seed, prompt id, sample index). Repeat for several seeds.")
+@click.option("--seeds", default=None, metavar="S1,S2,...",
+              help="Several base seeds, e.g. 0,1,2: one run per seed, one leaderboard row per decoder (mean over seeds).")
+@click.option("--batch-size", type=int, default=16, show_default=True,
+              help="Prompts generated together; records do not depend on it, only speed and memory do.")
+@click.option("--compile", is_flag=True,
+              help="HF backend: static KV cache and a torch.compile'd decode step (CUDA graphs on GPU); pays on "
+              "GPUs for long runs, each new batch shape compiles once.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True)
-@click.option("--data-dir", envvar="BENCH_DATA_DIR", default=None, help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR.")
+@click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True,
+              help="Weights and compute precision; auto: bfloat16 on CUDA, float32 on CPU.")
+@click.option("--data-dir", envvar="BENCH_DATA_DIR", default=default_data_dir, metavar="DIR",
+              help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR, else $BENCH_SHARED/data, "
+                   "else the shared/data folder beside the checkout.")
 @click.option("--suite-path", default=None, help="An explicit file for a registered suite (e.g. a copy of the cd-benchmark JSON).")
 @model_score_options
 @click.option("--judge-against", default=None, metavar="DECODER",
@@ -123,37 +222,31 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Generate in this process, or as one Ray task per run.")
 @click.option("--ray-address", default=None, help="An existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local one.")
+@click.option("--config", default=None, metavar="SWEEP.toml",
+              help="A sweep file: these options as TOML (decoder grids, lists of seeds and lengths); see sweeps/example.toml.")
 def run(**kw: Any) -> None:
     """Generate continuations for every model x decoder x suite, score them and print the leaderboard.
 
     Runs are stored by identity under --out; the same command resumes an interrupted run and
     skips finished ones.
     """
-    from bench.planning import RunOptions, plan
-    from bench.specs import GenerationSpec
+    from bench.grid import load_sweep, plan_sweep
 
-    if isinstance(kw["models"], str):  # a single value from $BENCH_MODEL
-        kw["models"] = (kw["models"],)
-    options = RunOptions(
-        models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
-        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], kw["seed"]),
-        num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], device=kw["device"],
-        dtype=kw["dtype"], batch_size=kw["batch_size"], data_dir=kw["data_dir"], suite_path=kw["suite_path"],
-        backend=kw["backend"], base_url=kw["base_url"], api_key_env=kw["api_key_env"],
-        tensor_parallel_size=kw["tensor_parallel_size"], gpu_memory_utilization=kw["gpu_memory_utilization"],
-        executor=kw["executor"], ray_address=kw["ray_address"],
-        scores=tuple(kw["scores"]), judge_against=kw["judge_against"],
-        score_settings=score_settings(kw),
-        judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
-                        "local_model": kw["judge_local"], "device": kw["device"]},
-        chat_template=kw["chat_template"], system_prompt=kw["system_prompt"],
-    )
-    the_plan = plan(options)
+    config = kw.pop("config")
+    variants = [kw]
+    if config:
+        ctx = click.get_current_context()
+        given = {name for name in kw if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+        variants = load_sweep(config, kw, ctx.command.params, given)
+    options = [run_options(v) for v in variants]
+    the_plan = plan_sweep(options)
     for name, reason in the_plan.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
+    for warning in the_plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
     from bench.sweep import execute
 
-    execute(the_plan, options)
+    execute(the_plan, options[0])
 
 
 @main.command()
@@ -207,6 +300,9 @@ def score(file: str, as_json: bool, scores: tuple[str, ...], **kw: Any) -> None:
     from bench.scorers.files import score_file
 
     rows = score_file(file, scores, score_settings(kw))
+    if rows[0].get("mauve-cut-at-context") and not as_json:
+        click.echo(f"note: MAUVE: {rows[0]['mauve-cut-at-context']} texts ran past the featurizer's context and were "
+                   "cut there; --mauve-length 128 is the literature's convention", err=True)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -228,6 +324,7 @@ PLUGIN_COMMANDS = (
     ("bench.publish.cli", "leaderboard"),
     ("bench.publish.cli", "check"),
     ("bench.publish.cli", "compare"),
+    ("bench.publish.cli", "view"),
     ("bench.analysis.cli", "analyze"),
     ("bench.judge.cli", "judge"),
 )

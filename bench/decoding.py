@@ -7,16 +7,17 @@ kinds, declared by ``needs``:
   described by its :class:`EngineParams` (temperature, top-k, top-p, min-p, a fixed logit bias
   and an optional per-step logits transform), so a serving engine can run it from those values,
   and the HF backend runs :meth:`LogitsDecoder.select`, which applies the same values with
-  transformers' own logits warpers.
+  transformers' own logits warpers (top-p with :mod:`bench.nucleus`, which needs no sort).
 * ``"model"``: the decoder needs the model itself (contrastive search scores look-ahead hidden
   states); it implements :meth:`Decoder.generate` and only the HF backend runs it.
 
 Backends decide from :class:`Declaration` alone (see :mod:`bench.backends.base`), at plan time,
 before anything is calibrated or generated.
 
-Sampling draws one uniform number per row and step from that record's own generator, seeded from
-(seed, prompt id, sample index), so a record's text does not depend on the batch it ran in or on
-whether the run was interrupted.
+Sampling draws one uniform number per row and step from that record's own counter-based stream
+(:mod:`bench.random_streams`), keyed by (seed, prompt id, sample index) and computed on the
+logits' device for the whole batch, so a record's text does not depend on the batch it ran in, on
+whether the run was interrupted, or (for the random part) on the device.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+
+from bench.random_streams import RowRNG  # noqa: F401  (decoders take the streams from here)
 
 if TYPE_CHECKING:
     import torch
@@ -93,33 +96,12 @@ def record_seed(seed: int, prompt_id: str, sample_index: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-class RowRNG:
-    """One CPU generator per batch row; ``uniform()`` draws the next number of every row."""
-
-    def __init__(self, seeds: Sequence[int]):
-        import torch
-
-        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-
-    def uniform(self) -> "torch.Tensor":
-        import torch
-
-        # 1 - U[0,1) lies in (0, 1]: a zero would select a zero-probability token at index 0.
-        return torch.cat([1.0 - torch.rand(1, generator=g, dtype=torch.float64) for g in self.generators])
-
-    def select(self, rows: "torch.Tensor") -> "RowRNG":
-        """The generators of a subset of rows (for backends that drop finished rows)."""
-        sub = RowRNG.__new__(RowRNG)
-        sub.generators = [self.generators[i] for i in rows.tolist()]
-        return sub
-
-
 def sample_from_probs(probs: "torch.Tensor", rng: RowRNG) -> "torch.Tensor":
     """Inverse-CDF sampling, one row per record: the token where the cumulative mass passes u."""
     import torch
 
     cdf = probs.double().cumsum(dim=-1)
-    u = rng.uniform().to(cdf.device) * cdf[:, -1]
+    u = rng.uniform(cdf.device) * cdf[:, -1]
     index = torch.searchsorted(cdf, u.unsqueeze(-1)).squeeze(-1)
     return index.clamp(max=probs.size(-1) - 1)
 
@@ -186,6 +168,8 @@ class LogitsDecoder(Decoder):
         return self.params
 
     def select(self, logits: "torch.Tensor", rng: RowRNG) -> "torch.Tensor":
+        import torch
+
         params = self.engine_params()
         if params.logit_bias is not None:
             logits = logits + params.logit_bias.to(logits.device, logits.dtype)
@@ -193,21 +177,32 @@ class LogitsDecoder(Decoder):
             logits = params.transform(logits)
         if params.greedy:
             return logits.argmax(dim=-1)
+        warped = logits
         for warp in self.warpers():
-            logits = warp(None, logits)
-        return sample_from_probs(logits.softmax(dim=-1), rng)
+            warped = warp(None, warped)
+        probs = warped.softmax(dim=-1)
+        token = sample_from_probs(probs, rng)
+        # A temperature so small that logits / t overflows (t=1e-39) gives NaN probabilities; the
+        # limit of sampling as t -> 0 is the argmax, so those rows take it (the draw is still made,
+        # keeping every row's random stream in step).
+        # (torch.where without testing broken.any() first: no host sync per step.)
+        broken = ~torch.isfinite(probs).all(dim=-1)
+        return torch.where(broken, logits.argmax(dim=-1), token)
 
     def warpers(self) -> list[Any]:
-        """transformers' own logits warpers for the parameters, in ``generate()``'s order
-        (a neutral value adds no warper: dividing by 1 or keeping all the mass changes nothing)."""
+        """transformers' own logits warpers for the parameters, in ``generate()``'s order (a neutral
+        value adds no warper: dividing by 1 or keeping all the mass changes nothing); top-p is our
+        sort-free :class:`bench.nucleus.TopPFilter`, which keeps the same set of tokens."""
         if self._warpers is None:
             from transformers.generation.logits_process import (MinPLogitsWarper, TemperatureLogitsWarper,
-                                                                TopKLogitsWarper, TopPLogitsWarper)
+                                                                TopKLogitsWarper)
+
+            from bench.nucleus import TopPFilter
 
             p, used = self.engine_params(), self.engine_params().features()
             self._warpers = (([TemperatureLogitsWarper(p.temperature)] if "temperature" in used else [])
                              + ([TopKLogitsWarper(p.top_k)] if "top_k" in used else [])
-                             + ([TopPLogitsWarper(p.top_p)] if "top_p" in used else [])
+                             + ([TopPFilter(p.top_p)] if "top_p" in used else [])
                              + ([MinPLogitsWarper(p.min_p)] if "min_p" in used else []))
         return self._warpers
 

@@ -24,6 +24,7 @@ class Backends:
     def __init__(self, options: RunOptions):
         self.options = options
         self.loaded: dict[tuple[str, ModelSpec, str | None], Any] = {}
+        self.amateurs: dict[str, Any] = {}
 
     def get(self, model: ModelSpec, hyperfit: str | None = None, *, kind: str | None = None) -> Any:
         """The backend of ``options.backend`` (or ``kind``) for ``model`` and a checkpoint."""
@@ -36,6 +37,17 @@ class Backends:
                 self.loaded.clear()  # moving to another model: free the previous one first
             self.loaded[key] = load_backend(self.options, model, hyperfit, kind)
         return self.loaded[key]
+
+    def amateur(self, path: str) -> Any:
+        """The amateur model of contrastive decoding, loaded once next to the expert, on its device
+        and in its dtype (kept when the expert changes: one amateur serves every ``--model``)."""
+        if path not in self.amateurs:
+            from bench import runtime
+
+            device = runtime.resolve_device(self.options.device)
+            self.amateurs[path] = runtime.load_model(path, dtype=runtime.resolve_dtype(self.options.dtype, device),
+                                                     device=device, role="--amateur")
+        return self.amateurs[path]
 
     def reference(self, model: ModelSpec, hyperfit: str | None = None) -> Any:
         """The HF backend of a model, whatever ``--backend`` generates with: calibration measures
@@ -75,6 +87,8 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
     spec, info = planned.spec, planned.decoder_info
     backend = backends.get(spec.model, spec.model.hyperfit if info.runs_on_hyperfit else None)
     decoder = build_decoder(spec.decoder)
+    if spec.model.amateur:
+        decoder.amateur = backends.amateur(spec.model.amateur)
     if decoder.calibrates:
         on_calibrate()
         base = backends.reference(spec.model)
@@ -121,6 +135,7 @@ def record(spec: RunSpec, run_id: str, prompt: Prompt, index: int, seed: int | N
         "finish_reason": out.finish_reason,
         "model": spec.model.name,
         "hyperfit": spec.model.hyperfit,
+        **({"amateur": spec.model.amateur} if spec.model.amateur else {}),
         "decoder": spec.decoder.name,
         "decoder_args": spec.decoder.kwargs,
         "seed": seed,

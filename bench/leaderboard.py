@@ -46,6 +46,29 @@ def tokens_sha(records: list[dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
+EMPTY_FLAG = 0.05
+"""Share of empty or whitespace-only continuations from which a row is flagged."""
+SHORT_FLAG = 0.5
+"""Share of continuations under a quarter of ``max_new_tokens`` from which a row is flagged."""
+
+
+def degeneracy(records: list[dict[str, Any]], max_new_tokens: int) -> dict[str, Any]:
+    """Shares of empty/whitespace-only and of very short continuations, and the row's ``flags`` text.
+
+    A hyperfit that produced mostly blank lines still scored well on word diversity; these shares
+    say so beside the row instead of letting the metrics speak alone.
+    """
+    n = max(len(records), 1)
+    empty = sum(not r["continuation"].strip() for r in records) / n
+    short = sum(len(r.get("token_ids") or ()) < max_new_tokens / 4 for r in records) / n
+    flags = []
+    if empty >= EMPTY_FLAG:
+        flags.append(f"{empty:.0%} empty")
+    if short >= SHORT_FLAG:
+        flags.append(f"{short:.0%} under {max_new_tokens // 4} tokens")
+    return {"empty_share": empty, "short_share": short, "flags": "degenerate: " + ", ".join(flags) if flags else ""}
+
+
 def suite_label(spec: Any) -> str:
     """The suite column: the registered name, or the file name of a JSONL suite."""
     return spec.suite.name if spec.suite.name != "jsonl" else Path(spec.suite.source).name
@@ -56,9 +79,14 @@ def build_rows(store: RunStore) -> list[dict[str, Any]]:
     return rows_for_runs([run for run in store.runs() if run.is_complete()])
 
 
-def rows_for_runs(runs: list[RunDir]) -> list[dict[str, Any]]:
-    """One row per run plus one ``human``/``reference`` row per suite and prompt subset, sorted."""
-    rows, human = [], {}
+def rows_for_runs(runs: list[RunDir], per_seed: bool = False, length_matched: bool = False) -> list[dict[str, Any]]:
+    """One row per decoder (runs at several seeds merged, see :func:`merge_seeds`) plus one
+    ``human``/``reference`` row per suite and prompt subset, sorted; ``per_seed`` keeps a row per run,
+    ``length_matched`` adds a ``human``/``reference-cut`` row (:func:`bench.run_scores.score_human_cut`)."""
+    from bench.run_scores import score_human_cut
+    from bench.seeds import merge_seeds
+
+    rows, human, records_of = [], {}, {}
     for run in runs:
         spec = run.spec()
         scores = run_scores(run)
@@ -76,22 +104,35 @@ def rows_for_runs(runs: list[RunDir]) -> list[dict[str, Any]]:
             "backend": f"{spec.backend}-{spec.backend_version}",
             "dtype": spec.dtype,
             "max_new_tokens": spec.generation.max_new_tokens,
+            "samples_per_prompt": spec.generation.samples_per_prompt,
             "seed": spec.generation.seed,
             "tokens_sha": tokens_sha(records),
             "run_id": spec.run_id,
         }
+        base.update(degeneracy(records, spec.generation.max_new_tokens))
+        if spec.model.amateur:
+            base["amateur"] = spec.model.amateur.rstrip("/").split("/")[-1]
         base.update({k: v for k, v in header.get("resolved", {}).items() if isinstance(v, (int, float, str))})
+        if scores.get("mauve_sd") is not None:
+            base["mauve_sd"] = scores["mauve_sd"]
         if scores.get("judge_opponent"):
             base["judge_opponent"] = scores["judge_opponent"]
-        rows.append(_row(base, scores["generations"]))
+        rows.append(dict(_row(base, scores["generations"]), _run=run))
         if scores.get("human"):
             key = (suite, spec.suite.version, spec.suite.num_prompts)
             # Only the suite's columns: a run's own values (a calibrated temperature, a judge) are not the human's.
             human_base = {k: base[k] for k in ("suite", "suite_version", "n_prompts")}
             human.setdefault(key, _row(dict(human_base, model="human", decoder="reference", decoder_args=""),
                                        scores["human"]))
-    rows.sort(key=lambda r: (r["suite"], r["model"], r["decoder"], r["decoder_args"], r["run_id"]))
-    return rows + sorted(human.values(), key=lambda r: (r["suite"], r["n_prompts"]))
+            records_of.setdefault(key, []).append(records)
+    if length_matched:
+        for key, runs_records in list(records_of.items()):
+            cut = score_human_cut(runs_records)
+            if cut:
+                human[key + ("cut",)] = _row(dict(human[key], decoder="reference-cut"), cut)
+    rows = [{k: v for k, v in r.items() if k != "_run"} for r in (rows if per_seed else merge_seeds(rows))]
+    rows.sort(key=lambda r: (r["suite"], r["model"], r["decoder"], r["decoder_args"], str(r["seed"]), r["run_id"]))
+    return rows + sorted(human.values(), key=lambda r: (r["suite"], r["n_prompts"], r["decoder"]))
 
 
 def columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -105,16 +146,23 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns(rows), extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: _fmt(v) for k, v in r.items()})
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns(rows), extrasaction="ignore")
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: _fmt(v) for k, v in r.items()})
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves the old leaderboard, not a partial one
+        raise
 
 
 def _fmt(value: Any) -> Any:
-    return f"{value:.6g}" if isinstance(value, float) else ("" if value is None else value)
+    """Floats to 6 significant digits; text cells guarded against spreadsheet formulas."""
+    from bench.publish import guard_cell
+
+    return f"{value:.6g}" if isinstance(value, float) else ("" if value is None else guard_cell(value))
 
 
 def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4", "diversity", "distinct-2",
@@ -125,8 +173,11 @@ def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4
 
     from bench.metrics import METRICS
 
+    from bench.publish import varying_settings
+
     table = Table(title="decbench leaderboard", show_lines=False)
-    for col in ("suite", "model", "decoder", "n"):
+    settings = varying_settings(rows)
+    for col in ("suite", "model", "decoder", *settings, "n", "flags"):
         table.add_column(col)
     metrics = [m for m in shown if any(m in r for r in rows)]
     for m in metrics:
@@ -134,7 +185,8 @@ def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4
         table.add_column(m + arrow, justify="right")
     for r in rows:
         decoder = r["decoder"] + (f":{r['decoder_args']}" if r["decoder_args"] else "")
-        cells = [r["suite"], r["model"], decoder, str(r["n"])]
+        decoder += f" (amateur {r['amateur']})" if r.get("amateur") else ""
+        cells = [r["suite"], r["model"], decoder, *(str(_fmt(r.get(c))) for c in settings), str(r["n"]), r.get("flags", "")]
         for m in metrics:
             value, lo, hi = r.get(m), r.get(f"{m}_lo"), r.get(f"{m}_hi")
             cells.append("" if value is None else (f"{value:.3f}" if lo is None else f"{value:.3f} ±{(hi - lo) / 2:.3f}"))

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench import runtime
+from bench.amateur import amateur_fingerprint, check_amateur
 from bench.errors import BenchError
 from bench.registry import DecoderInfo, get_decoder, load_plugins
-from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, parse_decoder
+from bench.specs import DecoderSpec, GenerationSpec, ModelSpec, Prompt, RunSpec, expand_grid, parse_decoder
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,21 @@ class RunOptions:
     """The run store."""
     generation: GenerationSpec = GenerationSpec()
     """Lengths, samples per prompt and seed."""
+    seeds: tuple[int, ...] = ()
+    """Several base seeds (``--seeds``): one run per seed, the generation's own seed when empty."""
     num_prompts: int | None = None
     """Deterministic subset of each suite."""
     revision: str | None = None
     """Hub revision applied to every model."""
     hyperfit: str | None = None
     """A hyperfitted checkpoint for the decoders that require one."""
+    amateur: str | None = None
+    """The amateur model of contrastive decoding (``--amateur``), for the decoders that require one."""
     device: str = "auto"
     dtype: str = "auto"
     batch_size: int = 16
+    compile: bool = False
+    """HF backend: static KV cache and a ``torch.compile``'d decode step (CUDA graphs on GPU)."""
     data_dir: str | None = None
     """Folder laid out like ``shared/data`` (``$BENCH_DATA_DIR``)."""
     suite_path: str | None = None
@@ -91,13 +98,16 @@ class Plan:
     runs: list[PlannedRun]
     skipped: list[tuple[str, str]]
     """(decoder, reason) for decoders that ``all`` could not run."""
+    warnings: list[str] = field(default_factory=list)
+    """Things the user should know before trusting the numbers (a hyperfit above its target loss)."""
 
 
 def expand_decoders(names: tuple[str, ...], available: dict[str, bool]) -> tuple[list[DecoderSpec], list[tuple[str, str]]]:
-    """Parse ``--decoder`` values; ``all`` means every registered decoder whose requirements are met."""
+    """Parse ``--decoder`` values, grids expanded (``top-p:p=0.8|0.9``, see :func:`bench.specs.expand_grid`);
+    ``all`` means every registered decoder whose requirements are met, once, at its defaults."""
     registry = load_plugins()
     specs, skipped = [], []
-    for text in names:
+    for text in (one for name in names for one in expand_grid(name)):
         if text.strip().lower() != "all":
             spec = parse_decoder(text)
             info = get_decoder(spec.name)
@@ -130,20 +140,51 @@ def check_prompt_lengths(prompts: list[Prompt], tokenizer: Any, config: Any, max
             )
 
 
+def parse_seeds(repeated: tuple[int, ...], listed: str | None) -> tuple[int, ...]:
+    """``--seed`` (repeatable) and ``--seeds 0,1,2`` as one tuple of distinct seeds."""
+    seeds = list(repeated)
+    if listed is not None:
+        try:
+            parsed = [int(x) for x in listed.split(",")]
+        except ValueError:
+            raise BenchError(f"--seeds {listed}: give integers separated by commas, e.g. 0,1,2") from None
+        seeds = parsed if tuple(repeated) == (0,) else seeds + parsed  # --seeds replaces the default seed
+    if len(set(seeds)) != len(seeds):
+        raise BenchError(f"seed given twice: {', '.join(map(str, seeds))}")
+    return tuple(seeds)
+
+
+HUB_BACKENDS = ("hf", "vllm")
+"""Backends that read ``--model`` from a folder or the Hugging Face Hub (the others name a served model)."""
+
+
 def plan(options: RunOptions) -> Plan:
+    from bench.hub import check_models
+    from bench.locations import model_hint
     from bench.suite_loading import load_suite
 
     if not options.models:
-        raise BenchError("no model given: pass --model (a Hugging Face id or a local directory) or set BENCH_MODEL")
+        raise BenchError("no model given: pass --model (a Hugging Face id or a local directory) or set BENCH_MODEL"
+                         + model_hint())
+    if options.backend in HUB_BACKENDS:
+        from bench.model_args import parse_model
+
+        check_models([parse_model(m).name for m in options.models])
     if options.batch_size < 1:
         raise BenchError(f"--batch-size must be >= 1, got {options.batch_size}")
+    if options.compile and options.backend != "hf":
+        raise BenchError(f"--compile applies to --backend hf only, not --backend {options.backend}")
     gen = options.generation
     if gen.max_new_tokens < 1 or gen.samples_per_prompt < 1:
         raise BenchError("--max-new-tokens and --samples-per-prompt must be >= 1")
+    from bench.plan_checks import check_options
+
+    check_options(options)
     registered = [s for s in options.suites if not s.lower().endswith(".jsonl")]
     if options.suite_path and len(registered) != 1:
         raise BenchError("--suite-path names the file of one registered suite; give exactly one such --suite with it")
-    decoders, skipped = expand_decoders(options.decoders, {"hyperfit": bool(options.hyperfit)})
+    decoders, skipped = expand_decoders(options.decoders, {"hyperfit": bool(options.hyperfit),
+                                                           "amateur": bool(options.amateur)})
     check_scoring(options, decoders)
     from bench.backends import model_files, plan_backend
     from bench.executors import check_executor
@@ -154,7 +195,13 @@ def plan(options: RunOptions) -> Plan:
         load_suite(s, data_dir=options.data_dir, path=options.suite_path, num_prompts=options.num_prompts)
         for s in options.suites
     ]
+    from bench.plan_checks import check_models, check_suites_for_scores
+
+    check_suites_for_scores(options, suites)
+    check_models(options)
     hyperfit_fp = _hyperfit_fingerprint(options.hyperfit) if options.hyperfit else ""
+    hyperfit_info, warnings = _hyperfit_summary(options.hyperfit) if options.hyperfit else ({}, [])
+    amateur_fp = amateur_fingerprint(options.amateur) if options.amateur else ""
     runs = []
     for text in options.models:
         base, model_dtype, tokenizer, config = plan_model(options, text, dtype)
@@ -162,17 +209,23 @@ def plan(options: RunOptions) -> Plan:
             from bench.hyperfit.checkpoint import check_hyperfit
 
             check_hyperfit(options.hyperfit, base.name)
+        if options.amateur and any(uses_amateur(get_decoder(d.name)) for d in decoders):
+            check_amateur(options.amateur, base.name, tokenizer, config)
         for suite_spec, prompts in suites:
             check_prompt_lengths(prompts, tokenizer, config, gen.max_new_tokens, base.name, base.chat)
             for dspec in decoders:
                 info = get_decoder(dspec.name)
                 if info.check_model is not None and config is not None:
                     info.check_model(dspec, config)
-                model = replace(base, hyperfit=options.hyperfit, hyperfit_fingerprint=hyperfit_fp) \
-                    if uses_hyperfit(info, dspec) else base
-                spec = RunSpec(model, dspec, suite_spec, gen, options.backend, backend_version, model_dtype)
-                runs.append(PlannedRun(spec, prompts, info))
-    return Plan(runs, skipped)
+                hyper = uses_hyperfit(info, dspec)
+                model = replace(base, hyperfit=options.hyperfit, hyperfit_fingerprint=hyperfit_fp) if hyper else base
+                if uses_amateur(info):
+                    model = replace(model, amateur=options.amateur, amateur_fingerprint=amateur_fp)
+                for seed in options.seeds or (gen.seed,):
+                    spec = RunSpec(model, dspec, suite_spec, replace(gen, seed=seed), options.backend,
+                                   backend_version, model_dtype)
+                    runs.append(PlannedRun(spec, prompts, info, dict(hyperfit_info) if hyper else {}))
+    return Plan(runs, skipped, warnings)
 
 
 def plan_model(options: RunOptions, text: str, run_dtype: str) -> tuple[ModelSpec, str, Any, Any]:
@@ -200,15 +253,22 @@ def plan_model(options: RunOptions, text: str, run_dtype: str) -> tuple[ModelSpe
 
 def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
     """Plan-time checks of ``--score`` and ``--judge-against``: names, and that their models exist."""
+    from bench.hub import check_models as check_hub_models
+
     if options.scores:
-        from bench.scorers.model_based import ModelScoreSettings, check_models, check_names
+        from bench.scorers.model_based import ModelScoreSettings, check_names, check_score_models
 
         names = check_names(options.scores)
         settings = options.score_settings
         needed = {"mauve": "featurizer", "coherence": "scorer_model", "perplexity": "scorer_model"}
         for model in {settings.get(needed[n]) for n in names if n in needed} - {None}:
+            check_hub_models([model])
             runtime.load_config(model)  # a missing featurizer or scorer stops the run before generating
-        check_models(names, ModelScoreSettings.from_dict(settings))
+        check_score_models(names, ModelScoreSettings.from_dict(settings))
+        if "mauve" in names:
+            from bench.scorers.mauve import check_length
+
+            check_length(settings["featurizer"], settings.get("mauve_length"))
     if options.judge_against:
         target = get_decoder(options.judge_against.partition(":")[0]).name
         if not any(d.name == target for d in decoders):
@@ -217,6 +277,7 @@ def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:
         if not (judge.get("url") or judge.get("local_model")):
             raise BenchError("--judge-against needs a judge: --judge-url URL --judge-model NAME, or --judge-local MODEL")
         if judge.get("local_model"):
+            check_hub_models([judge["local_model"]])
             runtime.load_config(judge["local_model"])
             runtime.check_weights(judge["local_model"], role="judge model")
 
@@ -227,6 +288,23 @@ def uses_hyperfit(info: DecoderInfo, spec: DecoderSpec) -> bool:
         return True
     waived = any(spec.kwargs.get(w) is not None for w in info.waived_by)
     return "hyperfit" in info.requires and not waived
+
+
+def _hyperfit_summary(path: str) -> tuple[dict[str, Any], list[str]]:
+    """The hyperfit's final loss (for the run header and the leaderboard) and a warning when it
+    stopped above its ``--stop-at-loss`` target."""
+    from bench.hyperfit.checkpoint import read_metadata
+    from bench.hyperfit.finish import target_warning
+
+    meta = read_metadata(path) or {}
+    loss = meta.get("final_loss")
+    warning = target_warning(meta)
+    return ({"hyperfit_loss": loss} if loss is not None else {}), ([f"--hyperfit {path}: {warning}"] if warning else [])
+
+
+def uses_amateur(info: DecoderInfo) -> bool:
+    """Whether the run contrasts the model with the ``--amateur`` model (contrastive decoding)."""
+    return "amateur" in info.requires
 
 
 def _hyperfit_fingerprint(path: str) -> str:

@@ -8,11 +8,12 @@ from dataclasses import asdict
 from typing import Any
 
 from bench.runtime import write_json_atomic
+from bench.stats import N_BOOT
 from bench.store import SCORES, RunDir
 
-SCORES_VERSION = "1"
-"""Bumped when a metric's definition changes, so cached scores are recomputed."""
-N_BOOT = 1000
+SCORES_VERSION = "2"
+"""Bumped when a metric's definition changes, so cached scores are recomputed (2: intervals resample prompts)."""
+
 
 
 def ordered_records(records: list[dict[str, Any]], prompt_order: list[str] | None = None) -> list[dict[str, Any]]:
@@ -22,16 +23,18 @@ def ordered_records(records: list[dict[str, Any]], prompt_order: list[str] | Non
 
 
 def score_records(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every repetition metric with its bootstrap interval over the records."""
+    """Every repetition metric with its bootstrap interval over prompts (all samples of a prompt together)."""
     from bench.scorers.repetition import bootstrap_ci, score_texts
 
     texts = [r["continuation"] for r in records]
     token_ids = [r["token_ids"] for r in records]
+    prompt_ids = [r["prompt_id"] for r in records]
     return {
         "version": SCORES_VERSION,
         "n": len(records),
         "metrics": score_texts(texts, token_ids),
-        "ci": {k: list(v) for k, v in bootstrap_ci(texts, token_ids, n_boot=N_BOOT, seed=0).items()},
+        "ci": {k: list(v) for k, v in bootstrap_ci(texts, token_ids, n_boot=N_BOOT, seed=0,
+                                                   prompt_ids=prompt_ids).items()},
     }
 
 
@@ -46,6 +49,34 @@ def score_human(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not refs:
         return None
     texts = [refs[k] for k in sorted(refs)]
+    return {
+        "version": SCORES_VERSION,
+        "n": len(texts),
+        "metrics": score_texts(texts, None),
+        "ci": {k: list(v) for k, v in bootstrap_ci(texts, None, n_boot=N_BOOT, seed=0).items()},
+    }
+
+
+def score_human_cut(runs_records: list[list[dict[str, Any]]]) -> dict[str, Any] | None:
+    """The references cut to the generated length: a length-matched human row.
+
+    Whole references (164 words on cd-wikitext) against 25-word continuations compare lengths as
+    much as text. Each reference is cut to the mean word count of its prompt's continuations over
+    ``runs_records`` (the runs sharing the human row), then scored like :func:`score_human`.
+    """
+    from bench.scorers.repetition import bootstrap_ci, score_texts
+
+    refs: dict[str, str] = {}
+    lengths: dict[str, list[int]] = {}
+    for records in runs_records:
+        for r in records:
+            if r.get("reference"):
+                refs.setdefault(r["prompt_id"], r["reference"])
+                lengths.setdefault(r["prompt_id"], []).append(len(r["continuation"].split()))
+    if not refs:
+        return None
+    ids = sorted(refs)
+    texts = [" ".join(refs[k].split()[:round(sum(lengths[k]) / len(lengths[k]))]) for k in ids]
     return {
         "version": SCORES_VERSION,
         "n": len(texts),
@@ -71,7 +102,8 @@ def run_scores(run: RunDir) -> dict[str, Any]:
         records = ordered_records(records)
         cached = {"generations": score_records(records), "human": score_human(records), **extra,
                   "version": SCORES_VERSION, "records": digest}
-        write_json_atomic(run.path / SCORES, cached)
+        with run.lock():  # two processes scoring the same run must not share the temporary file
+            write_json_atomic(run.path / SCORES, cached)
     return _with_extra_metrics(cached)
 
 
@@ -80,6 +112,8 @@ def _with_extra_metrics(scores: dict[str, Any]) -> dict[str, Any]:
     metrics, ci = dict(merged["generations"]["metrics"]), dict(merged["generations"]["ci"])
     for name, entry in scores.get("model_based", {}).items():
         metrics[name], ci[name] = entry["value"], entry["ci"]
+        if "mauve_std" in entry.get("details", {}):
+            merged["mauve_sd"] = entry["details"]["mauve_std"]  # spread over k-means seeds
     judge = scores.get("judge")
     if judge:
         metrics["judge-win-rate"], ci["judge-win-rate"] = judge["win_rate"], judge["ci"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.decoding import Declaration
 from bench.errors import BenchError
+from bench.random_streams import SAMPLER_VERSION
 from bench.registry import convert, get_decoder
 
 
@@ -40,6 +42,10 @@ class ModelSpec:
     """A hyperfitted checkpoint (full model or PEFT adapter) used by decoders that require it."""
     hyperfit_fingerprint: str = ""
     """Fingerprint of the hyperfitted checkpoint's content, including its ``hyperfit.json``."""
+    amateur: str | None = None
+    """The amateur model of contrastive decoding (``--amateur``), for the decoders that contrast with one."""
+    amateur_fingerprint: str = ""
+    """Fingerprint of the amateur model's local files (empty for a Hub id)."""
     commit: str | None = None
     """The Hub commit a Hub id's revision resolved to; None for a local folder or an unresolved id."""
     args: tuple[tuple[str, str], ...] = ()
@@ -112,6 +118,10 @@ class GenerationSpec:
     """Continuations per prompt (sampling decoders use different seeds for each)."""
     seed: int = 0
     """Base seed; each record's seed derives from (seed, prompt id, sample index)."""
+    sampler: int = SAMPLER_VERSION
+    """The random streams sampled records draw from (:data:`bench.random_streams.SAMPLER_VERSION`).
+    New runs get the current version; a stored header without the field was written by version 1,
+    which is left out of the identity so that those runs keep their ids (see :meth:`RunSpec.identity`)."""
 
 
 @dataclass(frozen=True)
@@ -138,16 +148,26 @@ class RunSpec:
         A local model or checkpoint is identified by its fingerprint and folder name, not its
         absolute path, and a suite by its name and version, not the file it was read from, so
         the same run has the same id in every clone.
+
+        The sampler version enters the identity only when it is not 1, the streams of every store
+        written before the field existed: their runs keep their ids and headers, and resuming
+        one with today's code (version 2) plans a new run id, so its records are generated again
+        rather than appended to records drawn from the old streams. This holds for every decoder,
+        greedy included: the plan cannot tell which decoders draw (a plugin model decoder may).
         """
         d = self.to_dict()
+        if d["generation"]["sampler"] == 1:
+            del d["generation"]["sampler"]
         d["extra"] = []  # a field of the first format, always empty; kept so that run ids do not change
         d["suite"].pop("source", None)
+        if d["model"]["amateur"] is None:  # runs without an amateur keep the ids they had before it existed
+            del d["model"]["amateur"], d["model"]["amateur_fingerprint"]
         # Fields added after the first format leave the identity when unset, so older runs keep their ids.
         for key, unset in (("commit", None), ("args", []), ("chat_template", False), ("system_prompt", None)):
             if d["model"].get(key, unset) == unset:
                 d["model"].pop(key, None)
-        for key, fp in (("name", "fingerprint"), ("hyperfit", "hyperfit_fingerprint")):
-            if d["model"][fp] and d["model"][key]:
+        for key, fp in (("name", "fingerprint"), ("hyperfit", "hyperfit_fingerprint"), ("amateur", "amateur_fingerprint")):
+            if d["model"].get(fp) and d["model"].get(key):
                 d["model"][key] = d["model"][key].rstrip("/").split("/")[-1]
         return d
 
@@ -162,7 +182,7 @@ class RunSpec:
             model=ModelSpec(**{**d["model"], "args": tuple(tuple(a) for a in d["model"].get("args", ()))}),
             decoder=DecoderSpec(d["decoder"]["name"], tuple(tuple(a) for a in d["decoder"]["args"])),
             suite=SuiteSpec(**d["suite"]),
-            generation=GenerationSpec(**d["generation"]),
+            generation=GenerationSpec(**{"sampler": 1, **d["generation"]}),  # no field: version 1
             backend=d["backend"],
             backend_version=d["backend_version"],
             dtype=d["dtype"],
@@ -189,6 +209,22 @@ def parse_decoder(text: str) -> DecoderSpec:
     spec = DecoderSpec(info.name, args)
     build_decoder(spec)  # validates ranges now, before anything is written
     return spec
+
+
+def expand_grid(text: str) -> list[str]:
+    """A decoder grid: ``NAME:a=1|2,b=x|y`` -> the four ``NAME:a=..,b=..`` strings (the product, in the
+    order written); without ``|``, ``[text]``. ``all`` is never a grid. See :mod:`bench.grid`."""
+    name, colon, args = text.partition(":")
+    if "|" not in args:
+        return [text]
+    choices = []
+    for item in (s.strip() for s in args.split(",")):
+        key, eq, values = item.partition("=")
+        options = [v.strip() for v in values.split("|")]
+        if eq and "" in options:
+            raise BenchError(f"decoder '{name.strip()}': empty value in the grid '{item}'")
+        choices.append([f"{key.strip()}={v}" for v in options] if eq else [item])
+    return [f"{name}{colon}{','.join(combo)}" for combo in itertools.product(*choices)]
 
 
 def build_decoder(spec: DecoderSpec) -> Any:

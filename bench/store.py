@@ -7,8 +7,7 @@
 
 Records are appended and flushed batch by batch, so a run killed at any moment (even kill -9)
 resumes where it stopped: complete lines are kept, a torn last line is dropped, and only the
-missing (prompt id, sample index) pairs are generated again. JSON files are replaced atomically,
-so a reader sees a whole old file or a whole new one.
+missing (prompt id, sample index) pairs are generated again.
 """
 
 from __future__ import annotations
@@ -37,14 +36,22 @@ FORMAT = 2
 each run. Headers without ``format`` (1) are read the same way; missing fields take their defaults."""
 
 
+_HELD: set[str] = set()
+"""Run folders whose lock this process holds (a second flock on a new descriptor would wait forever)."""
+
+
 @contextmanager
 def lock_run(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the exclusive lock of the run folder ``path`` (an ``fcntl`` lock on its ``.lock`` file).
 
     One process writes a run at a time: another one asking waits here (``on_wait`` is called once
     when it has to) until the holder is done or dead, since the kernel drops the lock of a killed
-    process. Local file systems only: NFS may not honour the lock.
+    process. Local file systems only: NFS may not honour the lock. Re-entrant within a process.
     """
+    key = str(Path(path).resolve())
+    if key in _HELD:
+        yield
+        return
     with open(path / LOCK, "a+b") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -52,9 +59,11 @@ def lock_run(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[
             if on_wait is not None:
                 on_wait()
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        _HELD.add(key)
         try:
             yield
         finally:
+            _HELD.discard(key)
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
@@ -62,29 +71,67 @@ def _say_waiting(run_id: str) -> Callable[[], None]:
     return lambda: print(f"run {run_id} is being written by another process; waiting for it", file=sys.stderr)
 
 
-def read_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
-    """Read a generations file; a torn final line (a killed writer) is dropped, and cut off if ``repair``."""
-    return _read_records(path, repair=repair)[0]
+def read_records(path: Path, *, repair: bool = False, skip_bad: bool = False) -> list[dict[str, Any]]:
+    """Read a JSONL file of records; a torn final line (a killed writer, a full disk) is dropped, and
+    cut off if ``repair`` so that the next append starts on a fresh line.
+
+    A complete line that is not a JSON object (invalid UTF-8 included) is an error naming it, or
+    skipped with ``skip_bad`` (a cache, where a lost entry only costs asking again).
+    """
+    return _read_records(path, repair=repair, skip_bad=skip_bad)[0]
 
 
-def _read_records(path: Path, *, repair: bool = False) -> tuple[list[dict[str, Any]], str]:
-    """The records of a generations file and the sha256 of the complete lines they came from."""
+def _read_records(path: Path, *, repair: bool = False, skip_bad: bool = False) -> tuple[list[dict[str, Any]], str]:
+    """The records of a JSONL file and the sha256 of the complete lines they came from."""
     if not path.exists():
         return [], hashlib.sha256().hexdigest()
+    if path.is_dir():
+        raise BenchError(f"{path} is a folder, not a JSONL file")
     data = path.read_bytes()
     records, good_end = [], 0
-    for start, line in _lines_with_offsets(data):
+    for number, (start, line) in enumerate(_lines_with_offsets(data), start=1):
         if not line.endswith(b"\n"):
             break  # torn last line: the writer died mid-record
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise BenchError(f"{path}: line {len(records) + 1} is not valid JSON; the file was edited or corrupted") from None
         good_end = start + len(line)
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        elif not (skip_bad or not line.strip()):
+            raise BenchError(f"{path}: line {number} is not a JSON object; the file was edited or corrupted")
     if repair and good_end < len(data):
         with open(path, "r+b") as f:
             f.truncate(good_end)
     return records, hashlib.sha256(data[:good_end]).hexdigest()
+
+
+def append_lines(path: Path, text: str) -> None:
+    """Append whole lines and fsync them; when the write fails (a full disk) the file is cut back to
+    its previous end, so no partial line is left for the next append to merge with.
+
+    Unbuffered on purpose: a buffered file would retry the failed write when asked to truncate.
+    An interrupt (Ctrl-C) is not undone: what reached the file is a whole record or a torn tail
+    that the next open drops.
+    """
+    data = text.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, end)
+            except OSError:
+                pass  # the reader drops a torn last line anyway
+            raise
+    finally:
+        os.close(fd)
 
 
 def _lines_with_offsets(data: bytes) -> Iterable[tuple[int, bytes]]:
@@ -107,10 +154,22 @@ class RunDir:
         return self.path.name
 
     def header(self) -> dict[str, Any]:
-        return json.loads((self.path / HEADER).read_text())
+        """The run's header; one line naming the file when it is unreadable (truncated, edited)."""
+        path = self.path / HEADER
+        try:
+            header = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            header = None
+        if not (isinstance(header, dict) and isinstance(header.get("spec"), dict) and "expected_records" in header):
+            raise BenchError(f"{path} is truncated or corrupted; delete the folder {self.path} to regenerate the run")
+        return header
 
     def spec(self) -> RunSpec:
-        return RunSpec.from_dict(self.header()["spec"])
+        try:
+            return RunSpec.from_dict(self.header()["spec"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise BenchError(f"{self.path / HEADER} holds no valid run spec; delete the folder {self.path} "
+                             "to regenerate the run") from None
 
     def records(self) -> list[dict[str, Any]]:
         """The run's records, one per (prompt id, sample index): the first one written of each."""
@@ -131,8 +190,13 @@ class RunDir:
         return unique, digest
 
     def scores(self) -> dict[str, Any] | None:
+        """The cached scores, or None when absent or unreadable (they are recomputed from the records)."""
         f = self.path / SCORES
-        return json.loads(f.read_text()) if f.exists() else None
+        try:
+            scores = json.loads(f.read_bytes().decode("utf-8")) if f.exists() else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        return scores if isinstance(scores, dict) and "generations" in scores else None
 
     def is_complete(self) -> bool:
         header = self.header()
@@ -166,13 +230,11 @@ class RunStore:
             yield self.open(spec, expected_records=expected_records, device=device, resolved=resolved)
 
     def open(self, spec: RunSpec, *, expected_records: int, device: str, resolved: dict[str, Any]) -> RunDir:
-        """Create the run folder with its header, or reopen it after checking it holds the same spec.
-
-        Writers call it through :meth:`writing`, which holds the run's lock."""
+        """Create the run folder with its header, or reopen it after checking it holds the same spec."""
         run = RunDir(self.root / spec.run_id)
         header_path = run.path / HEADER
         if header_path.exists():
-            header = json.loads(header_path.read_text())
+            header = run.header()
             if RunSpec.from_dict(header["spec"]).identity() != spec.identity():
                 raise BenchError(f"{run.path} holds a different run (its header.json does not match); use another --out")
             read_records(run.path / GENERATIONS, repair=True)
@@ -196,10 +258,7 @@ class RunStore:
 
     def append(self, run: RunDir, records: list[dict[str, Any]]) -> None:
         """Append records and force them to disk before returning."""
-        with open(run.path / GENERATIONS, "a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-            f.flush()
-            os.fsync(f.fileno())
+        append_lines(run.path / GENERATIONS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
     def runs(self) -> list[RunDir]:
         if not self.root.is_dir():

@@ -18,12 +18,16 @@ prefix and itself but not its siblings (all at the same position id): the same a
 separate rows, without repeating the cache. Afterwards the chosen candidate's key/value entry
 is moved next to the prefix and the other k - 1 are cropped away, still in transformers'
 ``DynamicCache``. Only the chosen candidate's hidden state goes through the LM head.
+
+k and alpha come from :meth:`ContrastiveSearch.schedule`, fixed here; adaptive contrastive
+search (:mod:`decoders.adaptive_contrastive`) overrides it to set them per row and step.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Sequence
 
+from bench.backends.hf_decode import SYNC_EVERY
 from bench.decoding import Decoder, RowRNG
 from bench.errors import BenchError, check
 from bench.registry import decoder
@@ -84,15 +88,19 @@ class ContrastiveSearch(Decoder):
         if max_new_tokens <= 0:
             return input_ids.new_empty((batch, 0))
         state = _State.start(model, input_ids, attention_mask, max_new_tokens)
-        k = min(self.k, state.logits.shape[-1])
+        schedule = self.schedule(batch, state.logits.shape[-1])
         rows = torch.arange(batch, device=input_ids.device)
         eos = torch.tensor(list(eos_token_ids), dtype=torch.long, device=input_ids.device)
         done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
         new_tokens = []
-        for _ in range(max_new_tokens):
+        # done.all() waits for the device: off CPU check every few steps (finished rows emit padding).
+        check_every = 1 if input_ids.device.type == "cpu" else SYNC_EVERY
+        for step in range(max_new_tokens):
             n = state.length  # cached positions so far (prompt, padding included, + generated)
+            probs = state.logits.softmax(dim=-1)
+            k, alpha = schedule(probs)  # this step's candidates and penalty weight (per row, or one for all)
             # 1. Recall: the k most likely next tokens of every row, with their probabilities.
-            top_probs, top_ids = state.logits.softmax(dim=-1).topk(k, dim=-1)  # [B, k]
+            top_probs, top_ids = probs.topk(k if isinstance(k, int) else int(k.max()), dim=-1)  # [B, k]
             # 2. Look ahead: run all k candidates of a row in one pass, as k sibling positions
             #    that each see the row's unpadded prefix and themselves, not each other.
             hidden = state.run_candidates(model, top_ids)  # [B, k, H], grows the cache to n + k
@@ -102,7 +110,7 @@ class ContrastiveSearch(Decoder):
             cosine = cosine.masked_fill(~state.real[:, None, :n], torch.finfo(cosine.dtype).min)
             penalty = cosine.max(dim=-1).values  # [B, k]
             # 4. Re-rank: model confidence against the penalty (same expression as transformers).
-            score = (1.0 - self.alpha) * top_probs - self.alpha * penalty
+            score = rerank(top_probs, penalty, k, alpha)
             best = score.max(dim=-1).indices  # [B]; ties go to the more likely candidate
             # 5. Commit: keep the chosen candidate's cache entry, hidden state and next logits.
             state.commit(model, best, hidden[rows, best], unit[rows, best])
@@ -110,9 +118,35 @@ class ContrastiveSearch(Decoder):
             token = top_ids[rows, best].masked_fill(done, pad_token_id)
             done |= torch.isin(token, eos)
             new_tokens.append(token)
-            if bool(done.all()):
+            if (step + 1) % check_every == 0 and bool(done.all()):
                 break
         return torch.stack(new_tokens, dim=1)
+
+
+    def schedule(self, batch: int, vocab: int) -> Callable[["torch.Tensor"], tuple[Any, Any]]:
+        """Per step, from the next-token probabilities [B, V]: (k, alpha) for every row.
+
+        Contrastive search keeps both fixed (an int and a float). Adaptive contrastive search
+        overrides this with a per-row schedule: a [B] tensor of k and a [B] float64 tensor of alpha.
+        """
+        k = min(self.k, vocab)
+        return lambda probs: (k, self.alpha)
+
+
+def rerank(top_probs: "torch.Tensor", penalty: "torch.Tensor", k: Any, alpha: Any) -> "torch.Tensor":
+    """``(1 - alpha) * p - alpha * penalty`` per candidate [B, K]; with per-row k, candidates past a
+    row's own k are excluded. Per-row weights are rounded to float32 first, as a Python float is when
+    it multiplies a float32 tensor, so a row's scores equal those of a fixed alpha bit for bit."""
+    if isinstance(alpha, float):
+        return (1.0 - alpha) * top_probs - alpha * penalty
+    import torch
+
+    keep, drop = (1.0 - alpha).to(top_probs.dtype)[:, None], alpha.to(top_probs.dtype)[:, None]
+    score = keep * top_probs - drop * penalty
+    if not isinstance(k, int):
+        beyond = torch.arange(score.shape[-1], device=score.device)[None, :] >= k[:, None]
+        score = score.masked_fill(beyond, -torch.inf)
+    return score
 
 
 class _State:

@@ -69,7 +69,19 @@ def _prompt_of(obj: dict[str, Any], line: int, file: Path) -> Prompt:
     reference = obj.get("reference")
     if reference is not None and not isinstance(reference, str):
         raise _fail(file, line, f"'reference' must be a string, got {_json_type(reference)}")
+    for field, value in (("prompt", text), ("id", pid), ("reference", reference)):
+        if value is not None and not _encodable(value):
+            raise _fail(file, line, f"'{field}' holds a lone surrogate (an escape like \\ud800 that is no character)")
     return Prompt(id=pid, text=text, reference=reference)
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is real Unicode: JSON escapes can make lone surrogates no tokenizer takes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def load_jsonl(path: str | Path) -> LoadedSuite:

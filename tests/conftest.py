@@ -73,3 +73,15 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> str:
                          num_key_value_heads=2, vocab_size=512, max_position_embeddings=512,
                          bos_token_id=1, eos_token_id=2)
     return save_random_model(tmp_path_factory.mktemp("tiny-llama"), config, shared / "models" / "stories260K")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` skip with their reason where there is no CUDA device (``make test-all``)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; none here")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

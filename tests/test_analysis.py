@@ -20,7 +20,8 @@ from bench.analysis.analyze import Options, analyze
 from bench.analysis.cli import analyze as analyze_cli
 from bench.analysis.contexts import Pair, generate
 from bench.analysis.reweight import parse_alphas
-from bench.analysis.stats import Covariance, bootstrap_mean, bootstrap_ratio, participation_ratio
+from bench.analysis.stats import Covariance, participation_ratio
+from bench.stats import bootstrap_mean, bootstrap_ratio
 from bench.backends.hf import HFBackend
 from bench.decoding import Greedy
 from bench.errors import BenchError

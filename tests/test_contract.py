@@ -177,7 +177,7 @@ def test_fake_backend_runs_a_sweep_without_torch(prompts, tmp_path):
     assert first.returncode == 0, first.stderr
     assert "skipped contrastive" in first.stderr and "needs the model itself" in first.stderr
     ran = {json.loads((d / "header.json").read_text())["spec"]["decoder"]["name"] for d in out.iterdir() if d.is_dir()}
-    assert ran == {"greedy", "temperature", "top-p", "top-k"}
+    assert ran == {"greedy", "temperature", "top-p", "top-k", "min-p"}  # what the fake can express
     board = (out / "leaderboard.csv").read_text()
     assert board.count("\n") >= 5 and "fake-model" in board
     again = _bench([*args, "--batch-size", "4"], no_torch=True)

@@ -357,3 +357,62 @@ def test_default_targets_exist_for_each_architecture(arch):
     wrapped, _ = apply_method(model, Recipe(method="late-lora", late_layers=2), lambda m: None)
     trainable = [n for n, p in wrapped.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n and (".2." in n or ".3." in n) for n in trainable)
+
+
+# --- never deadlocked (issue 14 part 6) ---------------------------------------------------------
+
+
+def test_a_run_killed_after_its_last_epoch_is_finished_by_bench_hyperfit(tmp_path, full_run, text):
+    """Measured: 'bench hyperfit' said "already finished; nothing to train" while 'bench run --hyperfit'
+    said the run was unfinished, and no model.safetensors existed: no way out but a new folder."""
+    out = tmp_path / "killed-last"
+
+    def kill_after_last(epoch: int, loss: float) -> None:
+        if epoch == SMALL.epochs:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(STORIES, text, out, SMALL, device="cpu", on_epoch_end=kill_after_last, **QUIET)
+    assert not (out / "model.safetensors").exists()
+    with pytest.raises(BenchError, match="unfinished .*run 'bench hyperfit' again"):
+        load_hyperfit(out, STORIES)
+    result = train(STORIES, text, out, SMALL, device="cpu", **QUIET)
+    assert result.trained and result.metadata["finished"] and result.metadata["epochs_done"] == SMALL.epochs
+    load_hyperfit(out, STORIES)  # 'bench run --hyperfit' accepts it now
+    whole, finished = load_file(str(full_run[0] / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    for name in whole:
+        assert torch.equal(whole[name], finished[name]), name
+    assert not (out / ".final.new").exists()
+
+
+def test_a_finished_run_whose_weights_went_missing_is_saved_again(tmp_path, full_run, text):
+    out = tmp_path / "lost"
+    shutil.copytree(full_run[0], out)
+    (out / "model.safetensors").unlink()
+    result = train(STORIES, text, out, SMALL, device="cpu", **QUIET)
+    assert result.trained and (out / "model.safetensors").is_file()
+    load_hyperfit(out, STORIES)
+
+
+def test_a_failing_plot_never_leaves_the_run_unfinished(tmp_path, text, monkeypatch):
+    """Measured: without matplotlib the plot raised after training and the run stayed unfinished."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` raises ImportError
+    logged: list[str] = []
+    recipe = Recipe(num_sequences=4, seq_len=64, epochs=1, lr=1e-3, batch_size=2)
+    meta = train(STORIES, text, tmp_path / "noplot", recipe, device="cpu", log=logged.append,
+                 show_progress=False).metadata
+    assert meta["finished"] and (tmp_path / "noplot" / "loss.csv").is_file()
+    assert any("loss.png not written" in m for m in logged)
+    load_hyperfit(tmp_path / "noplot", STORIES)
+
+
+def test_stopping_above_the_stop_at_loss_target_warns(tmp_path, text):
+    """Measured: a hyperfit ending at loss 1.26 against --stop-at-loss 0.05 said nothing."""
+    logged: list[str] = []
+    recipe = Recipe(num_sequences=4, seq_len=64, epochs=1, lr=1e-3, batch_size=2, stop_at_loss=0.05)
+    meta = train(STORIES, text, tmp_path / "short", recipe, device="cpu", log=logged.append,
+                 show_progress=False).metadata
+    assert meta["finished"] and meta["reached_target"] is False
+    assert any(m.startswith("warning: the hyperfit stopped at loss") and "target 0.05" in m for m in logged)

@@ -188,3 +188,37 @@ def test_simctg_coherence_matches_sentence_transformers(corpora):
     assert out["settings"]["coherence-sim"]["sentence_model"] == "all-MiniLM-L6-v2"
     with pytest.raises(BenchError, match="sentence model .* could not be loaded"):
         score_model_based(_records(conts, conts, prompts), ["coherence-sim"], {"sentence_model": "/nonexistent/st"})
+
+
+def _long_chunks(data_dir, n: int, size: int = 3000) -> list[str]:
+    text = (Path(data_dir) / "pd-stories" / "grimms_fairy_tales_pg52521.txt").read_text(encoding="utf-8")[20_000:]
+    return [" ".join(text[i * size:(i + 1) * size].split()) for i in range(n)]
+
+
+def test_mauve_cuts_at_the_featurizers_context_and_says_so(stories260k, data_dir, tmp_path):
+    """Measured: texts cut at 1024 tokens for a 512-position featurizer gave MAUVE 0.006 against 0.938."""
+    pytest.importorskip("mauve", reason="needs mauve-text: pip install 'decbench[mauve]'")
+    chunks = _long_chunks(data_dir, 60)
+    s = {"featurizer": stories260k, "cache_dir": str(tmp_path), "device": "cpu", "mauve_seeds": (1, 2)}
+    out = score_model_based(_records(chunks[:30], chunks[30:]), ["mauve"], s)
+    recorded = out["settings"]["mauve"]
+    assert recorded["featurizer_context"] == 512 and recorded["max_tokens_used"] == 512
+    from bench.scorers.mauve import cut_note
+
+    assert recorded["cut_at_context"] == 60 and "cut at 512 tokens (not 1024)" in cut_note(recorded)
+    assert out["metrics"]["mauve"] > 0.5  # same-distribution text: high once inside the context
+    with pytest.raises(BenchError, match="--mauve-length 600 exceeds the context of featurizer"):
+        score_model_based(_records(chunks[:30], chunks[30:]), ["mauve"], {**s, "mauve_length": 600})
+
+
+def test_mauve_keeps_references_paired_with_continuations(stories260k, corpora, tmp_path):
+    """Measured: references were put in sorted-string order of prompt ids (p10 before p9)."""
+    pytest.importorskip("mauve", reason="needs mauve-text: pip install 'decbench[mauve]'")
+    grimm, wiki = corpora
+    records = _records(grimm[:12], wiki[:12])
+    s = {"featurizer": stories260k, "cache_dir": str(tmp_path), "device": "cpu", "mauve_seeds": (1,)}
+    from bench.scorers.mauve import MauveSettings, score_mauve
+
+    result = score_mauve(records, MauveSettings(featurizer=stories260k, cache_dir=str(tmp_path), device="cpu", seeds=(1,)))
+    assert result["q_prompt_ids"] == [r["prompt_id"] for r in records]
+    assert score_model_based(records, ["mauve"], s)["details"]["mauve"]["mauve_std"] == 0.0

@@ -264,3 +264,23 @@ def test_bar_labels_wrap_at_arguments_and_name_models_only_when_several() -> Non
     assert "".join(lines) == f"static-reweight:{long_args}"  # cut only after commas, nothing lost
     rows[1]["model"] = "m2"
     assert _bar_labels(rows)[1] == "m2 greedy"
+
+
+def test_incomplete_runs_errors_suggest_only_accepted_options(stores: dict[str, Path], tmp_path: Path) -> None:
+    from bench.errors import BenchError
+    from bench.publish.compare import compare_runs
+    from bench.store import RunDir
+
+    mixed = tmp_path / "mixed"
+    for run in (next(stores["partial"].iterdir()), run_of(stores["s2"], "temperature")):
+        shutil.copytree(run, mixed / run.name)
+    result = bench("check", "--baseline", stores["board"], mixed)
+    assert result.exit_code == 2 and "pass --skip-incomplete" in result.output
+    columns, rows = read_csv(stores["board"])
+    baseline = write_csv(tmp_path / "temperature.csv", columns, [r for r in rows if r["decoder"] in ("temperature", "reference")])
+    result = bench("check", "--baseline", baseline, mixed, "--skip-incomplete")
+    assert result.exit_code == 0, result.output
+    assert "check passed" in result.output
+    with pytest.raises(BenchError) as err:
+        compare_runs(RunDir(next(stores["partial"].iterdir())), RunDir(run_of(stores["s1"], "top-k")))
+    assert "in progress" in str(err.value) and "--skip-incomplete" not in str(err.value)

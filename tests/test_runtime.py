@@ -60,9 +60,9 @@ def test_every_command_refuses_a_bogus_device(tmp_path: Path, stories260k: str) 
     suite.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
     out = tmp_path / "out"
     assert_one_line_error(cli("run", "--model", stories260k, "--suite", str(suite), "--decoder", "greedy",
-                              "--device", "gpu", "--out", str(out)), "unknown device 'gpu'")
+                              "--device", "gpu", "--out", str(out)), "'gpu'")
     assert_one_line_error(cli("hyperfit", "--model", stories260k, "--data", str(suite), "--out", str(out),
-                              "--device", "cuda:x"), "unknown device 'cuda:x'")
+                              "--device", "cuda:x"), "'cuda:x'")
     assert not out.exists()
 
 

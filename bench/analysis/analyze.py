@@ -10,7 +10,7 @@ from bench.analysis.contexts import Pair, generate, load_pair, run_pass
 from bench.analysis.control import ControlCollector, RankCollector, RankSummary, control_row, summarize_ranks
 from bench.analysis.geometry import GeometryCollector, LensCollector
 from bench.analysis.reweight import DEFAULT_ALPHAS, Sweep, run_sweep
-from bench.analysis.stats import Estimate, bootstrap_mean
+from bench.stats import Estimate, bootstrap_mean
 from bench.errors import BenchError, check
 
 
@@ -112,7 +112,9 @@ def analyze(opts: Options, pair: Pair | None = None, log: Any = None) -> Results
     gen = dict(max_new_tokens=opts.max_new_tokens, batch_size=opts.batch_size, seed=opts.seed)
     n, nb, seed = len(prompts), opts.n_boot, opts.seed
 
-    say(f"generating: hyperfitted greedy, base T=1, calibrating T* ({n} prompts)")
+    say(f"generating: hyperfitted greedy, base T=1 ({n} prompts); calibrating T* on {min(opts.calib_prompts, n)} "
+        f"prompts x {opts.calib_tokens} tokens" + (f" (--calib-prompts {opts.calib_prompts} capped at {n})"
+                                                   if opts.calib_prompts > n else ""))
     hyper_conts = generate(pair.hyper, prompts, Greedy(), **gen)
     base_conts = generate(pair.base, prompts, temperature(t=1.0), **gen)
     matched = entropy_matched(mode="global", calib_prompts=opts.calib_prompts, calib_tokens=opts.calib_tokens)

@@ -7,6 +7,7 @@ prints it and exits 2.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,10 @@ _ALPHAS = ",".join(map(str, DEFAULT_ALPHAS))
 @click.option("--hyperfit", required=True, metavar="PATH", help="Hyperfitted checkpoint of --model (full or PEFT adapter).")
 @click.option("--suite", required=True, help="A registered suite or a .jsonl file of prompts.")
 @click.option("--num-prompts", type=int, default=64, show_default=True, help="Deterministic subset of N prompts.")
-@click.option("--max-new-tokens", type=int, default=128, show_default=True)
-@click.option("--out", default="analysis", show_default=True, type=click.Path(file_okay=False),
+@click.option("--max-new-tokens", type=int, default=128, show_default=True, help="Most tokens generated per continuation.")
+@click.option("--out", default="analysis", show_default=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Report folder (report.md, CSVs, PNGs, settings.json).")
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Prompts per forward pass.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--dtype", type=click.Choice(DTYPES), default="auto",
               show_default=True, help="auto: bfloat16 on CUDA, float32 on CPU.")
@@ -56,7 +57,9 @@ def analyze(**kw: Any) -> None:
     from bench.analysis.analyze import Options, analyze as run_analysis
     from bench.analysis.report import write_report
     from bench.analysis.reweight import parse_alphas
+    from bench.outputs import writable_dir
 
+    out = writable_dir(kw["out"], "--out")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
@@ -70,7 +73,23 @@ def analyze(**kw: Any) -> None:
         calib_tokens=kw["calib_tokens"], logit_lens=kw["logit_lens"], n_boot=kw["n_boot"],
         data_dir=kw["data_dir"], suite_path=kw["suite_path"],
     )
+    from bench.hub import check_models
+
+    check_models([opts.model])
     results = run_analysis(opts, log=lambda msg: click.echo(msg, err=True))
-    out = Path(kw["out"])
-    write_report(results, out)
+    _write_whole(results, out, write_report)
     click.echo(f"report: {out / 'report.md'}")
+
+
+def _write_whole(results: Any, out: Path, write_report: Any) -> None:
+    """Write the report into a hidden sibling folder and move its files in only once all are written,
+    so a failure half way leaves no half-written report (and an older one untouched)."""
+    partial = out.parent / f".{out.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        write_report(results, partial)
+        out.mkdir(parents=True, exist_ok=True)
+        for f in sorted(partial.iterdir()):
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

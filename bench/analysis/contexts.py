@@ -46,7 +46,21 @@ def load_pair(model: str, hyperfit: str, *, device: str = "auto", dtype: str = "
     if mine != theirs:
         raise BenchError(f"vocabulary mismatch: base model '{model}' has {mine} output tokens, "
                          f"hyperfit checkpoint '{hyperfit}' {theirs}")
+    _check_differs(base.model, hyper_model, model, hyperfit)
     return Pair(base, HFBackend(model, device=device, dtype=dtype, model=hyper_model, tokenizer=base.tokenizer))
+
+
+def _check_differs(base: Any, hyper: Any, model: str, hyperfit: str) -> None:
+    """Refuse a checkpoint whose logits equal the base model's: nothing to analyse, and every
+    statistic of the report would divide zeros (ranks all 1, log-scaled histograms of nothing)."""
+    import torch
+
+    ids = torch.arange(1, 9, device=base.device).clamp(max=base.config.vocab_size - 1).unsqueeze(0)
+    with torch.inference_mode():
+        same = torch.equal(base(input_ids=ids).logits, hyper(input_ids=ids).logits)
+    if same:
+        raise BenchError(f"--hyperfit {hyperfit} gives exactly the logits of --model {model}: "
+                         "it is not a hyperfitted checkpoint of it (nothing to analyse)")
 
 
 def generate(backend: Any, prompts: Sequence["Prompt"], decoder: Any, *, max_new_tokens: int, batch_size: int,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from bench.analysis.contexts import Batch
-from bench.analysis.stats import Estimate, bootstrap_mean, bootstrap_ratio
+from bench.stats import Estimate, bootstrap_mean, bootstrap_ratio
 
 
 class ControlCollector:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from bench.analysis.analyze import Results, estimate_dict
-from bench.analysis.stats import Estimate
+from bench.stats import Estimate
 
 CONTROL_METRICS = ("ttr", "rep-2", "rep-3", "diversity", "agreement", "entropy")
 SWEEP_METRICS = ("ttr", "rep-2", "rep-3", "diversity")
@@ -206,6 +206,14 @@ def write_report(res: Results, out: Path) -> dict[str, Any]:
     return figures
 
 
+def calibration_prompts(options: Any, n_prompts: int) -> str:
+    """How many prompts the calibration used: ``--calib-prompts``, capped at the prompts analysed (and said so)."""
+    used = min(options.calib_prompts, n_prompts)
+    if used < options.calib_prompts:
+        return f"{used} prompts: --calib-prompts {options.calib_prompts} capped at the {n_prompts} prompts analysed"
+    return f"{used} prompts"
+
+
 def _markdown(res: Results, run: str, figures: dict[str, Any]) -> str:
     o, cal, rk = res.options, res.calibration, res.ranks
     parts = [f"# Beyond Temperature: {Path(o.model).name} vs hyperfitted {Path(o.hyperfit).name}", "",
@@ -214,8 +222,9 @@ def _markdown(res: Results, run: str, figures: dict[str, Any]) -> str:
              "## 1. Entropy-matched control", "",
              f"T* = {cal['temperature']:.4f} matches the base model's mean entropy ({cal['achieved_entropy']:.4f} nats, "
              f"{cal['base_entropy_t1']:.4f} at T=1) to the hyperfitted model's ({cal['target_entropy']:.4f}) over "
-             f"{cal['calibration_positions']} calibration positions ({o.calib_prompts} prompts x {o.calib_tokens} "
-             "greedy tokens of the hyperfitted model), as the `entropy-matched` decoder does. Agreement = fraction of "
+             f"{cal['calibration_positions']} calibration positions ({calibration_prompts(o, res.prompts)} x "
+             f"{o.calib_tokens} greedy tokens of the hyperfitted model), as the `entropy-matched` decoder does. "
+             "Agreement = fraction of "
              "tokens equal to the hyperfitted model's top-1; entropy = mean entropy (nats) of the distribution decoded "
              "from. Table: `control.csv`.", ""]
     parts.append(_md_table(["condition", *CONTROL_METRICS],

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from bench.analysis.contexts import Pair, generate
 from bench.analysis.control import text_metrics
-from bench.analysis.stats import Estimate
+from bench.stats import Estimate
 from bench.errors import BenchError
 
 DEFAULT_ALPHAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from bench.backends.base import Capabilities, Continuation, refusal
+from bench.backends.hf_decode import decode_loop
 from bench.decoding import ENGINE_FEATURES, Declaration, Decoder, RowRNG
 from bench.runtime import (cache_kwargs, check_weights, load_config, load_model, load_tokenizer, resolve_device,
                            resolve_dtype)
@@ -30,52 +31,6 @@ def eos_ids(tokenizer: Any, model: Any) -> list[int]:
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
     return sorted(ids)
-
-
-def decode_loop(
-    model: Any,
-    input_ids: "torch.Tensor",
-    attention_mask: "torch.Tensor",
-    decoder: Decoder,
-    *,
-    max_new_tokens: int,
-    eos_token_ids: Sequence[int],
-    pad_token_id: int,
-    rng: RowRNG,
-) -> "torch.Tensor":
-    """Continue left-padded prompts with ``decoder.select``; new tokens [batch, steps], pad after EOS."""
-    import torch
-    from transformers import DynamicCache
-
-    eos = torch.tensor(list(eos_token_ids), device=input_ids.device)
-    cache = DynamicCache(config=model.config)
-    # Positions count real tokens only; pad positions get 1, as transformers' generate does.
-    positions = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
-    step_input, step_positions = input_ids, positions
-    done = torch.zeros(input_ids.size(0), dtype=torch.bool, device=input_ids.device)
-    new_tokens = []
-    for _ in range(max_new_tokens):
-        out = model(
-            input_ids=step_input,
-            attention_mask=attention_mask,
-            position_ids=step_positions,
-            use_cache=True,
-            **cache_kwargs(model, cache),
-            logits_to_keep=1,
-        )
-        logits = out.logits[:, -1, :].float()              # next-token scores, fp32 as generate uses
-        token = decoder.select(logits, rng)                  # one token per row
-        token = torch.where(done, pad_token_id, token)       # finished rows only pad
-        new_tokens.append(token)
-        done |= torch.isin(token, eos)
-        if done.all():
-            break
-        step_input = token.unsqueeze(-1)                     # feed the chosen token back
-        step_positions = step_positions[:, -1:] + 1
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(attention_mask.size(0), 1)], dim=-1)
-    if not new_tokens:
-        return input_ids.new_zeros(input_ids.size(0), 0)
-    return torch.stack(new_tokens, dim=1)
 
 
 def split_continuations(tokens: "torch.Tensor", eos_token_ids: Sequence[int]) -> list[Continuation]:
@@ -102,8 +57,9 @@ class HFBackend:
         {"revision", "dtype", "device_map", "attn_implementation", "quantization", "chat_template"})
 
     def __init__(self, model_name: str, *, revision: str | None = None, device: str = "auto", dtype: str = "auto",
-                 model: Any = None, tokenizer: Any = None, chat: Any = None):
+                 model: Any = None, tokenizer: Any = None, chat: Any = None, compile: bool = False):
         self.device = resolve_device(device)
+        self.compile = compile  # logits decoders on a static cache with a compiled step (hf_decode)
         self.dtype = resolve_dtype(dtype, self.device)
         self.chat = chat
         """A :class:`bench.model_args.ChatTemplate` that renders every prompt, or None."""
@@ -159,7 +115,7 @@ class HFBackend:
 
             weights, _ = load_hyperfit(hyperfit, model.name, dtype=dtype, device=device)
         return cls(model.name, revision=model.revision, device=device, dtype=dtype, model=weights.eval(),
-                   tokenizer=tokenizer, chat=model.chat)
+                   tokenizer=tokenizer, chat=model.chat, compile=getattr(options, "compile", False))
 
     # -- run time ----------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -191,5 +147,6 @@ class HFBackend:
             if decoder.needs == "model":
                 tokens = decoder.generate(self.model, batch["input_ids"], batch["attention_mask"], **args)
             else:
-                tokens = decode_loop(self.model, batch["input_ids"], batch["attention_mask"], decoder, **args)
+                tokens = decode_loop(self.model, batch["input_ids"], batch["attention_mask"], decoder, **args,
+                                     compile=self.compile)
         return split_continuations(tokens.cpu(), self.eos_token_ids)

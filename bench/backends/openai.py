@@ -3,7 +3,7 @@ TGI or llama.cpp.
 
 One request per record (each record has its own seed), at most ``concurrency`` in flight (a thread
 pool over one ``httpx.Client``). 429, 5xx, timeouts and dropped connections are retried with
-exponential backoff; any other error ends the run with one line (records already appended stay,
+exponential backoff (the one policy of :mod:`bench.http`); any other error ends the run with one line (records already appended stay,
 so the same command resumes). The API key is read from the environment variable named by
 ``--api-key-env`` and only ever sent in the ``Authorization`` header of requests; it is never
 stored in the backend's attributes, the run header or the records.
@@ -21,17 +21,16 @@ decodes them; without one, the server's text.
 from __future__ import annotations
 
 import os
-import random
-import time
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Sequence
 
 from bench.backends.base import Capabilities, Continuation, refusal
 from bench.decoding import Declaration, EngineParams
 from bench.errors import BenchError
+from bench.http import HTTPRefused, RetriesExhausted, RetryPolicy, post_json, redact
 
 PROTOCOL = "openai-completions-v1"
-RETRY_STATUS = {429, 500, 502, 503, 504}
 PROBE_TIMEOUT_S = 5.0
 
 
@@ -39,12 +38,16 @@ def normalize_base_url(url: str) -> str:
     """``http://host:port`` or ``http://host:port/v1`` -> ``http://host:port/v1``."""
     url = url.strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise BenchError(f"--base-url must start with http:// or https://, got '{url}'")
+        raise BenchError(f"--base-url must start with http:// or https://, got '{redact(url)}'")
     return url if url.endswith("/v1") else url + "/v1"
 
 
+def _key(api_key_env: str | None) -> str | None:
+    return os.environ.get(api_key_env or "OPENAI_API_KEY")
+
+
 def _headers(api_key_env: str) -> dict[str, str]:
-    key = os.environ.get(api_key_env or "OPENAI_API_KEY")
+    key = _key(api_key_env)
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
@@ -52,11 +55,13 @@ def probe(base_url: str, model: str, api_key_env: str, timeout: float = PROBE_TI
     """Check at plan time that the server answers and serves ``model``; one-line BenchError otherwise."""
     import httpx
 
-    url = normalize_base_url(base_url)
+    full = normalize_base_url(base_url)
+    url = redact(full)  # as messages show it
     try:
-        response = httpx.get(f"{url}/models", headers=_headers(api_key_env), timeout=timeout)
+        response = httpx.get(f"{full}/models", headers=_headers(api_key_env), timeout=timeout)
     except httpx.HTTPError as exc:
-        raise BenchError(f"cannot reach the server at {url}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+        raise BenchError(redact(f"cannot reach the server at {url}: {type(exc).__name__}: {exc}".splitlines()[0],
+                                [_key(api_key_env)])) from None
     if response.status_code in (401, 403):
         raise BenchError(f"the server at {url} refused the API key (HTTP {response.status_code}); "
                          f"set ${api_key_env or 'OPENAI_API_KEY'} or pass --api-key-env")
@@ -90,7 +95,9 @@ class OpenAIBackend:
         self.concurrency = max(1, concurrency)
         self.max_retries = max_retries
         self.backoff = backoff
-        self.device = f"remote:{self.base_url}"
+        self.policy = RetryPolicy(max_retries, backoff, max_backoff=30.0)
+        self._count = threading.Lock()
+        self.device = f"remote:{redact(self.base_url)}"  # stored in run headers: no credentials
         self.client = httpx.Client(timeout=timeout, headers=_headers(api_key_env),
                                    limits=httpx.Limits(max_connections=self.concurrency))
         self.retries = 0
@@ -203,37 +210,24 @@ class OpenAIBackend:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]  # the boundary merged: best effort
 
     def _post(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """POST with retries on 429/5xx/timeouts; returns (first choice, usage)."""
-        import httpx
-
+        """POST with :mod:`bench.http`'s retries; returns (first choice, usage)."""
         url = f"{self.base_url}/completions"
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
-            try:
-                response = self.client.post(url, json=body)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                if last:
-                    raise BenchError(f"{url}: no answer after {attempt + 1} attempts ({type(exc).__name__})") from None
-                self._wait(attempt, None)
-                continue
-            if response.status_code in RETRY_STATUS and not last:
-                self._wait(attempt, response.headers.get("retry-after"))
-                continue
-            if response.status_code != 200:
-                raise BenchError(f"{url}: HTTP {response.status_code}: {response.text.strip()[:200]}".splitlines()[0])
-            data = response.json()
-            return data["choices"][0], data.get("usage") or {}
-        raise AssertionError("unreachable")
+        shown = redact(url)
+        try:
+            response = post_json(self.client, url, body, self.policy, secrets=[_key(self.api_key_env)],
+                                 on_retry=self._retried)
+        except HTTPRefused as exc:
+            raise BenchError(f"{shown}: HTTP {exc.status}: {exc.body}".splitlines()[0]) from None
+        except RetriesExhausted as exc:
+            if exc.status is not None:
+                raise BenchError(f"{shown}: HTTP {exc.status}: {exc.body}".splitlines()[0]) from None
+            raise BenchError(f"{shown}: no answer after {exc.attempts} attempts ({exc.reason})") from None
+        data = response.json()
+        return data["choices"][0], data.get("usage") or {}
 
-    def _wait(self, attempt: int, retry_after: str | None) -> None:
-        self.retries += 1
-        delay = self.backoff * (2 ** attempt) * (0.5 + random.random() / 2)  # jitter spreads retry bursts
-        if retry_after:
-            try:
-                delay = max(delay, min(float(retry_after), 60.0))
-            except ValueError:
-                pass
-        time.sleep(min(delay, 30.0))
+    def _retried(self) -> None:
+        with self._count:
+            self.retries += 1
 
 
 def local_tokenizer(model: str, revision: str | None) -> Any:

@@ -70,6 +70,35 @@ def write_metadata(directory: Path, meta: dict[str, Any]) -> None:
     write_json_atomic(directory / METADATA, meta, sort_keys=True)
 
 
+FINAL_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
+
+
+def is_finished(directory: str | os.PathLike, meta: dict[str, Any] | None) -> bool:
+    """The one test of a finished hyperfit run: ``finished`` recorded *and* its weights on disk.
+
+    ``finished`` is written only after every final file is in place (see :func:`save_final`), so a
+    run killed before that, or one whose weights went missing, counts as unfinished and
+    ``bench hyperfit`` finishes it from ``state/``.
+    """
+    directory = Path(directory)
+    return bool(meta and meta.get("finished")) and any((directory / f).is_file() for f in FINAL_WEIGHTS)
+
+
+def save_final(directory: Path, model: Any, tokenizer: Any) -> None:
+    """Write the final model (or adapter) and tokenizer so that no reader sees half a file.
+
+    Everything is saved in a hidden folder first, then each file is moved into place with an
+    atomic rename; a kill in between leaves whole files only, and ``finished`` still unset.
+    """
+    staging = directory / ".final.new"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging))
+    tokenizer.save_pretrained(str(staging))
+    for path in sorted(staging.iterdir()):
+        os.replace(path, directory / path.name)
+    staging.rmdir()
+
+
 # --- resumable training state -------------------------------------------------------------------
 
 
@@ -199,7 +228,7 @@ def check_hyperfit(path: str | os.PathLike, base_model_name_or_path: str) -> tup
     is_adapter = (directory / "adapter_config.json").is_file()
     is_full = (directory / "config.json").is_file() and any(
         p.name.endswith(_WEIGHT_SUFFIXES) for p in directory.iterdir() if p.is_file())
-    if meta is not None and not meta.get("finished"):
+    if meta is not None and not is_finished(directory, meta):
         # Weights there, if any, are from before a run that is still going (or was killed).
         raise BenchError(f"the hyperfit run in '{path}' is unfinished "
                          f"({meta.get('epochs_done', 0)} epochs done): run 'bench hyperfit' again to finish it")

@@ -22,26 +22,28 @@ def _targets(value: str | None) -> tuple[str, ...] | None:
 
 
 @click.command("hyperfit")
-@click.option("--model", required=True, help="Base model: Hugging Face id or local directory.")
+@click.option("--model", required=True, envvar="BENCH_MODEL",
+              help="Base model: Hugging Face id or local directory. Default: $BENCH_MODEL.")
 @click.option("--data", "data_source", required=True,
               help="Training text: a .txt or .jsonl (field 'text') file, a folder of them, "
                    "or a Hugging Face dataset name[:config][@split] (column 'text').")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Checkpoint folder (weights or adapter, hyperfit.json, loss.csv, loss.png); an unfinished run in it is continued.")
 @click.option("--method", type=click.Choice(METHODS), default=_D.method, show_default=True,
               help="full: all parameters; lora: LoRA on every block; late-lora: LoRA on the last blocks.")
-@click.option("--num-sequences", type=int, default=_D.num_sequences, show_default=True)
+@click.option("--num-sequences", type=int, default=_D.num_sequences, show_default=True, help="Training sequences cut from --data.")
 @click.option("--seq-len", type=int, default=_D.seq_len, show_default=True, help="Tokens per sequence.")
-@click.option("--epochs", type=int, default=_D.epochs, show_default=True)
+@click.option("--epochs", type=int, default=_D.epochs, show_default=True, help="Passes over the sequences.")
 @click.option("--lr", type=float, default=_D.lr, show_default=True, help="Adam learning rate.")
 @click.option("--weight-decay", type=float, default=_D.weight_decay, show_default=True,
               help="Decoupled weight decay (0 = plain Adam).")
-@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True)
+@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True, help="Sequences per optimizer step.")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default=_D.schedule, show_default=True,
               help="Learning-rate schedule over all steps.")
 @click.option("--seed", type=int, default=_D.seed, show_default=True, help="Shuffling and LoRA init.")
-@click.option("--lora-r", type=int, default=_D.lora_r, show_default=True)
-@click.option("--lora-alpha", type=float, default=_D.lora_alpha, show_default=True)
-@click.option("--lora-dropout", type=float, default=_D.lora_dropout, show_default=True)
+@click.option("--lora-r", type=int, default=_D.lora_r, show_default=True, help="LoRA rank (lora, late-lora).")
+@click.option("--lora-alpha", type=float, default=_D.lora_alpha, show_default=True, help="LoRA scaling numerator (lora, late-lora).")
+@click.option("--lora-dropout", type=float, default=_D.lora_dropout, show_default=True, help="Dropout on the LoRA path (lora, late-lora).")
 @click.option("--target-modules", default=None,
               help="Comma-separated LoRA target module names (default: chosen per architecture).")
 @click.option("--late-layers", type=int, default=_D.late_layers, show_default=True,
@@ -72,7 +74,9 @@ def hyperfit(model: str, data_source: str, out: str, method: str, num_sequences:
     """
     from bench.errors import BenchError
     from bench.hyperfit.train import train
+    from bench.outputs import writable_dir
 
+    writable_dir(out, "--out")
     if threads is not None:
         if threads < 1:
             raise BenchError("--threads must be at least 1")
@@ -86,6 +90,9 @@ def hyperfit(model: str, data_source: str, out: str, method: str, num_sequences:
         target_modules=_targets(target_modules), late_layers=late_layers,
         stop_at_loss=stop_at_loss, dtype=dtype, bf16=bf16,
     )
+    from bench.hub import check_models
+
+    check_models([model])
     result = train(model, data_source, out, recipe, device=device,
                    gradient_checkpointing=gradient_checkpointing, resume=resume or None,
                    show_progress=not no_progress)

@@ -9,7 +9,6 @@ killed run continues where it stopped and reaches the same weights as an uninter
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from bench import runtime
 from bench.errors import BenchError, check
 from bench.hyperfit import checkpoint as ckpt
 from bench.hyperfit.data import build_sequences
+from bench.hyperfit.finish import finish, write_loss_files
 from bench.runtime import git_commit, package_versions
 
 METHODS = ("full", "lora", "late-lora")
@@ -218,31 +218,6 @@ def _is_done(meta: dict[str, Any], recipe: Recipe) -> bool:
     return recipe.stop_at_loss is not None and loss is not None and loss < recipe.stop_at_loss
 
 
-def _write_loss_files(out: Path, history: list[list[float]], plot: bool) -> None:
-    with (out / "loss.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["epoch", "step", "loss"])
-        writer.writerows([int(e), int(s), f"{loss:.6g}"] for e, s, loss in history)
-    if not plot or not history:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot([s for _, s, _ in history], [loss for _, _, loss in history], lw=1)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    if min(loss for _, _, loss in history) > 0:
-        ax.set_yscale("log")
-    ax.set_title(f"hyperfit: {out.name}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "loss.png", dpi=100)
-    plt.close(fig)
-
-
 def _new_metadata(model_name: str, data: Any, recipe: Recipe) -> dict[str, Any]:
     recipe_dict = asdict(recipe)
     if recipe_dict["target_modules"] is not None:
@@ -348,7 +323,7 @@ def _run_epochs(model: Any, optimizer: Any, data: Any, recipe: Recipe, device: s
             meta.update(epochs_done=epoch + 1, steps_done=(epoch + 1) * per_epoch, final_loss=epoch_loss,
                         epoch_losses=list(progress["epoch_losses"]))
             ckpt.save_state(out, model, optimizer, progress)
-            _write_loss_files(out, progress["history"], plot=False)
+            write_loss_files(out, progress["history"], plot=False)
             ckpt.write_metadata(out, meta)
             log(f"epoch {epoch + 1}/{recipe.epochs}: mean training loss {epoch_loss:.5f}")
             if on_epoch_end is not None:
@@ -393,7 +368,7 @@ def train(
     meta = _new_metadata(model_name, data, recipe)
     if old is not None:
         _check_same_run(out, old, meta)
-        if _is_done(old, recipe):
+        if ckpt.is_finished(out, old) and _is_done(old, recipe):
             log(f"'{out}' already holds this run, finished after {old['epochs_done']} epochs "
                 f"(loss {old['final_loss']:.5f}); nothing to train")
             return TrainResult(old)
@@ -422,14 +397,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     ckpt.write_metadata(out, meta)
 
-    _run_epochs(model, optimizer, data, recipe, device, out, meta, progress, on_epoch_end, log, show_progress)
-
-    model.eval()
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    _write_loss_files(out, progress["history"], plot=True)
-    meta.update(finished=True, stopped_early=meta["epochs_done"] < recipe.epochs)
-    ckpt.write_metadata(out, meta)
-    log(f"saved {'model' if recipe.method == 'full' else 'adapter'} to '{out}' "
-        f"(final mean loss {meta['final_loss']:.5f} after {meta['epochs_done']} epochs)")
+    if not _is_done(meta, recipe):  # killed after its last epoch: only the final save is left
+        _run_epochs(model, optimizer, data, recipe, device, out, meta, progress, on_epoch_end, log, show_progress)
+    finish(out, model, tokenizer, recipe, meta, progress["history"], log)
     return TrainResult(meta, model, True)

@@ -39,6 +39,26 @@ class JudgeSettings:
     n_boot: int = 2000
     seed: int = 0
 
+    def validate(self) -> None:
+        """One line for settings no request could be made with (checked before anything is paid)."""
+        import math
+
+        from bench.outputs import writable_file
+
+        if self.concurrency < 1:
+            raise BenchError("judge concurrency must be at least 1")
+        if self.max_retries < 0:
+            raise BenchError(f"--max-retries must be >= 0, got {self.max_retries}")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise BenchError(f"--timeout must be a number of seconds > 0, got {self.timeout}")
+        if self.max_tokens < 1:
+            raise BenchError(f"--max-tokens must be >= 1, got {self.max_tokens}")
+        if not (math.isfinite(self.backoff) and self.backoff >= 0 and math.isfinite(self.max_backoff)):
+            raise BenchError("judge backoff must be a finite number of seconds >= 0")
+        if self.n_boot < 1:
+            raise BenchError(f"judge n_boot must be >= 1, got {self.n_boot}")
+        writable_file(self.cache, "--cache")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "JudgeSettings":
         unknown = set(d) - set(cls.__dataclass_fields__)
@@ -49,5 +69,10 @@ class JudgeSettings:
         return cls(**d)
 
     def recorded(self) -> dict[str, Any]:
-        """The settings as stored with results (the key's variable name only, never its value)."""
-        return asdict(self)
+        """The settings as stored with results (the key's variable name only, never its value; URL redacted)."""
+        from bench.http import redact
+
+        recorded = asdict(self)
+        if recorded["url"]:
+            recorded["url"] = redact(recorded["url"])
+        return recorded

@@ -1,8 +1,11 @@
 """Verdicts cached in an append-only JSONL, keyed by (judge, template version, prompt, both continuations).
 
-Each verdict is appended and flushed as soon as it arrives, so an interrupted run keeps every
-verdict it paid for and the next run asks only for the missing ones. A torn last line (a killed
-writer) is ignored on reading.
+Each verdict is appended and forced to disk as soon as it arrives, so an interrupted run keeps
+every verdict it paid for and the next run asks only for the missing ones. The file is treated as
+the run store treats generations (:func:`bench.store.read_records`): a torn last line (a killed
+writer, a full disk, possibly cut inside a UTF-8 character) is cut off when the cache is opened,
+so the next verdict starts on a fresh line instead of merging into an invalid one; a complete line
+that is not valid (an old merged line) is skipped.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import json
 import threading
 from pathlib import Path
 from typing import Any
+
+from bench.store import append_lines, read_records
 
 
 def verdict_key(judge: str, template: str, prompt: str, first: str, second: str) -> str:
@@ -27,16 +32,9 @@ class VerdictCache:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] = {}
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines(keepends=True):
-                if not line.endswith("\n"):
-                    break  # torn last line
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(entry, dict) and "key" in entry:
-                    self._entries[entry["key"]] = entry
+        for entry in read_records(self.path, repair=True, skip_bad=True):
+            if isinstance(entry.get("key"), str):
+                self._entries[entry["key"]] = entry
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -49,7 +47,5 @@ class VerdictCache:
         line = json.dumps(entry, ensure_ascii=False) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line)
-                f.flush()
+            append_lines(self.path, line)
             self._entries[entry["key"]] = entry

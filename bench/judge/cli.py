@@ -37,10 +37,10 @@ def _records(path: str) -> tuple[str, list[dict[str, Any]]]:
 @click.option("--template", default=None, metavar="PATH", help="Rubric TOML (default: the built-in coherence/diversity rubric).")
 @click.option("--cache", default=None, metavar="PATH",
               help="Verdict cache JSONL (default: judge_verdicts.jsonl beside RUN_A).")
-@click.option("--concurrency", type=int, default=4, show_default=True)
-@click.option("--max-retries", type=int, default=5, show_default=True)
+@click.option("--concurrency", type=int, default=4, show_default=True, help="Judge requests in flight at once.")
+@click.option("--max-retries", type=int, default=5, show_default=True, help="Retries of a failed judge request.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per request.")
-@click.option("--max-tokens", type=int, default=512, show_default=True)
+@click.option("--max-tokens", type=int, default=512, show_default=True, help="Most tokens the judge may answer with.")
 @click.option("--device", default="auto", show_default=True, help="Device of a local judge.")
 @click.option("--out", default=None, metavar="FILE", help="Also write the result as JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -48,7 +48,10 @@ def judge(run_a: str, run_b: str, **kw: Any) -> None:
     """Which run's continuations better extend the same prompts? Both orders per pair; ties on disagreement."""
     from bench.judge import JudgeSettings
     from bench.judge.pairwise import judge_records
+    from bench.outputs import writable_file
 
+    if kw["out"]:
+        writable_file(kw["out"], "--out")  # before a verdict is paid for
     label_a, recs_a = _records(run_a)
     label_b, recs_b = _records(run_b)
     cache = kw["cache"] or str((Path(run_a) if Path(run_a).is_dir() else Path(run_a).parent).parent / "judge_verdicts.jsonl")
@@ -57,10 +60,14 @@ def judge(run_a: str, run_b: str, **kw: Any) -> None:
         local_model=kw["judge_local"], template=kw["template"], concurrency=kw["concurrency"],
         max_retries=kw["max_retries"], timeout=kw["timeout"], max_tokens=kw["max_tokens"], device=kw["device"],
     )
+    settings.validate()
     result = judge_records(recs_a, recs_b, settings)
     result.update(run_a=label_a, run_b=label_b)
     if kw["out"]:
-        Path(kw["out"]).write_text(json.dumps(result, indent=2) + "\n")
+        from bench.runtime import write_json_atomic
+
+        Path(kw["out"]).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(kw["out"]), result)
     if kw["as_json"]:
         click.echo(json.dumps({k: v for k, v in result.items() if k != "outcomes"}, indent=2))
         return

@@ -1,17 +1,18 @@
 """Judges: any OpenAI-compatible chat/completions endpoint, or a local Hugging Face model.
 
-The endpoint client retries 429, 5xx, timeouts and connection errors with exponential backoff
-(honouring ``Retry-After`` up to the cap); other 4xx answers (bad key, unknown model) fail at once.
-The API key is read from an environment variable at request time and is never stored or logged.
+The endpoint client retries as :mod:`bench.http` says (429, 5xx, timeouts and connection errors,
+exponential backoff honouring ``Retry-After`` up to the cap); other 4xx answers (bad key, unknown
+model) fail at once. The API key is read from an environment variable at request time and is never
+stored or logged; URLs and answers in messages are redacted.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 
 from bench.errors import BenchError
+from bench.http import HTTPRefused, RetriesExhausted, RetryPolicy, post_json, redact
 
 
 class JudgeUnavailable(Exception):
@@ -25,7 +26,7 @@ def chat_url(url: str) -> str:
 
 
 class OpenAIJudge:
-    """Chat completions over HTTP (httpx), thread-safe, with retries."""
+    """Chat completions over HTTP (httpx), thread-safe, retried by :mod:`bench.http`'s one policy."""
 
     def __init__(self, url: str, model: str, key_env: str | None = "OPENAI_API_KEY", timeout: float = 60.0,
                  max_retries: int = 5, backoff: float = 1.0, max_backoff: float = 30.0, max_tokens: int = 512):
@@ -34,10 +35,14 @@ class OpenAIJudge:
         except ImportError:
             raise BenchError("the endpoint judge needs httpx: pip install 'decbench[judge]'") from None
         if not url.startswith(("http://", "https://")):
-            raise BenchError(f"judge URL must start with http:// or https://, got '{url}'")
+            raise BenchError(f"judge URL must start with http:// or https://, got '{redact(url)}'")
         self.url, self.model, self.key_env = chat_url(url), model, key_env
-        self.max_retries, self.backoff, self.max_backoff, self.max_tokens = max_retries, backoff, max_backoff, max_tokens
+        self.shown_url = redact(self.url)
+        """The URL as messages and results show it: credentials replaced by ***."""
+        self.policy = RetryPolicy(max_retries, backoff, max_backoff)
+        self.max_retries, self.max_tokens = max_retries, max_tokens
         self._client = httpx.Client(timeout=timeout)
+        self._count = threading.Lock()
         self.requests = 0
         self.retries = 0
 
@@ -45,48 +50,37 @@ class OpenAIJudge:
     def ident(self) -> str:
         return f"openai:{self.model}"
 
+    def _key(self) -> str | None:
+        return os.environ.get(self.key_env) if self.key_env else None
+
     def _headers(self) -> dict[str, str]:
-        key = os.environ.get(self.key_env) if self.key_env else None
+        key = self._key()
         return {"Authorization": f"Bearer {key}"} if key else {}
 
-    def _wait(self, attempt: int, retry_after: str | None) -> None:
-        delay = min(self.max_backoff, self.backoff * 2 ** attempt)
-        if retry_after:
-            try:
-                delay = min(self.max_backoff, max(delay, float(retry_after)))
-            except ValueError:
-                pass
-        self.retries += 1
-        time.sleep(delay)
+    def _attempted(self) -> None:
+        with self._count:
+            self.requests += 1
+
+    def _retried(self) -> None:
+        with self._count:
+            self.retries += 1
 
     def complete(self, system: str, user: str) -> str:
         """The assistant message for one prompt; raises JudgeUnavailable after the retries."""
-        import httpx
-
         body = {"model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
                 "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
-        last = "no attempt"
-        for attempt in range(self.max_retries + 1):
-            self.requests += 1
-            retry_after = None
-            try:
-                resp = self._client.post(self.url, json=body, headers=self._headers())
-            except httpx.TimeoutException:
-                last = "timed out"
-            except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                if resp.status_code == 200:
-                    try:
-                        return resp.json()["choices"][0]["message"]["content"] or ""
-                    except (ValueError, KeyError, IndexError, TypeError):
-                        return ""  # a malformed body counts as an unparseable (invalid) answer
-                if resp.status_code != 429 and resp.status_code < 500:
-                    raise BenchError(f"judge endpoint {self.url} answered HTTP {resp.status_code}: {resp.text[:200]!r}")
-                last, retry_after = f"HTTP {resp.status_code}", resp.headers.get("retry-after")
-            if attempt < self.max_retries:
-                self._wait(attempt, retry_after)
-        raise JudgeUnavailable(f"judge endpoint {self.url} failed after {self.max_retries} retries ({last})")
+        try:
+            resp = post_json(self._client, self.url, body, self.policy, headers=self._headers(),
+                             secrets=[self._key()], on_attempt=self._attempted, on_retry=self._retried)
+        except HTTPRefused as exc:
+            raise BenchError(f"judge endpoint {self.shown_url} answered HTTP {exc.status}: {exc.body!r}") from None
+        except RetriesExhausted as exc:
+            raise JudgeUnavailable(
+                f"judge endpoint {self.shown_url} failed after {self.max_retries} retries ({exc.reason})") from None
+        try:
+            return resp.json()["choices"][0]["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError):
+            return ""  # a malformed body counts as an unparseable (invalid) answer
 
     def close(self) -> None:
         self._client.close()

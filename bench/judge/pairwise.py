@@ -12,6 +12,7 @@ from bench.judge.cache import VerdictCache, verdict_key
 from bench.judge.client import JudgeUnavailable, LocalJudge, OpenAIJudge
 from bench.judge.stats import summarize
 from bench.judge.template import Template, load_template
+from bench.outputs import disk_full_message, is_disk_full
 
 
 def make_judge(s: JudgeSettings):
@@ -65,8 +66,7 @@ def combine(ab: str, ba: str) -> str:
 
 def judge_records(a: list[dict[str, Any]], b: list[dict[str, Any]], s: JudgeSettings, judge=None) -> dict[str, Any]:
     """Judge every shared pair in both orders; raises BenchError when the judge becomes unreachable."""
-    if s.concurrency < 1:
-        raise BenchError("judge concurrency must be at least 1")
+    s.validate()
     template = load_template(s.template)
     pairs = align(a, b)
     cache = VerdictCache(s.cache)
@@ -90,15 +90,22 @@ def judge_records(a: list[dict[str, Any]], b: list[dict[str, Any]], s: JudgeSett
             stop.set()
             failure.append(str(exc))
             return None
+        except BaseException:
+            stop.set()  # a full disk or a refused request: the other workers stop asking
+            raise
 
     try:
         with ThreadPoolExecutor(max_workers=s.concurrency) as pool:
             outcomes = list(pool.map(lambda p: job(*p), pairs))
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        raise BenchError(disk_full_message(exc, s.cache, f"{len(cache)} verdicts kept")) from None
     finally:
         judge.close()
     if failure:
         raise BenchError(f"{failure[0]}; {len(cache)} verdicts kept in {s.cache} (run again to resume)")
-    result = summarize(outcomes, n_boot=s.n_boot, seed=s.seed)
+    result = summarize(outcomes, n_boot=s.n_boot, seed=s.seed, prompt_ids=[ra["prompt_id"] for ra, _ in pairs])
     result.update(
         judge=judge.ident, template=template.ident, requests=judge.requests, retries=judge.retries,
         verdicts_cached_before=cached_before, verdicts_new=len(cache) - cached_before,

@@ -63,6 +63,8 @@ def _toml_load(path: Path) -> dict:
             return tomllib.load(f)
     except OSError as exc:
         raise BenchError(f"cannot read judge template {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise BenchError(f"judge template {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise BenchError(f"judge template {path} is not valid TOML: {exc}") from None
 

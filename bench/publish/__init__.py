@@ -42,8 +42,11 @@ def find_runs(paths: list[str | Path]) -> list[RunDir]:
     return list(runs.values())
 
 
-def complete_runs(runs: list[RunDir], *, skip_incomplete: bool = False) -> list[RunDir]:
-    """The complete runs; a run still in progress is an error naming it unless ``skip_incomplete``."""
+def complete_runs(runs: list[RunDir], *, skip_incomplete: bool = False, can_skip: bool = True) -> list[RunDir]:
+    """The complete runs; a run still in progress is an error naming it unless ``skip_incomplete``.
+
+    ``can_skip``: the command accepts ``--skip-incomplete``, so the error suggests it.
+    """
     kept = []
     for run in runs:
         if run.is_complete():
@@ -51,7 +54,7 @@ def complete_runs(runs: list[RunDir], *, skip_incomplete: bool = False) -> list[
         elif not skip_incomplete:
             done, expected = len(run.done_keys()), run.header()["expected_records"]
             raise BenchError(f"run {run.path} is still in progress ({done}/{expected} records); "
-                             "finish it with 'bench run' or pass --skip-incomplete")
+                             "finish it with 'bench run'" + (" or pass --skip-incomplete" if can_skip else ""))
     if not kept:
         raise BenchError("no complete runs to publish")
     return kept
@@ -60,11 +63,14 @@ def complete_runs(runs: list[RunDir], *, skip_incomplete: bool = False) -> list[
 def row_label(row: dict[str, Any]) -> str:
     """``suite model decoder:args`` for messages and tables."""
     decoder = row["decoder"] + (f":{row['decoder_args']}" if row.get("decoder_args") else "")
-    return f"{row['suite']} {row['model']} {decoder}"
+    amateur = f" (amateur {row['amateur']})" if row.get("amateur") else ""
+    return f"{row['suite']} {row['model']} {decoder}{amateur}"
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(row.get(k, "")) for k in ROW_KEY)
+    # Contrastive decoding with two amateurs is two rows; rows without one keep their old key.
+    amateur = (str(row["amateur"]),) if row.get("amateur") else ()
+    return tuple(str(row.get(k, "")) for k in ROW_KEY) + amateur
 
 
 def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -89,6 +95,36 @@ def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                              f"({old['n_prompts']} and {row['n_prompts']} prompts); publish runs of one subset")
         raise BenchError(f"runs {old['run_id']} and {row['run_id']} both give the row '{row_label(row)}' "
                          "(different settings); pass only one of them")
+    return out
+
+
+SETTING_COLUMNS = ("suite_version", "n_prompts", "max_new_tokens", "samples_per_prompt", "seed", "backend", "dtype",
+                   "amateur")
+"""Settings shown beside a row's metrics whenever two rows of a leaderboard differ in them."""
+
+
+def varying_settings(rows: list[dict[str, Any]]) -> list[str]:
+    """The :data:`SETTING_COLUMNS` whose values differ between rows (blank cells aside)."""
+    return [c for c in SETTING_COLUMNS if len({str(r.get(c)) for r in rows if r.get(c) not in (None, "")}) > 1]
+
+
+def distinct_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows told apart by their settings (:data:`bench.leaderboard.SETTING_COLUMNS`), shown as columns.
+
+    Runs of one decoder at 100 and 30 prompts, or at two max-new-tokens, are two rows with the
+    setting beside them; identical human rows collapse into one. Two runs that agree on the row
+    and on every setting are an error naming both.
+    """
+    seen: dict[tuple[str, ...], dict[str, Any]] = {}
+    out = []
+    for row in rows:
+        key = row_key(row) + tuple(str(row.get(k, "")) for k in SETTING_COLUMNS)
+        old = seen.setdefault(key, row)
+        if old is row:
+            out.append(row)
+        elif row["model"] != "human":
+            raise BenchError(f"runs {old['run_id']} and {row['run_id']} both give the row '{row_label(row)}' "
+                             "with the same settings; pass only one of them")
     return out
 
 
@@ -123,24 +159,47 @@ def read_table(path: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"{path}: no such leaderboard CSV")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = list(reader.fieldnames or [])
-        raw_rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns = list(reader.fieldnames or [])
+            raw_rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BenchError(f"{path} is not a leaderboard CSV ({type(exc).__name__}: {str(exc)[:80]})") from None
     missing = [c for c in ROW_KEY if c not in columns]
     if missing:
         raise BenchError(f"{path} is not a leaderboard CSV (no column {', '.join(missing)})")
     metrics = metric_columns(columns)
     numeric = {c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")} | {"n", "n_prompts", "max_new_tokens"}
     rows = []
-    for raw in raw_rows:
-        row: dict[str, Any] = {k: (v or "") for k, v in raw.items()}
+    for line, raw in enumerate(raw_rows, start=2):
+        if None in raw or any(v is None for v in raw.values()):
+            raise BenchError(f"{path}, line {line}: {len(columns)} columns expected; the row is cut or has extra cells")
+        row: dict[str, Any] = {k: unguard_cell(v or "") for k, v in raw.items()}
         for col in numeric & set(columns):
             row[col] = parse_value(raw[col] or "")
+            if isinstance(row[col], str):
+                raise BenchError(f"{path}, line {line}: column '{col}' holds '{row[col][:40]}', not a number")
         rows.append(row)
     if not rows:
         raise BenchError(f"{path} has no rows")
     return columns, rows
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP's CSV-injection list)."""
+
+
+def guard_cell(value: Any) -> Any:
+    """A text cell a spreadsheet will not run: a leading ``'`` before a formula character (OWASP)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def unguard_cell(value: str) -> str:
+    """The text :func:`guard_cell` protected, so a CSV read back compares equal to the runs."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
 
 
 def is_number(value: Any) -> bool:

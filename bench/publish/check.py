@@ -42,15 +42,15 @@ class Report:
     exact_checked: int = 0
 
 
-def load_target(target: str | Path) -> tuple[list[str], list[dict[str, Any]]]:
-    """Rows to check: a leaderboard CSV, a run folder or a store (runs must be complete)."""
+def load_target(target: str | Path, skip_incomplete: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
+    """Rows to check: a leaderboard CSV, a run folder or a store (runs must be complete unless ``skip_incomplete``)."""
     from bench.leaderboard import _fmt, columns, rows_for_runs
     from bench.publish import parse_value
 
     path = Path(target)
     if path.is_file():
         return read_table(path)
-    rows = unique_rows(rows_for_runs(complete_runs(find_runs([path]))))
+    rows = unique_rows(rows_for_runs(complete_runs(find_runs([path]), skip_incomplete=skip_incomplete)))
     # round-trip through the CSV's formatting so both sides carry the same precision
     cols = columns(rows)
     return cols, [{k: parse_value(str(_fmt(v))) if is_number(v) else v for k, v in r.items()} for r in rows]
@@ -140,10 +140,10 @@ def _deterministic(decoder: str) -> bool | None:
 
 
 def check(baseline: str | Path, target: str | Path, tolerances: dict[str, float] | None = None,
-          exact: bool = False) -> Report:
+          exact: bool = False, skip_incomplete: bool = False) -> Report:
     """Compare ``target`` with the baseline CSV; raises BenchError for incomparable inputs."""
     base_cols, base_rows = read_table(baseline)
-    cols, rows = load_target(target)
+    cols, rows = load_target(target, skip_incomplete)
     metrics = _compatible(base_cols, cols, exact)
     tolerances = tolerances or {}
     base_suites = sorted({r["suite"] for r in base_rows})

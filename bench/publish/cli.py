@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +18,47 @@ def _console() -> Any:
 
 
 def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = False,
-                      title: str | None = None) -> dict[str, Path]:
-    """Merge the runs under ``inputs`` and write ``out``.csv, .md and .html; returns the paths."""
+                      title: str | None = None, view: bool = False, per_seed: bool = False,
+                      length_matched: bool = False) -> dict[str, Path]:
+    """Merge the runs under ``inputs`` and write ``out``.csv, .md and .html, and the quality-diversity
+    front of each suite as ``out``-front.png; returns the paths.
+
+    With ``view``, also the sample viewer of the same runs in ``out``-samples/, linked from the page.
+    """
     from bench.leaderboard import columns, rows_for_runs, write_csv
-    from bench.publish import complete_runs, find_runs, metric_columns, unique_rows
+    from bench.publish import complete_runs, distinct_rows, find_runs, metric_columns
+    from bench.publish.front import front_markdown, png_paths, write_front_png
     from bench.publish.html import render_html
     from bench.publish.markdown import render_markdown
 
+    from bench.outputs import writable_file
+
+    name = Path(out).name
+    if not name or name in (".", "..") or out.endswith(("/", os.sep)):
+        raise BenchError(f"--out {out}: give a path and name, e.g. leaderboards/my-results")
+    paths = {ext: writable_file(f"{out}.{ext}", "--out") for ext in ("csv", "md", "html")}
     runs = complete_runs(find_runs(inputs), skip_incomplete=skip_incomplete)
-    rows = unique_rows(rows_for_runs(runs))
+    rows = distinct_rows(rows_for_runs(runs, per_seed=per_seed, length_matched=length_matched))
     metrics = metric_columns(columns(rows))
     by_suite: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_suite.setdefault(row["suite"], []).append(row)
-    name = Path(out).name
-    if not name or name in (".", ".."):
-        raise BenchError(f"--out {out}: give a path and name, e.g. leaderboards/my-results")
     title = title or name
     models = sorted({r["model"] for r in rows if r["model"] != "human"})
     notes = [f"{len(runs)} runs of {', '.join(models)}; made with 'bench leaderboard'. "
              f"Run ids are in {name}.csv."]
-    paths = {ext: Path(f"{out}.{ext}") for ext in ("csv", "md", "html")}
+    samples = None
+    if view:
+        from bench.publish.view import PAGE, write_view
+
+        paths["samples"] = write_view([str(run.path) for run in runs], f"{out}-samples", title=f"{title}: samples")
+        samples = f"{name}-samples/{PAGE}"
     write_csv(rows, paths["csv"])
-    paths["md"].write_text(render_markdown(title, by_suite, metrics, notes))
-    paths["html"].write_text(render_html(title, by_suite, metrics, notes))
-    return paths
+    pngs = {suite: png for suite, png in png_paths(out, list(by_suite)).items()
+            if write_front_png(by_suite[suite], suite, png)}
+    paths["md"].write_text(render_markdown(title, by_suite, metrics, notes) + front_markdown(by_suite, pngs))
+    paths["html"].write_text(render_html(title, by_suite, metrics, notes, samples=samples))
+    return dict(paths, **{f"front {suite}": png for suite, png in pngs.items()})
 
 
 @click.command()
@@ -49,9 +66,19 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
 @click.option("--out", required=True, metavar="DIR/NAME", help="Writes NAME.csv, NAME.md and NAME.html in DIR.")
 @click.option("--skip-incomplete", is_flag=True, help="Leave out runs still in progress instead of failing.")
 @click.option("--title", default=None, help="Page and document title (default: NAME).")
-def leaderboard(inputs: tuple[str, ...], out: str, skip_incomplete: bool, title: str | None) -> None:
-    """Merge runs (run folders or stores) into one leaderboard per suite: CSV, Markdown and HTML."""
-    paths = build_leaderboard(list(inputs), out, skip_incomplete=skip_incomplete, title=title)
+@click.option("--view", is_flag=True, help="Also write the sample viewer (bench view) in DIR/NAME-samples/, linked from the page.")
+@click.option("--per-seed", is_flag=True, help="One row per seed instead of one row per decoder (mean over seeds).")
+@click.option("--length-matched", is_flag=True,
+              help="Add a human row of references cut to the generated length (mean words of each prompt's continuations).")
+def leaderboard(inputs: tuple[str, ...], out: str, skip_incomplete: bool, title: str | None, view: bool,
+                per_seed: bool, length_matched: bool) -> None:
+    """Merge runs (run folders or stores) into one leaderboard per suite: CSV, Markdown and HTML.
+
+    Rows that differ in a setting (prompts, max new tokens, seed, ...) show it as a column; runs of
+    one decoder at several seeds give one row with the mean over seeds (--per-seed: a row each).
+    """
+    paths = build_leaderboard(list(inputs), out, skip_incomplete=skip_incomplete, title=title, view=view,
+                              per_seed=per_seed, length_matched=length_matched)
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
@@ -62,12 +89,15 @@ def leaderboard(inputs: tuple[str, ...], out: str, skip_incomplete: bool, title:
               help="Allowed move in the wrong direction (default: the baseline's interval half-width, else 0).")
 @click.option("--exact", is_flag=True, help="Deterministic decoders must reproduce the baseline's tokens (tokens_sha).")
 @click.option("--verbose", "-v", is_flag=True, help="Show every metric, not only those that moved.")
-def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, verbose: bool) -> None:
+@click.option("--skip-incomplete", is_flag=True,
+              help="Leave out runs still in progress (their baseline rows then count as missing) instead of failing.")
+def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, verbose: bool,
+          skip_incomplete: bool) -> None:
     """Exit 1 when a metric regressed beyond its tolerance against BASELINE (direction aware)."""
     from bench.publish.check import check as run_check
     from bench.publish.check import parse_tolerances, render_report
 
-    report = run_check(baseline, target, parse_tolerances(tolerances), exact=exact)
+    report = run_check(baseline, target, parse_tolerances(tolerances), exact=exact, skip_incomplete=skip_incomplete)
     _console().print(render_report(report, baseline, verbose))
     if report.failures:
         for failure in report.failures:
@@ -83,8 +113,9 @@ def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, 
 @click.argument("run_b", metavar="B")
 @click.option("--store", "stores", multiple=True, metavar="DIR",
               help="Run store(s) holding the runs named as CSV#run_id (the CSV's folder is searched too).")
-@click.option("--n-boot", type=int, default=1000, show_default=True, help="Paired bootstrap replicates.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--n-boot", type=int, default=20_000, show_default=True,
+              help="Paired bootstrap replicates (Monte Carlo error of p: 0.002 near p=0.05 at the default; printed).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
 @click.option("--csv", "csv_path", default=None, metavar="PATH", help="Also write the table as CSV.")
 @click.option("--markdown", "md_path", default=None, metavar="PATH", help="Also write the table as Markdown.")
 def compare(run_a: str, run_b: str, stores: tuple[str, ...], n_boot: int, seed: int,
@@ -93,8 +124,14 @@ def compare(run_a: str, run_b: str, stores: tuple[str, ...], n_boot: int, seed: 
 
     A and B are run folders, or rows of a leaderboard CSV written CSV#run_id.
     """
+    from bench.outputs import writable_file
     from bench.publish import compare as cmp
 
+    if n_boot < 1 or seed < 0:
+        raise BenchError(f"--n-boot must be >= 1 and --seed >= 0, got {n_boot} and {seed}")
+    for option, path in (("--csv", csv_path), ("--markdown", md_path)):
+        if path:
+            writable_file(path, option)
     a, b = cmp.resolve(run_a, stores), cmp.resolve(run_b, stores)
     diffs, n_shared = cmp.compare_runs(a, b, n_boot=n_boot, seed=seed)
     heading = cmp.title(a, b, n_shared, n_boot)
@@ -103,3 +140,19 @@ def compare(run_a: str, run_b: str, stores: tuple[str, ...], n_boot: int, seed: 
         cmp.write_csv(diffs, csv_path)
     if md_path:
         cmp.write_markdown(diffs, md_path, heading)
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="STORE_OR_RUN...")
+@click.option("--out", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Folder for the page (DIR/index.html, one self-contained file).")
+@click.option("--title", default=None, help="Page title (default: decbench samples).")
+def view(inputs: tuple[str, ...], out: str, title: str | None) -> None:
+    """Write a page to read the samples: per prompt, the prompt, the reference and every decoder's continuation.
+
+    Each continuation shows its own metrics; the page searches and filters by decoder, metric range
+    and finish reason, offline. Runs still in progress are shown with what they hold.
+    """
+    from bench.publish.view import write_view
+
+    click.echo(f"wrote {write_view(list(inputs), out, title=title)}")

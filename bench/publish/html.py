@@ -9,12 +9,13 @@ or distinct-2), one point per model x decoder, and bars with intervals for every
 from __future__ import annotations
 
 import html
-import io
 import math
 import re
 from typing import Any
 
 from bench.publish import is_number
+from bench.publish.front import figure_svg as _svg
+from bench.publish.front import front_html
 from bench.publish.markdown import best_values, fmt
 
 QUALITY_METRICS = ("mauve", "coherence")
@@ -72,11 +73,19 @@ def _decoder(row: dict[str, Any]) -> str:
     return row["decoder"] + (f":{row['decoder_args']}" if row.get("decoder_args") else "")
 
 
-def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str) -> str:
-    """One suite's sortable table."""
+def _setting(value: Any) -> str:
+    return str(int(value)) if is_number(value) and not math.isnan(value) and float(value).is_integer() else str(value or "")
+
+
+def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str, samples: str | None = None) -> str:
+    """One suite's sortable table; with ``samples`` (the sample viewer's address) each decoder links to its texts."""
+    from bench.publish import varying_settings
+
     best = best_values(rows, metrics)
     arrows = {"higher": " ↑", "lower": " ↓"}
+    settings = varying_settings(rows)  # settings that differ between rows, shown beside each
     head = ['<th data-type="text">model</th>', '<th data-type="text">decoder</th>',
+            *(f'<th data-type="text">{html.escape(c)}</th>' for c in settings), '<th data-type="text">flags</th>',
             '<th data-type="num" data-direction="none">n</th>']
     for m in metrics:
         d = _direction(m)
@@ -86,7 +95,9 @@ def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str) -> st
     for r in rows:
         cls = ' class="human"' if r["model"] == "human" else ""
         n = r.get("n")
-        cells = [f"<td>{html.escape(str(r['model']))}</td>", f"<td>{html.escape(_decoder(r))}</td>",
+        cells = [f"<td>{html.escape(str(r['model']))}</td>", f"<td>{_decoder_cell(r, rows, samples)}</td>",
+                 *(f"<td>{html.escape(_setting(r.get(c)))}</td>" for c in settings),
+                 f"<td>{html.escape(str(r.get('flags') or ''))}</td>",
                  f'<td class="num" data-value="{int(n) if is_number(n) else ""}">{int(n) if is_number(n) else ""}</td>']
         for m in metrics:
             v, lo, hi = r.get(m), r.get(f"{m}_lo"), r.get(f"{m}_hi")
@@ -101,6 +112,18 @@ def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str) -> st
             f'</thead><tbody>{"".join(body)}</tbody></table></div>')
 
 
+def _decoder_cell(row: dict[str, Any], rows: list[dict[str, Any]], samples: str | None) -> str:
+    """The decoder's name, linked to the sample viewer filtered on it (the viewer's own run label)."""
+    text = html.escape(_decoder(row))
+    if samples is None or row["model"] == "human":
+        return text
+    from urllib.parse import quote
+
+    several = len({r["model"] for r in rows if r["model"] != "human"}) > 1
+    label = f"{row['model']} {_decoder(row)}" if several else _decoder(row)
+    return f'<a href="{html.escape(samples + "#decoder=" + quote(label, safe=""))}">{text}</a>'
+
+
 def _description(name: str) -> str:
     from bench.metrics import METRICS
 
@@ -113,18 +136,6 @@ def scatter_axes(metrics: list[str]) -> list[str]:
     if quality:
         return quality
     return [next(m for m in FALLBACK_X if m in metrics)] if any(m in metrics for m in FALLBACK_X) else []
-
-
-def _svg(fig: Any) -> str:
-    """A matplotlib figure as inline SVG markup (text kept as text), the figure closed."""
-    import matplotlib.pyplot as plt
-
-    buf = io.StringIO()
-    # no date and fixed element ids: re-rendering the same rows gives the same bytes
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
-    svg = buf.getvalue()
-    return svg[svg.index("<svg"):]  # drop the XML declaration and DOCTYPE
 
 
 def _err(rows: list[dict[str, Any]], m: str) -> list[list[float]]:
@@ -223,18 +234,23 @@ def _figure(kind: str, svg: str | None, caption: str) -> str:
 
 
 def render_html(title: str, by_suite: dict[str, list[dict[str, Any]]], metrics: list[str],
-                notes: list[str] | None = None) -> str:
-    """The whole page."""
+                notes: list[str] | None = None, samples: str | None = None) -> str:
+    """The whole page; ``samples`` is the relative address of the sample viewer (``bench view``), linked when given."""
     parts = [f"<h1>{html.escape(title)}</h1>"]
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes or []]
+    if samples is not None:
+        parts.append(f'<p class="note"><a id="samples" href="{html.escape(samples)}">Read the samples</a>: every '
+                     "decoder's continuation of each prompt side by side, with its own metrics.</p>")
     parts.append('<p class="note">Values are followed by their 95% bootstrap interval over prompts. '
                  "↑ higher is better, ↓ lower is better; the best decoder's value in each column is highlighted "
                  "(the human reference row is a yardstick, never highlighted). "
-                 "Click a column header to sort (best first, click again to reverse).</p>")
+                 "Click a column header to sort (best first, click again to reverse). "
+                 "MAUVE is a set-level score: its value is the mean over k-means seeds and its interval mean ± one sd over those seeds (column mauve_sd), not a bootstrap interval.</p>")
     for suite, rows in by_suite.items():
         shown = [m for m in metrics if any(is_number(r.get(m)) for r in rows)]
         parts.append(f'<section data-suite="{html.escape(suite)}"><h2>{html.escape(suite)}</h2>')
-        parts.append(table_html(rows, shown, suite))
+        parts.append(table_html(rows, shown, suite, samples))
+        parts.append(front_html(rows, suite))
         if "diversity" in shown:
             for x in scatter_axes(shown):
                 parts.append(_figure("scatter", scatter_svg(rows, x),

@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from bench.publish import is_number
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+_SAFE_CODE = re.compile(r"^[\w.:=,+/-]*$")
+
+
+def md_text(text: Any) -> str:
+    """``text`` as inert Markdown: one line, no table pipes, no HTML, no emphasis or links.
+
+    Model folders, suite files and titles are user input; written raw, ``m|<svg onload=...>`` adds a
+    table column and a tag, and a newline ends a heading.
+    """
+    line = " ".join(str(text).split())
+    line = line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", line)
+
+
+def md_code(text: Any) -> str:
+    """A code span for names made of safe characters; escaped text otherwise."""
+    text = str(text)
+    return f"`{text}`" if _SAFE_CODE.match(text) else md_text(text)
 
 
 def fmt(name: str, value: Any) -> str:
@@ -55,13 +76,18 @@ def arrow(name: str) -> str:
 
 def suite_table(rows: list[dict[str, Any]], metrics: list[str]) -> list[str]:
     """The lines of one suite's Markdown table."""
+    from bench.publish import varying_settings
+
     best = best_values(rows, metrics)
-    head = ["model", "decoder", "n"] + [m + arrow(m) for m in metrics]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(metrics)) + "|"]
+    settings = varying_settings(rows)  # a setting that differs between rows is shown beside each
+    head = ["model", "decoder", *settings, "n", "flags"] + [m + arrow(m) for m in metrics]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] * (4 + len(settings)) + ["---:"] * len(metrics)) + "|"]
     for r in rows:
         decoder = r["decoder"] + (f":{r['decoder_args']}" if r.get("decoder_args") else "")
         n = r.get("n")
-        cells = [str(r["model"]), f"`{decoder}`", str(int(n)) if is_number(n) else str(n or "")]
+        cells = [md_text(r["model"]), md_code(decoder), *(_int(r.get(c)) for c in settings),
+                 str(int(n)) if is_number(n) else md_text(n or ""), md_text(r.get("flags") or "")]
         for m in metrics:
             text = cell(r, m)
             is_best = r["model"] != "human" and m in best and is_number(r.get(m)) and float(r[m]) == best[m]
@@ -75,15 +101,16 @@ def render_markdown(title: str, by_suite: dict[str, list[dict[str, Any]]], metri
     """The whole document: a title, notes, then per suite its settings and table."""
     from bench.metrics import METRICS
 
-    out = [f"# {title}", ""]
-    out += [*(notes or []), ""] if notes else []
+    out = [f"# {md_text(title)}", ""]
+    out += [*(md_text(n) for n in notes), ""] if notes else []
     out += ["Each value is followed by its 95% bootstrap interval over prompts. ↑ higher is better, "
-            "↓ lower is better; the best decoder's value in each column is in bold (the human reference row is a yardstick, never bold).", ""]
+            "↓ lower is better; the best decoder's value in each column is in bold (the human reference row is a yardstick, never bold). "
+            "MAUVE is a set-level score: its value is the mean over k-means seeds and its interval mean ± one sd over those seeds (column mauve_sd), not a bootstrap interval.", ""]
     for suite, rows in by_suite.items():
         shown = [m for m in metrics if any(is_number(r.get(m)) for r in rows)]
         settings = rows[0]
-        out += [f"## {suite}", "",
-                f"suite version {settings.get('suite_version', '')}, {_int(settings.get('n_prompts'))} prompts, "
+        out += [f"## {md_text(suite)}", "",
+                f"suite version {md_text(settings.get('suite_version', ''))}, {_int(settings.get('n_prompts'))} prompts, "
                 f"up to {_int(next((r.get('max_new_tokens') for r in rows if r.get('max_new_tokens')), ''))} new tokens.",
                 ""]
         out += suite_table(rows, shown)

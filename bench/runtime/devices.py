@@ -16,7 +16,7 @@ from bench.errors import BenchError
 if TYPE_CHECKING:
     import torch
 
-DEVICES_HELP = "auto, cpu, cuda or cuda:N"
+DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
 """What ``--device`` accepts, for help texts and errors."""
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 """Every ``--dtype``; the ones after ``auto`` are torch dtypes of the same name."""
@@ -26,16 +26,23 @@ PRECISIONS = DTYPES[1:]
 _CUDA = re.compile(r"cuda(?::(\d+))?")
 
 
+def check_device(device: str, option: str = "--device") -> None:
+    """One line for a device torch would not understand (``bogus``, ``cuda:x``), before torch sees it."""
+    text = str(device).strip().lower() if isinstance(device, str) else ""
+    if text not in ("auto", "cpu", "mps") and not _CUDA.fullmatch(text):
+        raise BenchError(f"{option} {device!r}: choose {DEVICES_HELP}")
+
+
 def resolve_device(device: str) -> str:
-    """``auto``/``cpu``/``cuda``/``cuda:N`` to a torch device string; BenchError for anything else."""
+    """``auto``/``cpu``/``cuda``/``cuda:N``/``mps`` to a torch device string; BenchError for anything else."""
     text = str(device).strip().lower()
-    if text not in ("auto", "cpu") and not _CUDA.fullmatch(text):
+    if text not in ("auto", "cpu", "mps") and not _CUDA.fullmatch(text):
         raise BenchError(f"unknown device '{device}' (choose from {DEVICES_HELP})")
     import torch
 
     if text == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if text == "cpu":
+    if text in ("cpu", "mps"):
         return text
     if not torch.cuda.is_available():
         raise BenchError(f"device '{device}' was asked for, but no CUDA device is available")

@@ -6,12 +6,8 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once: a temporary file is created 0600, the written file gets the usual mode
 
 PACKAGES = ("decbench", "torch", "transformers", "tokenizers", "peft", "vllm")
 """Packages whose versions are recorded with every run and checkpoint (those installed)."""
@@ -41,20 +37,16 @@ def package_versions() -> dict[str, str]:
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any, *, sort_keys: bool = False) -> None:
-    """Write JSON to a fresh temporary file beside ``path``, force it to disk, and rename it over ``path``.
+    """Write JSON to ``<path>.tmp`` and rename it over ``path``: readers see the old file or the new
+    one, never half of one. A failed write (a full disk) removes the temporary file.
 
-    Readers see the old file or the new one, never half of one, and two processes writing the same
-    file at once each rename a complete file of their own (a shared temporary name would not).
+    Writers of the same file must not overlap (the run store writes under the run's lock).
     """
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    tmp = target.with_suffix(target.suffix + ".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(data, indent=2, sort_keys=sort_keys) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

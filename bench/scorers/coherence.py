@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from bench.errors import BenchError
-from bench.scorers.perplexity import LMScores, prompt_bootstrap
+from bench.scorers.perplexity import LMScores
+from bench.stats import prompt_bootstrap
 
 DEFAULT_SENTENCE_MODEL = "all-MiniLM-L6-v2"
 

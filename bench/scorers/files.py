@@ -133,7 +133,11 @@ def score_file(path: str, model_metrics=(), settings: dict | None = None) -> lis
     gens = read_generations(path)
     rows = [_row("generations", gens.continuations, gens.token_ids)]
     if model_metrics:
-        rows[0].update(model_scores(path, gens, model_metrics, settings)["metrics"])
+        scored = model_scores(path, gens, model_metrics, settings)
+        rows[0].update(scored["metrics"])
+        if "mauve" in scored["details"]:  # MAUVE's spread over k-means seeds, wherever its mean is shown
+            rows[0]["mauve-sd"] = scored["details"]["mauve"]["mauve_std"]
+            rows[0]["mauve-cut-at-context"] = scored["settings"]["mauve"]["cut_at_context"]
     if all(ref is not None for ref in gens.references):
         rows.append(_row("human", gens.references, None))
     return rows

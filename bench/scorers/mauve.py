@@ -7,7 +7,12 @@ score is the mean over several seeds, reported with their standard deviation.
 
 The literature's length convention (``length=128``): every continuation and reference is cut to
 128 featurizer tokens and only the (continuation, reference) pairs where *both* reach 128 tokens
-are kept. Without it, texts are cut only at ``max_tokens`` (1024).
+are kept. Without it, texts are cut at ``max_tokens`` (1024) or at the featurizer's context when
+that is shorter (stories260K: 512 positions), and the cut is said on stderr and recorded; a
+``length`` beyond the featurizer's context is refused.
+
+P and Q are kept paired: the i-th reference is the reference of the i-th continuation's prompt, in
+the order of the records (one reference per prompt; a prompt's further samples add to P only).
 """
 
 from __future__ import annotations
@@ -132,6 +137,47 @@ def _pairs(records: list[dict[str, Any]]) -> tuple[list[str], dict[str, str], li
     return conts, refs, owners
 
 
+def token_limit(settings: MauveSettings) -> tuple[int, int | None]:
+    """Featurizer tokens per text, and the featurizer's context; refuses a ``length`` beyond that context.
+
+    Without ``length`` the limit is ``max_tokens`` cut to the context (:func:`_say_cut` tells).
+    """
+    from bench.scorers.features import context_length
+
+    context = context_length(settings.featurizer)
+    if settings.length and context and settings.length > context:
+        raise BenchError(f"--mauve-length {settings.length} exceeds the context of featurizer "
+                         f"'{settings.featurizer}' ({context} positions); give at most {context}")
+    limit = settings.length or settings.max_tokens
+    return (min(limit, context) if context else limit), context
+
+
+def _say_cut(feat: Any, texts: list[str], settings: MauveSettings, context: int | None) -> int:
+    """How many texts run past the featurizer's context (:func:`cut_note` says it)."""
+    if not context or settings.length or settings.max_tokens <= context:
+        return 0
+    tok = feat.tokenizer
+    longer = sum(len(tok.encode(t, truncation=True, max_length=context + 1)) > context for t in texts)
+    return longer
+
+
+def cut_note(recorded: dict[str, Any]) -> str | None:
+    """The line that says MAUVE's texts were cut at the featurizer's context (None when none were).
+
+    ``recorded`` is the settings a MAUVE score records; ``bench run`` and ``bench score`` print it.
+    """
+    if not recorded.get("cut_at_context"):
+        return None
+    return (f"MAUVE: {recorded['cut_at_context']} texts ran past the {recorded['featurizer_context']}-token context "
+            f"of featurizer '{recorded['featurizer']}': cut at {recorded['max_tokens_used']} tokens "
+            f"(not {recorded['max_tokens']}); --mauve-length 128 is the literature's convention")
+
+
+def check_length(featurizer: str, length: int | None) -> None:
+    """Plan-time check of ``--mauve-length`` against the featurizer's context (nothing generated before)."""
+    token_limit(MauveSettings(featurizer=featurizer, length=length))
+
+
 def score_mauve(records: list[dict[str, Any]], settings: MauveSettings | None = None) -> dict[str, Any]:
     """MAUVE of a run's continuations against its prompts' references, with all settings recorded."""
     from bench.scorers.features import Featurizer, FeaturizerSettings
@@ -141,22 +187,24 @@ def score_mauve(records: list[dict[str, Any]], settings: MauveSettings | None = 
     conts, refs, owners = _pairs(records)
     if not refs:
         raise BenchError("MAUVE needs human references; this suite has none")
-    max_tokens = settings.length or settings.max_tokens
+    max_tokens, context = token_limit(settings)
     feat = Featurizer(
         FeaturizerSettings(model=settings.featurizer, max_tokens=max_tokens, batch_size=settings.batch_size,
                            device=settings.device, dtype=settings.featurizer_dtype),
         cache_dir=settings.cache_dir,
     )
+    cut = _say_cut(feat, conts + list(refs.values()), settings, context)
     ref_ids = {pid: feat.tokenize([text])[0] for pid, text in refs.items()}
     cont_ids = feat.tokenize(conts)
     # keep non-empty texts; with the length convention, only pairs where both sides reach it
     need = settings.length or 1
     keep = [i for i, ids in enumerate(cont_ids) if len(ids) >= need and len(ref_ids[owners[i]]) >= need]
-    kept_prompts = sorted({owners[i] for i in keep})
+    kept_prompts = list(dict.fromkeys(owners[i] for i in keep))  # the continuations' order: pairs stay paired
     p_texts = [conts[i] for i in keep]
     q_texts = [refs[pid] for pid in kept_prompts]
     info = {"n_records": len(records), "n_p": len(p_texts), "n_q": len(q_texts),
-            "dropped": len(conts) - len(keep)}
+            "dropped": len(conts) - len(keep), "max_tokens_used": max_tokens, "featurizer_context": context,
+            "cut_at_context": cut}
     need_n = needed_samples(settings)
     if min(len(p_texts), len(q_texts)) < need_n:
         raise BenchError(
@@ -169,6 +217,7 @@ def score_mauve(records: list[dict[str, Any]], settings: MauveSettings | None = 
     result["settings"] = {**settings.to_dict(), "featurizer_fingerprint": feat.fingerprint(),
                           "featurizer_device": feat.device, **info}
     result["newly_featurized"] = feat.featurized
+    result["q_prompt_ids"] = kept_prompts
     return result
 
 

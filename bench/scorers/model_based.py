@@ -62,7 +62,7 @@ def check_names(names: list[str] | tuple[str, ...]) -> list[str]:
     return out
 
 
-def check_models(names: list[str], s: ModelScoreSettings) -> None:
+def check_score_models(names: list[str], s: ModelScoreSettings) -> None:
     """Refuse pickle-only models of every named metric before the first one is computed."""
     from bench.runtime import check_weights
 
@@ -93,7 +93,7 @@ def score_model_based(records: list[dict[str, Any]], names, settings: ModelScore
     s = settings if isinstance(settings, ModelScoreSettings) else ModelScoreSettings.from_dict(settings)
     if not records:
         raise BenchError("no records to score")
-    check_models(names, s)
+    check_score_models(names, s)
     out: dict[str, Any] = {"metrics": {}, "ci": {}, "settings": {}, "details": {}}
     if "mauve" in names:
         value, ci, result = _mauve(records, s)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from bench.errors import BenchError
+from bench.stats import prompt_bootstrap
 
 DEFAULT_SCORER = "facebook/opt-2.7b"
 """Su and Collier's scorer for coherence; any causal LM name or local path works."""
@@ -81,31 +82,6 @@ def continuation_logprobs(records: list[dict[str, Any]], model, tok, batch_size:
                 # the token at position t is predicted by the logits at t-1
                 logprob[i] = float(logp[row, start - 1: len(seq) - 1].double().sum())
     return LMScores(logprob, counts, [r["prompt_id"] for r in records])
-
-
-def prompt_bootstrap(
-    prompt_ids: list[str], stat: Callable[[np.ndarray], float], n_boot: int = 1000, seed: int = 0, level: float = 0.95
-) -> list[float]:
-    """Percentile interval of ``stat(record indices)`` over resamples of prompts with replacement."""
-    groups: dict[str, list[int]] = {}
-    for i, pid in enumerate(prompt_ids):
-        groups.setdefault(pid, []).append(i)
-    members = list(groups.values())
-    if not members:
-        return [math.nan, math.nan]
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_boot):
-        drawn = rng.integers(0, len(members), size=len(members))
-        idx = np.concatenate([members[g] for g in drawn])
-        values.append(stat(idx))
-    arr = np.array(values)
-    arr = arr[~np.isnan(arr)]
-    if not len(arr):
-        return [math.nan, math.nan]
-    tail = (1 - level) / 2
-    low, high = np.quantile(arr, [tail, 1 - tail])
-    return [float(low), float(high)]
 
 
 def perplexity_of(scores: LMScores, idx: np.ndarray | None = None) -> float:

@@ -218,10 +218,6 @@ def score_texts(texts: list[str], token_ids: list[list[int]] | None = None) -> d
 # ---------------------------------------------------------------------------------------------
 # Bootstrap confidence intervals
 
-_GATHER_BUDGET = 20_000_000
-"""Booleans materialised at once when testing which shared n-grams a batch of resamples hits."""
-
-
 @dataclass
 class _DistinctPlan:
     """distinct-n of a resample = exclusive @ present + number of shared n-grams hit by a present text."""
@@ -244,13 +240,6 @@ def _distinct_plan(stats: _WordStats, n: int, n_texts: int) -> _DistinctPlan:
     shared_grams = grams[shared]  # sorted, since incidence pairs are sorted by n-gram first
     starts = np.flatnonzero(np.r_[True, shared_grams[1:] != shared_grams[:-1]]) if len(shared_grams) else shared_grams
     return _DistinctPlan(exclusive, text[shared], starts, stats.distinct_total(n))
-
-
-def _resample_counts(rng: np.random.Generator, batch: int, n_texts: int) -> np.ndarray:
-    """How often each text is drawn, for ``batch`` resamples of ``n_texts`` texts with replacement."""
-    draws = rng.integers(0, n_texts, size=(batch, n_texts))
-    draws += np.arange(batch)[:, None] * n_texts
-    return np.bincount(draws.ravel(), minlength=batch * n_texts).reshape(batch, n_texts)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -293,18 +282,50 @@ def _batch_metrics(
     return out
 
 
+class CorpusResampler:
+    """Every corpus metric of a set of texts, recomputed cheaply for resamples of their prompts.
+
+    Per-text counts are computed once; a replicate is then a few matrix products over the draw
+    counts of each prompt (all samples of a drawn prompt come along). Used by :func:`bootstrap_ci`,
+    ``bench compare`` and multi-seed leaderboard rows.
+    """
+
+    def __init__(self, texts: list[str], token_ids: list[list[int]] | None, prompt_ids: Sequence[str] | None = None):
+        from bench.stats import unit_index
+
+        _check_texts(texts)
+        self.point = score_texts(texts, token_ids)
+        """The metrics of the whole corpus."""
+        ids = list(prompt_ids) if prompt_ids is not None else [str(i) for i in range(len(texts))]
+        if len(ids) != len(texts):
+            raise BenchError(f"{len(ids)} prompt ids for {len(texts)} texts")
+        self.prompt_index, self.n_prompts = unit_index(ids)
+        self.stats = _word_stats(texts, incidence=True)
+        self.tokens = _token_arrays(token_ids, len(texts)) if token_ids is not None else None
+        self.plans = {n: _distinct_plan(self.stats, n, len(texts)) for n in DISTINCT_ORDERS}
+        self.width = max(max(len(p.shared_text) for p in self.plans.values()), len(texts), 1)
+        """The widest per-record array a replicate gathers (sizes the batches)."""
+
+    def replicate(self, prompt_counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Metrics for a batch of resamples given as per-prompt draw counts ``(batch, n_prompts)``."""
+        return _batch_metrics(self.stats, self.plans, self.tokens, prompt_counts[:, self.prompt_index])
+
+
 def bootstrap_ci(
     texts: list[str],
     token_ids: list[list[int]] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    prompt_ids: Sequence[str] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals for every metric of :func:`score_texts`.
 
-    Each resample draws ``len(texts)`` continuations (i.e. prompts) with replacement and recomputes
-    the corpus-level metrics from per-text counts computed once; a continuation drawn k times
-    weighs k times. The interval is the ``level`` central percentile range of the resampled values.
+    Each resample draws the prompts with replacement (``prompt_ids``, one per text: all samples of
+    a drawn prompt come along; without them each text is its own prompt) and recomputes the
+    corpus-level metrics from per-text counts computed once; a text drawn k times weighs k times.
+    The interval is the ``level`` central percentile range of the resampled values
+    (:mod:`bench.stats`).
 
     Two departures, both deliberate:
 
@@ -321,35 +342,19 @@ def bootstrap_ci(
     Undefined resample values (NaN) are ignored; a metric undefined in every resample gets
     ``(nan, nan)``.
     """
+    from bench.stats import batch_sizes, percentile_interval, resample_counts
+
     _check_texts(texts)
     if not isinstance(n_boot, int) or n_boot < 1:
         raise BenchError(f"n_boot must be a positive integer, got {n_boot!r}")
     if not 0 < level < 1:
         raise BenchError(f"level must be in (0, 1), got {level!r}")
-    n_texts = len(texts)
-    stats = _word_stats(texts, incidence=True)
-    tokens = _token_arrays(token_ids, n_texts) if token_ids is not None else None
-    plans = {n: _distinct_plan(stats, n, n_texts) for n in DISTINCT_ORDERS}
-    widest = max(max(len(p.shared_text) for p in plans.values()), n_texts, 1)
-    batch = max(1, min(n_boot, _GATHER_BUDGET // widest))
+    corpus = CorpusResampler(texts, token_ids, prompt_ids)
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
-    for start in range(0, n_boot, batch):
-        counts = _resample_counts(rng, min(batch, n_boot - start), n_texts)
-        for name, values in _batch_metrics(stats, plans, tokens, counts).items():
+    for size in batch_sizes(n_boot, corpus.width):
+        for name, values in corpus.replicate(resample_counts(rng, size, corpus.n_prompts)).items():
             parts[name].append(values)
-    point = _word_metrics(stats)
-    tail = (1 - level) / 2
-    out: dict[str, tuple[float, float]] = {}
-    for name, chunks in parts.items():
-        values = np.concatenate(chunks)
-        values = values[~np.isnan(values)]
-        if len(values) == 0:
-            out[name] = (math.nan, math.nan)
-            continue
-        low, high = np.quantile(values, [tail, 1 - tail])
-        if name.startswith("distinct-"):
-            shift = point[name] - values.mean()
-            low, high = low + shift, high + shift
-        out[name] = (float(low), float(high))
-    return out
+    return {name: percentile_interval(np.concatenate(chunks), level,
+                                      corpus.point[name] if name.startswith("distinct-") else None)
+            for name, chunks in parts.items()}

@@ -1,0 +1,54 @@
+"""Plan-time checks of ``bench run`` that must fail before anything is generated or written.
+
+Each check here was once a failure found only after hours of work (a pickle-only second model
+after the first model's runs, MAUVE with too few references after generating everything) or an
+option silently ignored (a NaN memory fraction on the HF backend).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bench.errors import BenchError
+from bench.runtime.devices import check_device
+
+
+def check_options(options: Any) -> None:
+    """Numeric options that have no valid reading, whatever the backend (validated everywhere)."""
+    from bench.outputs import writable_dir
+
+    check_device(options.device)
+    tps, gmu = options.tensor_parallel_size, options.gpu_memory_utilization
+    if not isinstance(tps, int) or tps < 1:
+        raise BenchError(f"--tensor-parallel-size must be >= 1, got {tps}")
+    if not (isinstance(gmu, (int, float)) and math.isfinite(gmu) and 0 < gmu <= 1):
+        raise BenchError(f"--gpu-memory-utilization must be in (0, 1], got {gmu}")
+    if options.backend != "vllm" and (tps != 1 or gmu != 0.9):
+        raise BenchError("--tensor-parallel-size and --gpu-memory-utilization apply to --backend vllm only")
+    writable_dir(options.out, "--out")
+
+
+def check_suites_for_scores(options: Any, suites: list[tuple[Any, list[Any]]]) -> None:
+    """``--score mauve`` needs enough references in every suite, known before generating."""
+    if "mauve" not in {s.strip().lower() for s in options.scores}:
+        return
+    from bench.scorers.mauve import MIN_SAMPLES
+
+    for spec, prompts in suites:
+        refs = sum(1 for p in prompts if p.reference)
+        if refs < MIN_SAMPLES:
+            raise BenchError(f"--score mauve needs at least {MIN_SAMPLES} prompts with a reference; suite "
+                             f"'{spec.name if spec.name != 'jsonl' else spec.source}' has {refs} in this subset")
+
+
+def check_models(options: Any) -> None:
+    """Every ``--model`` loads under the pickle rule, checked for all of them before the first runs."""
+    if options.backend == "openai":  # the server loads the weights, not us
+        return
+    from bench.model_args import parse_model
+    from bench.runtime import check_weights
+
+    for text in options.models:
+        request = parse_model(text)
+        check_weights(request.name, request.get("revision") or options.revision)

@@ -1,0 +1,224 @@
+"""The quality-diversity trade-off view: quality against diversity, one curve per decoder family.
+
+The decoding literature reads a decoder across a grid of its hyperparameter as a curve in the
+(diversity, quality) plane. Quality is MAUVE when the runs measured it, else coherence, else
+rep-2, where lower is better (the axis says which and in which direction). A family is a model x
+decoder name; its points are the grid's settings (``top-p:p=0.8``, ``p=0.9``, ...), joined in
+order of diversity. A point is Pareto-optimal when no other decoder's point is at least as good on
+both axes and better on one; the human reference is drawn as a point, never part of the front.
+The same figure goes into the HTML page (inline SVG) and, for papers, into a PNG.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.publish import is_number
+
+QUALITY_ORDER = ("mauve", "coherence", "rep-2")
+"""Quality metrics in order of preference; the first one every decoder row has is used."""
+DIVERSITY = "diversity"
+
+
+@dataclass(frozen=True)
+class FrontPoint:
+    """One leaderboard row placed on the trade-off plane."""
+
+    family: str
+    """``model decoder``: the rows of one decoder's grid share it and form one curve."""
+    label: str
+    """The decoder with its arguments (``top-p:p=0.9``), or ``human reference``."""
+    diversity: float
+    """x: the row's diversity (higher is more diverse)."""
+    quality: float
+    """y: the row's quality metric, in its own units and direction."""
+    pareto: bool = False
+    """No other decoder's point is at least as good on both axes and strictly better on one."""
+
+
+def quality_metric(rows: list[dict[str, Any]]) -> str | None:
+    """The quality axis: the first of :data:`QUALITY_ORDER` measured on every decoder row with a diversity."""
+    decoders = [r for r in rows if r.get("model") != "human" and _value(r, DIVERSITY) is not None]
+    for name in QUALITY_ORDER:
+        if decoders and all(_value(r, name) is not None for r in decoders):
+            return name
+    return None
+
+
+def pareto_mask(points: list[tuple[float, float]], higher_is_better: tuple[bool, bool]) -> list[bool]:
+    """For each (x, y), whether no other point dominates it (>= on both oriented axes, > on one).
+
+    Equal points do not dominate each other, so duplicates are both on the front.
+    """
+    oriented = [(x if higher_is_better[0] else -x, y if higher_is_better[1] else -y) for x, y in points]
+    mask = []
+    for i, (x, y) in enumerate(oriented):
+        dominated = any(ox >= x and oy >= y and (ox > x or oy > y) for j, (ox, oy) in enumerate(oriented) if j != i)
+        mask.append(not dominated)
+    return mask
+
+
+def front_points(rows: list[dict[str, Any]], quality: str) -> tuple[list[FrontPoint], FrontPoint | None]:
+    """The decoders' points with their Pareto marks, and the human reference point (or None)."""
+    from bench.metrics import METRICS
+
+    placed = [r for r in rows if _value(r, DIVERSITY) is not None and _value(r, quality) is not None]
+    decoders = [r for r in placed if r.get("model") != "human"]
+    higher = METRICS[quality].direction != "lower"
+    mask = pareto_mask([(_value(r, DIVERSITY), _value(r, quality)) for r in decoders], (True, higher))
+    points = [FrontPoint(f"{r['model']} {r['decoder']}" + (f" (amateur {r['amateur']})" if r.get("amateur") else ""),
+                         _label(r), _value(r, DIVERSITY), _value(r, quality), on)
+              for r, on in zip(decoders, mask)]
+    human = next((r for r in placed if r.get("model") == "human"), None)
+    reference = FrontPoint("human", "human reference", _value(human, DIVERSITY), _value(human, quality)) if human else None
+    return points, reference
+
+
+def axis_label(quality: str) -> str:
+    from bench.metrics import METRICS
+
+    if METRICS[quality].direction == "lower":
+        return f"{quality} (lower is better: no MAUVE or coherence was measured)"
+    return f"{quality} (higher is better)"
+
+
+def front_figure(rows: list[dict[str, Any]], suite: str) -> Any:
+    """The matplotlib figure of one suite's front, or None when the rows lack the two axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    quality = quality_metric(rows)
+    if quality is None:
+        return None
+    points, human = front_points(rows, quality)
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    families = list(dict.fromkeys(p.family for p in points))
+    for i, family in enumerate(families):
+        curve = sorted((p for p in points if p.family == family), key=lambda p: (p.diversity, p.quality))
+        line, = ax.plot([p.diversity for p in curve], [p.quality for p in curve], marker="o", markersize=4,
+                        color=f"C{i % 10}", label=family)
+        line.set_gid(f"family-{i}")
+        for p in curve:
+            ax.annotate(p.label.partition(":")[2] or p.label, (p.diversity, p.quality), textcoords="offset points",
+                        xytext=(3, 3), fontsize=6)
+    best = [p for p in points if p.pareto]
+    ring = ax.scatter([p.diversity for p in best], [p.quality for p in best], s=110, facecolors="none",
+                      edgecolors="black", linewidths=1.2, label="Pareto-optimal", zorder=3)
+    ring.set_gid("pareto")
+    if human is not None:
+        star = ax.scatter([human.diversity], [human.quality], marker="*", s=140, color="black", label="human reference",
+                          zorder=4)
+        star.set_gid("human")
+    ax.set_xlabel("diversity (higher is more diverse)")
+    ax.set_ylabel(axis_label(quality))
+    if quality in ("rep-2",):
+        ax.invert_yaxis()  # better quality upwards, as for MAUVE and coherence
+    ax.set_title(f"{suite}: {quality} against diversity")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, loc="best")
+    return fig
+
+
+def figure_svg(fig: Any) -> str:
+    """A matplotlib figure as inline SVG markup (text kept as text), the figure closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    # no date and fixed element ids: re-rendering the same rows gives the same bytes
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]  # drop the XML declaration and DOCTYPE
+
+
+def front_svg(rows: list[dict[str, Any]], suite: str) -> str | None:
+    """The front as inline SVG markup for the HTML page."""
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "decbench", "font.size": 9}):
+        fig = front_figure(rows, suite)
+        return figure_svg(fig) if fig is not None else None
+
+
+def write_front_png(rows: list[dict[str, Any]], suite: str, path: Path) -> bool:
+    """Write the front as a PNG (for papers); False, and nothing written, without the two axes."""
+    import matplotlib.pyplot as plt
+
+    fig = front_figure(rows, suite)
+    if fig is None:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=200, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return True
+
+
+def front_summary(rows: list[dict[str, Any]]) -> tuple[str, list[FrontPoint]] | None:
+    """(quality metric, the Pareto-optimal points) for text views; None without the two axes."""
+    quality = quality_metric(rows)
+    if quality is None:
+        return None
+    points, _ = front_points(rows, quality)
+    return quality, [p for p in points if p.pareto]
+
+
+def _label(row: dict[str, Any]) -> str:
+    args = row.get("decoder_args")
+    return row["decoder"] + (f":{args}" if args else "")
+
+
+def _value(row: dict[str, Any] | None, name: str) -> float | None:
+    value = row.get(name) if row else None
+    return float(value) if is_number(value) and not math.isnan(value) else None
+
+
+def front_html(rows: list[dict[str, Any]], suite: str) -> str:
+    """The page's figure of one suite's front, with the Pareto-optimal decoders listed as text."""
+    import html
+
+    svg = front_svg(rows, suite)
+    summary = front_summary(rows)
+    if svg is None or summary is None:
+        return ""
+    quality, best = summary
+    items = "".join(f'<li data-pareto="{html.escape(p.label)}" data-family="{html.escape(p.family)}">'
+                    f"{html.escape(p.family.split(' ', 1)[0])} {html.escape(p.label)}: diversity {p.diversity:.4f}, "
+                    f"{html.escape(quality)} {p.quality:.4f}</li>" for p in best)
+    caption = (f"{suite}: the quality-diversity front, {axis_label(quality)} against diversity; one curve per "
+               "decoder across its grid, Pareto-optimal points ringed, the human reference as a star")
+    return (f'<figure class="plot" data-plot="front" data-quality="{html.escape(quality)}">{svg}'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            f'<div class="note">Pareto-optimal ({html.escape(quality)} against diversity):<ul class="pareto">{items}</ul></div>')
+
+
+def front_markdown(by_suite: dict[str, list[dict[str, Any]]], pngs: dict[str, Path]) -> str:
+    """A Markdown section per suite: the PNG and the Pareto-optimal decoders."""
+    parts = []
+    for suite, rows in by_suite.items():
+        summary = front_summary(rows)
+        if summary is None or suite not in pngs:
+            continue
+        quality, best = summary
+        parts.append(f"\n## {suite}: quality-diversity front\n\n![{quality} against diversity]({pngs[suite].name})\n\n"
+                     f"Quality axis: {axis_label(quality)}. Pareto-optimal:\n\n"
+                     + "".join(f"- {p.family.split(' ', 1)[0]} `{p.label}`: diversity {p.diversity:.4f}, "
+                               f"{quality} {p.quality:.4f}\n" for p in best))
+    return "".join(parts)
+
+
+def png_paths(out: str, suites: list[str]) -> dict[str, Path]:
+    """``OUT-front.png`` for one suite; ``OUT-front-SUITE.png`` each when there are several."""
+    import re
+
+    if len(suites) == 1:
+        return {suites[0]: Path(f"{out}-front.png")}
+    return {s: Path(f"{out}-front-{re.sub(r'[^A-Za-z0-9._-]+', '_', s)}.png") for s in suites}
