@@ -147,12 +147,13 @@ def run_options(kw: dict[str, Any]) -> Any:
         judge_settings={"url": kw["judge_url"], "model": kw["judge_model"], "key_env": kw["judge_key_env"],
                         "local_model": kw["judge_local"], "device": kw["device"],
                         "chat_template": kw.get("judge_chat_template")},
+        chat_template=kw.get("chat_template", False), system_prompt=kw.get("system_prompt"),
     )
 
 
 RUN_SECTIONS = (
     ("What to run", ("config", "models", "decoders", "suites", "num_prompts", "hyperfit", "amateur", "revision",
-                     "data_dir", "suite_path")),
+                     "chat_template", "system_prompt", "data_dir", "suite_path")),
     ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "seeds", "batch_size", "compile", "device",
                     "dtype")),
     ("Where results go", ("out",)),
@@ -170,9 +171,13 @@ RUN_SECTIONS = (
 @click.option("--decoder", "decoders", multiple=True, default=("all",), show_default=True,
               help="NAME[:key=value,...] (see 'bench decoders'), repeatable; 'all' runs every decoder whose needs are met; "
                    "key=v1|v2 is a grid (one decoder per value).")
-@click.option("--model", "models", multiple=True, envvar="BENCH_MODEL",
-              help="Hugging Face id or local directory; repeat to compare checkpoints. Default: $BENCH_MODEL.")
+@click.option("--model", "models", multiple=True, envvar="BENCH_MODEL", metavar="NAME[:key=value,...]",
+              help="Hugging Face id or local directory; repeat to compare checkpoints. Model arguments: revision, dtype, "
+              "device_map, attn_implementation, quantization (e.g. gpt2:attn_implementation=eager). Default: $BENCH_MODEL.")
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit) of the model.")
+@click.option("--chat-template", is_flag=True, default=False,
+              help="Render each prompt as a user turn with the tokenizer's chat template (instruct models).")
+@click.option("--system-prompt", default=None, metavar="TEXT", help="A system turn for --chat-template (implies it).")
 @click.option("--hyperfit", default=None, metavar="PATH",
               help="A hyperfitted checkpoint (full model or PEFT adapter over --model) for greedy-hyperfit and entropy-matched.")
 @click.option("--amateur", default=None, metavar="PATH",

@@ -10,29 +10,31 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from bench.decoding import record_seed
 from bench.planning import PlannedRun, RunOptions
-from bench.specs import Prompt, RunSpec, build_decoder
+from bench.specs import ModelSpec, Prompt, RunSpec, build_decoder
 from bench.store import GENERATIONS, RunDir, RunStore, read_records
 
 
 class Backends:
-    """Loaded backends, keyed by (kind, model, hyperfit checkpoint or None); one model at a time."""
+    """Loaded backends, keyed by (kind, model spec, hyperfit checkpoint or None); one model at a time."""
 
     def __init__(self, options: RunOptions):
         self.options = options
-        self.loaded: dict[tuple[str, str, str | None], Any] = {}
+        self.loaded: dict[tuple[str, ModelSpec, str | None], Any] = {}
         self.load_seconds = 0.0
         """Seconds spent loading models and starting engines (reported apart from generation)."""
         self.amateurs: dict[str, Any] = {}
 
-    def get(self, model: str, hyperfit: str | None = None, *, kind: str | None = None) -> Any:
+    def get(self, model: ModelSpec, hyperfit: str | None = None, *, kind: str | None = None) -> Any:
         """The backend of ``options.backend`` (or ``kind``) for ``model`` and a checkpoint."""
         from bench.backends import load_backend
 
+        # The checkpoint is the key's own part; the amateur is loaded apart (Backends.amateur).
+        model = replace(model, hyperfit=None, hyperfit_fingerprint="", amateur=None, amateur_fingerprint="")
         key = (kind or self.options.backend, model, hyperfit)
         if key not in self.loaded:
             if any(k[1] != model for k in self.loaded):
@@ -53,7 +55,7 @@ class Backends:
                                                      device=device, role="--amateur")
         return self.amateurs[path]
 
-    def reference(self, model: str, hyperfit: str | None = None) -> Any:
+    def reference(self, model: ModelSpec, hyperfit: str | None = None) -> Any:
         """The HF backend of a model, whatever ``--backend`` generates with: calibration measures
         the local weights' logits, which only the reference backend exposes."""
         return self.get(model, hyperfit, kind="hf")
@@ -89,14 +91,14 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
     inside the decoder's :class:`bench.decoding.EngineParams`, and into the run header.
     """
     spec, info = planned.spec, planned.decoder_info
-    backend = backends.get(spec.model.name, spec.model.hyperfit if info.runs_on_hyperfit else None)
+    backend = backends.get(spec.model, spec.model.hyperfit if info.runs_on_hyperfit else None)
     decoder = build_decoder(spec.decoder)
     if spec.model.amateur:
         decoder.amateur = backends.amateur(spec.model.amateur)
     if decoder.calibrates:
         on_calibrate()
-        base = backends.reference(spec.model.name)
-        reference = backends.reference(spec.model.name, spec.model.hyperfit) if spec.model.hyperfit else base
+        base = backends.reference(spec.model)
+        reference = backends.reference(spec.model, spec.model.hyperfit) if spec.model.hyperfit else base
         planned.resolved.update(decoder.calibrate(base, reference, planned.prompts))
     new_run = not (store.root / spec.run_id).exists()
     try:

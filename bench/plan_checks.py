@@ -51,7 +51,9 @@ def check_models(options: Any) -> None:
     """Every ``--model`` loads under the pickle rule, checked for all of them before the first runs."""
     if options.backend == "openai":  # the server loads the weights, not us
         return
+    from bench.model_args import parse_model
     from bench.runtime import check_weights
 
-    for model in options.models:
-        check_weights(model, options.revision)
+    for text in options.models:
+        request = parse_model(text)
+        check_weights(request.name, request.get("revision") or options.revision)

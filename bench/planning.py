@@ -23,7 +23,8 @@ class RunOptions:
     """What ``bench run`` was asked for."""
 
     models: tuple[str, ...]
-    """Hugging Face ids or local directories; one leaderboard row each."""
+    """Hugging Face ids or local directories, each optionally ``NAME:key=value,...`` with model
+    arguments (see :mod:`bench.model_args`); one leaderboard row each."""
     decoders: tuple[str, ...]
     """``NAME[:k=v,...]`` strings, or ``all``."""
     suites: tuple[str, ...]
@@ -77,6 +78,10 @@ class RunOptions:
     """Judge every other decoder's runs against this decoder's runs."""
     judge_settings: dict[str, Any] = field(default_factory=dict)
     """Judge endpoint or local model (the cache path is added by the executor)."""
+    chat_template: bool = False
+    """Render every prompt with the tokenizer's chat template (instruct models)."""
+    system_prompt: str | None = None
+    """A system turn for the chat template; implies ``chat_template``."""
 
 
 @dataclass
@@ -125,12 +130,13 @@ def expand_decoders(names: tuple[str, ...], available: dict[str, bool]) -> tuple
     return unique, skipped
 
 
-def check_prompt_lengths(prompts: list[Prompt], tokenizer: Any, config: Any, max_new_tokens: int, model: str) -> None:
+def check_prompt_lengths(prompts: list[Prompt], tokenizer: Any, config: Any, max_new_tokens: int, model: str,
+                         chat: Any = None) -> None:
     limit = runtime.context_length(config)
     if limit is None:
         return
     for p in prompts:
-        n = len(tokenizer(p.text)["input_ids"])
+        n = len(chat.ids(tokenizer, p.text) if chat is not None else tokenizer(p.text)["input_ids"])
         if n + max_new_tokens > limit:
             raise BenchError(
                 f"prompt '{p.id}' is {n} tokens; with --max-new-tokens {max_new_tokens} it exceeds the "
@@ -165,7 +171,9 @@ def plan(options: RunOptions) -> Plan:
         raise BenchError("no model given: pass --model (a Hugging Face id or a local directory) or set BENCH_MODEL"
                          + model_hint())
     if options.backend in HUB_BACKENDS:
-        check_models(options.models)
+        from bench.model_args import parse_model
+
+        check_models([parse_model(m).name for m in options.models])
     if options.batch_size < 1:
         raise BenchError(f"--batch-size must be >= 1, got {options.batch_size}")
     if options.compile and options.backend != "hf":
@@ -199,18 +207,16 @@ def plan(options: RunOptions) -> Plan:
     hyperfit_info, warnings = _hyperfit_summary(options.hyperfit) if options.hyperfit else ({}, [])
     amateur_fp = amateur_fingerprint(options.amateur) if options.amateur else ""
     runs = []
-    for model_name in options.models:
+    for text in options.models:
+        base, model_dtype, tokenizer, config = plan_model(options, text, dtype)
         if options.hyperfit and any(uses_hyperfit(get_decoder(d.name), d) for d in decoders):
             from bench.hyperfit.checkpoint import check_hyperfit
 
-            check_hyperfit(options.hyperfit, model_name)
-        tokenizer, config = model_files(options, model_name)
+            check_hyperfit(options.hyperfit, base.name)
         if options.amateur and any(uses_amateur(get_decoder(d.name)) for d in decoders):
-            check_amateur(options.amateur, model_name, tokenizer, config)
-        fingerprint, commit = runtime.model_identity(model_name, options.revision)
-        base = ModelSpec(model_name, options.revision, fingerprint, commit=commit)
+            check_amateur(options.amateur, base.name, tokenizer, config)
         for suite_spec, prompts in suites:
-            check_prompt_lengths(prompts, tokenizer, config, gen.max_new_tokens, model_name)
+            check_prompt_lengths(prompts, tokenizer, config, gen.max_new_tokens, base.name, base.chat)
             for dspec in decoders:
                 info = get_decoder(dspec.name)
                 if info.check_model is not None and config is not None:
@@ -221,9 +227,32 @@ def plan(options: RunOptions) -> Plan:
                     model = replace(model, amateur=options.amateur, amateur_fingerprint=amateur_fp)
                 for seed in options.seeds or (gen.seed,):
                     spec = RunSpec(model, dspec, suite_spec, replace(gen, seed=seed), options.backend,
-                                   backend_version, dtype)
+                                   backend_version, model_dtype)
                     runs.append(PlannedRun(spec, prompts, info, dict(hyperfit_info) if hyper else {}))
     return Plan(runs, skipped, warnings)
+
+
+def plan_model(options: RunOptions, text: str, run_dtype: str) -> tuple[ModelSpec, str, Any, Any]:
+    """One ``--model`` value: its spec, the dtype its runs record, its tokenizer and config."""
+    from bench.backends import backend_class, model_files
+    from bench.model_args import check_chat_template, check_supported, parse_model
+
+    request = parse_model(text)
+    backend = backend_class(options.backend)
+    check_supported(text, request, options.backend, backend.model_options)
+    revision = request.get("revision") or options.revision
+    scoped = replace(options, revision=revision, dtype=request.get("dtype") or options.dtype)
+    tokenizer, config = model_files(scoped, request.name)
+    chat = bool(options.chat_template or options.system_prompt)
+    if chat:
+        if "chat_template" not in backend.model_options:
+            raise BenchError(f"--chat-template does not apply to --backend {options.backend}, which sends prompt text")
+        check_chat_template(tokenizer, request.name)
+    fingerprint, commit = runtime.model_identity(request.name, revision)
+    args = tuple(a for a in request.args if a[0] != "revision")
+    spec = ModelSpec(request.name, revision, fingerprint, commit=commit, args=args, chat_template=chat,
+                     system_prompt=options.system_prompt if chat else None)
+    return spec, backend.run_dtype(scoped) if request.get("dtype") else run_dtype, tokenizer, config
 
 
 def check_scoring(options: RunOptions, decoders: list[DecoderSpec]) -> None:

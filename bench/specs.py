@@ -48,11 +48,29 @@ class ModelSpec:
     """Fingerprint of the amateur model's local files (empty for a Hub id)."""
     commit: str | None = None
     """The Hub commit a Hub id's revision resolved to; None for a local folder or an unresolved id."""
+    args: tuple[tuple[str, str], ...] = ()
+    """Model arguments from ``--model NAME:key=value,...`` (see :mod:`bench.model_args`), sorted."""
+    chat_template: bool = False
+    """Prompts go through the tokenizer's chat template (``--chat-template``)."""
+    system_prompt: str | None = None
+    """The system turn of the chat template (``--system-prompt``)."""
 
     @property
     def label(self) -> str:
-        """Short name for tables: the last path component of ``name``."""
-        return self.name.rstrip("/").split("/")[-1] or self.name
+        """Short name for tables: the last path component of ``name``, then its model arguments."""
+        short = self.name.rstrip("/").split("/")[-1] or self.name
+        if self.args:
+            short += ":" + ",".join(f"{k}={v}" for k, v in self.args)
+        return short + ("+chat" if self.chat_template else "")
+
+    @property
+    def chat(self) -> "Any":
+        """The :class:`bench.model_args.ChatTemplate` to render prompts with, or None."""
+        if not self.chat_template:
+            return None
+        from bench.model_args import ChatTemplate
+
+        return ChatTemplate(self.system_prompt)
 
 
 @dataclass(frozen=True)
@@ -144,8 +162,10 @@ class RunSpec:
         d["suite"].pop("source", None)
         if d["model"]["amateur"] is None:  # runs without an amateur keep the ids they had before it existed
             del d["model"]["amateur"], d["model"]["amateur_fingerprint"]
-        if d["model"].get("commit") is None:
-            d["model"].pop("commit", None)  # runs without a commit keep the ids they had before it existed
+        # Fields added after the first format leave the identity when unset, so older runs keep their ids.
+        for key, unset in (("commit", None), ("args", []), ("chat_template", False), ("system_prompt", None)):
+            if d["model"].get(key, unset) == unset:
+                d["model"].pop(key, None)
         for key, fp in (("name", "fingerprint"), ("hyperfit", "hyperfit_fingerprint"), ("amateur", "amateur_fingerprint")):
             if d["model"].get(fp) and d["model"].get(key):
                 d["model"][key] = d["model"][key].rstrip("/").split("/")[-1]
@@ -159,7 +179,7 @@ class RunSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
         return cls(
-            model=ModelSpec(**d["model"]),
+            model=ModelSpec(**{**d["model"], "args": tuple(tuple(a) for a in d["model"].get("args", ()))}),
             decoder=DecoderSpec(d["decoder"]["name"], tuple(tuple(a) for a in d["decoder"]["args"])),
             suite=SuiteSpec(**d["suite"]),
             generation=GenerationSpec(**{"sampler": 1, **d["generation"]}),  # no field: version 1

@@ -58,6 +58,11 @@ def model_files(options: Any, model: str) -> tuple[Any, Any]:
     return backend_class(getattr(options, "backend", "hf")).model_files(options, model)
 
 
-def load_backend(options: Any, model: str, hyperfit: str | None, kind: str | None = None) -> Any:
-    """The backend ``kind`` (default ``options.backend``) for ``model`` and a hyperfit checkpoint."""
+def load_backend(options: Any, model: Any, hyperfit: str | None, kind: str | None = None) -> Any:
+    """The backend ``kind`` (default ``options.backend``) for ``model`` (a :class:`bench.specs.ModelSpec`,
+    or a bare name taking ``--revision``) and a hyperfit checkpoint."""
+    if isinstance(model, str):
+        from bench.specs import ModelSpec
+
+        model = ModelSpec(model, options.revision)
     return backend_class(kind or options.backend).load(options, model, hyperfit)

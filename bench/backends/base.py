@@ -80,6 +80,9 @@ class Backend(Protocol):
     """The ``--backend`` name."""
     capabilities: ClassVar[Capabilities]
     """What it can run; :meth:`refusal` compares decoders against it."""
+    model_options: ClassVar[frozenset[str]]
+    """The model arguments (:data:`bench.model_args.MODEL_ARGS`) it applies, plus ``chat_template``
+    when it renders chat templates; any other is refused at plan time."""
     device: str
     """Where it runs, as recorded in the run header (``cpu``, ``cuda:0``, ``remote:URL``)."""
 
@@ -104,8 +107,9 @@ class Backend(Protocol):
         """(tokenizer, config) for prompt-length checks; (None, None) where they are not local."""
 
     @classmethod
-    def load(cls, options: Any, model: str, hyperfit: str | None) -> "Backend":
-        """The backend for ``model`` (decoding with the ``hyperfit`` checkpoint when given)."""
+    def load(cls, options: Any, model: Any, hyperfit: str | None) -> "Backend":
+        """The backend for ``model`` (a :class:`bench.specs.ModelSpec`: name, revision, model
+        arguments, chat template), decoding with the ``hyperfit`` checkpoint when given."""
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Prompt token ids (used to order work by length, and by calibration)."""

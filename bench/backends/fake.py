@@ -45,6 +45,7 @@ class FakeBackend:
     capabilities: ClassVar[Capabilities] = Capabilities(
         model_decoders=False, features=frozenset({"temperature", "top_k", "top_p", "min_p"}), hyperfit=False,
         calibration=False, one_filter=False)
+    model_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, model: str):
         self.model = model
@@ -73,8 +74,8 @@ class FakeBackend:
         return FakeTokenizer(), FakeConfig()
 
     @classmethod
-    def load(cls, options: Any, model: str, hyperfit: str | None) -> "FakeBackend":
-        return cls(model)
+    def load(cls, options: Any, model: Any, hyperfit: str | None) -> "FakeBackend":
+        return cls(model.name)
 
     # -- run time ----------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:

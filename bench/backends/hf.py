@@ -53,12 +53,16 @@ class HFBackend:
     name: ClassVar[str] = "hf"
     capabilities: ClassVar[Capabilities] = Capabilities(
         model_decoders=True, features=frozenset(ENGINE_FEATURES), one_filter=False)
+    model_options: ClassVar[frozenset[str]] = frozenset(
+        {"revision", "dtype", "device_map", "attn_implementation", "quantization", "chat_template"})
 
     def __init__(self, model_name: str, *, revision: str | None = None, device: str = "auto", dtype: str = "auto",
-                 model: Any = None, tokenizer: Any = None, compile: bool = False):
+                 model: Any = None, tokenizer: Any = None, chat: Any = None, compile: bool = False):
         self.device = resolve_device(device)
         self.compile = compile  # logits decoders on a static cache with a compiled step (hf_decode)
         self.dtype = resolve_dtype(dtype, self.device)
+        self.chat = chat
+        """A :class:`bench.model_args.ChatTemplate` that renders every prompt, or None."""
         self.tokenizer = tokenizer or load_tokenizer(model_name, revision)
         self.model = model if model is not None else load_model(
             model_name, revision=revision, dtype=self.dtype, device=self.device
@@ -91,21 +95,32 @@ class HFBackend:
         return files
 
     @classmethod
-    def load(cls, options: Any, model: str, hyperfit: str | None) -> "HFBackend":
-        """``model``, or the hyperfitted checkpoint ``hyperfit`` over it (full model or PEFT adapter)."""
-        compile = getattr(options, "compile", False)
-        if hyperfit is None:
-            return cls(model, revision=options.revision, device=options.device, dtype=options.dtype, compile=compile)
-        from bench.hyperfit.checkpoint import load_hyperfit
+    def load(cls, options: Any, model: Any, hyperfit: str | None) -> "HFBackend":
+        """``model`` (a ModelSpec, with its model arguments), or the hyperfitted checkpoint
+        ``hyperfit`` over it (full model or PEFT adapter; loading arguments other than the dtype
+        do not apply to a checkpoint)."""
+        from bench.model_args import loading_kwargs
 
         device = resolve_device(options.device)
-        dtype = resolve_dtype(options.dtype, device)
-        weights, _ = load_hyperfit(hyperfit, model, dtype=dtype, device=device)
-        return cls(model, revision=options.revision, device=device, dtype=dtype, model=weights.eval(),
-                   tokenizer=load_tokenizer(model, options.revision), compile=compile)
+        dtype = resolve_dtype(dict(model.args).get("dtype", options.dtype), device)
+        tokenizer = load_tokenizer(model.name, model.revision)
+        if hyperfit is None:
+            extra = loading_kwargs(model.args)
+            weights = load_model(model.name, revision=model.revision, dtype=dtype, extra=extra,
+                                 device=None if "device_map" in extra else device)
+            if "device_map" in extra:
+                device = str(weights.device)  # inputs go where the first layers were placed
+        else:
+            from bench.hyperfit.checkpoint import load_hyperfit
+
+            weights, _ = load_hyperfit(hyperfit, model.name, dtype=dtype, device=device)
+        return cls(model.name, revision=model.revision, device=device, dtype=dtype, model=weights.eval(),
+                   tokenizer=tokenizer, chat=model.chat, compile=getattr(options, "compile", False))
 
     # -- run time ----------------------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        if self.chat is not None:
+            return [self.chat.ids(self.tokenizer, t) for t in texts]
         return [self.tokenizer(t)["input_ids"] for t in texts]
 
     def decode(self, token_ids: Sequence[int]) -> str:
@@ -117,7 +132,11 @@ class HFBackend:
         """Continue each prompt; ``seeds`` gives each row its own random stream."""
         import torch
 
-        batch = self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.device)
+        if self.chat is not None:  # the template's ids, left-padded like the plain path
+            batch = self.tokenizer.pad({"input_ids": self.encode(prompts)}, padding=True, return_tensors="pt")
+        else:
+            batch = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
+        batch = batch.to(self.device)
         args = dict(
             max_new_tokens=max_new_tokens,
             eos_token_ids=self.eos_token_ids,

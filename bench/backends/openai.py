@@ -84,6 +84,7 @@ class OpenAIBackend:
     name: ClassVar[str] = "openai"
     capabilities: ClassVar[Capabilities] = Capabilities(
         model_decoders=False, features=frozenset({"temperature", "top_k", "top_p"}), hyperfit=False)
+    model_options: ClassVar[frozenset[str]] = frozenset()  # the server decides how its model is loaded
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", tokenizer: Any = None,
                  concurrency: int = 8, timeout: float = 120.0, max_retries: int = 6, backoff: float = 0.5):
@@ -148,9 +149,9 @@ class OpenAIBackend:
             probe(options.base_url, model, options.api_key_env)
 
     @classmethod
-    def load(cls, options: Any, model: str, hyperfit: str | None) -> "OpenAIBackend":
-        return cls(options.base_url, model, api_key_env=options.api_key_env,
-                   tokenizer=local_tokenizer(model, options.revision), concurrency=options.batch_size)
+    def load(cls, options: Any, model: Any, hyperfit: str | None) -> "OpenAIBackend":
+        return cls(options.base_url, model.name, api_key_env=options.api_key_env,
+                   tokenizer=local_tokenizer(model.name, model.revision), concurrency=options.batch_size)
 
     # -- the backend interface -------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:

@@ -99,6 +99,7 @@ class VLLMBackend:
     capabilities: ClassVar[Capabilities] = Capabilities(
         model_decoders=False,
         features=frozenset({"temperature", "top_k", "top_p", "min_p", "logit_bias", "transform"}))
+    model_options: ClassVar[frozenset[str]] = frozenset({"revision", "dtype"})
 
     def __init__(self, model_name: str, *, revision: str | None = None, dtype: str = "auto",
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
@@ -168,14 +169,17 @@ class VLLMBackend:
         return files
 
     @classmethod
-    def load(cls, options: Any, model: str, hyperfit: str | None) -> "VLLMBackend":
-        common = dict(revision=options.revision, dtype=options.dtype, tensor_parallel_size=options.tensor_parallel_size,
+    def load(cls, options: Any, model: Any, hyperfit: str | None) -> "VLLMBackend":
+        """The engine for ``model`` (a ModelSpec: its revision and dtype argument apply), or a full
+        hyperfitted checkpoint as the engine's model, or an adapter as a LoRA request."""
+        common = dict(revision=model.revision, dtype=dict(model.args).get("dtype", options.dtype),
+                      tensor_parallel_size=options.tensor_parallel_size,
                       gpu_memory_utilization=getattr(options, "gpu_memory_utilization", None),
                       kv_cache_gib=getattr(options, "kv_cache_gib", None),
                       enforce_eager=getattr(options, "enforce_eager", False))
         if hyperfit and not is_adapter(hyperfit):
             return cls(hyperfit, **common)  # a full hyperfitted checkpoint is the engine's model
-        return cls(model, lora_path=hyperfit, lora_engine=options.hyperfit if is_adapter(options.hyperfit) else None,
+        return cls(model.name, lora_path=hyperfit, lora_engine=options.hyperfit if is_adapter(options.hyperfit) else None,
                    **common)
 
     # -- the backend interface -------------------------------------------------------------------

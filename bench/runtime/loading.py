@@ -121,15 +121,16 @@ def load_tokenizer(name: str, revision: str | None = None, *, role: str = "model
 
 
 def load_model(name: str, *, revision: str | None = None, dtype: Any = "float32", device: str | None = "cpu",
-               role: str = "model", head: bool = True) -> Any:
-    """A causal LM (``head``) or its bare transformer, in eval mode on ``device`` (None: left on CPU)."""
+               role: str = "model", head: bool = True, extra: dict[str, Any] | None = None) -> Any:
+    """A causal LM (``head``) or its bare transformer, in eval mode on ``device`` (None: left where
+    loading put it). ``extra``: more ``from_pretrained`` arguments (see :mod:`bench.model_args`)."""
     from transformers import AutoModel, AutoModelForCausalLM
 
     check_weights(name, revision, role=role)
     auto = AutoModelForCausalLM if head else AutoModel
     try:
         model = auto.from_pretrained(name, revision=revision, dtype=torch_dtype(dtype), trust_remote_code=False,
-                                     use_safetensors=None if allow_pickle() else True)
+                                     use_safetensors=None if allow_pickle() else True, **(extra or {}))
     except (OSError, ValueError, KeyError) as exc:
         raise _load_error(role, name, exc) from None
     return (model if device is None else model.to(device)).eval()
