@@ -253,10 +253,15 @@ def test_decoder_all_plans_with_the_right_refusals(hd32, adapter, data_dir):
     from bench.planning import plan
 
     the_plan = plan(replace(_options(hd32, adapter), data_dir=data_dir, num_prompts=4))
-    assert [name for name, _ in the_plan.skipped] == ["contrastive"]
-    assert "needs the model itself" in the_plan.skipped[0][1] and "--backend hf" in the_plan.skipped[0][1]
+    skipped = dict(the_plan.skipped)
+    # The decoders that need the model itself, and contrastive decoding (no --amateur given here).
+    assert set(skipped) == {"contrastive", "adaptive-contrastive", "beam", "dola", "contrastive-decoding"}
+    for name in ("contrastive", "adaptive-contrastive", "beam", "dola"):
+        assert "needs the model itself" in skipped[name] and "--backend hf" in skipped[name]
+    assert "--amateur" in skipped["contrastive-decoding"]
     planned = {p.spec.decoder.name for p in the_plan.runs}
-    assert {"greedy", "greedy-hyperfit", "static-reweight", "entropy-matched"} <= planned
+    assert {"greedy", "greedy-hyperfit", "static-reweight", "entropy-matched", "min-p", "typical", "eta",
+            "epsilon"} <= planned
 
 
 def test_greedy_hyperfit_through_an_adapter_equals_hf(hd32, adapter, wikitext):
