@@ -3,7 +3,8 @@
 #
 # stories260K on cd-wikitext and wikitext, every decoder (a hyperfitted checkpoint is trained
 # first with the README's scaled-down recipe, so greedy-hyperfit, entropy-matched and
-# static-reweight run too) plus the entropy-matched control at a fixed target of 1.0 nat, on a
+# static-reweight run too) plus the entropy-matched control at a fixed target of 1.0 nat and one
+# small grid per sampling family (the quality-diversity front of the page), on a
 # deterministic subset of NUM_PROMPTS prompts with MAX_NEW_TOKENS new tokens (200 x 128 keeps it
 # to minutes on 2 cores). MAUVE (stories260K as featurizer, the literature's 128-token convention)
 # and SimCTG's coherence (all-MiniLM-L6-v2) are scored too.
@@ -36,6 +37,9 @@ echo "hyperfit: $(( $(date +%s) - start )) s"
 for suite in cd-wikitext wikitext; do
   start=$(date +%s)
   "$BENCH" run --suite "$suite" --decoder all --decoder entropy-matched:target=1.0 --hyperfit "$HYPERFIT" \
+    --decoder 'temperature:t=0.7|1.3' --decoder 'top-p:p=0.8|0.9' --decoder 'top-k:k=10|100' \
+    --decoder 'min-p:p=0.05|0.2' --decoder 'typical:tau=0.5|0.8' --decoder 'eta:eta=0.0003|0.004' \
+    --decoder 'epsilon:eps=0.0003|0.004' --decoder 'contrastive:k=5,alpha=0.4|0.8' \
     --num-prompts "$NUM_PROMPTS" --max-new-tokens "$MAX_NEW_TOKENS" --seed 0 \
     --score mauve --featurizer "$BENCH_MODEL" --mauve-length 128 --score coherence-sim \
     --out "$STORE/$suite"
