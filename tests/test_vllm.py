@@ -9,6 +9,8 @@ lives at a time: each engine starts once per session.
 
 from __future__ import annotations
 
+from bench.backends import load_backend
+
 import json
 import os
 import signal
@@ -270,11 +272,11 @@ def test_greedy_hyperfit_through_an_adapter_equals_hf(hd32, adapter, wikitext):
 
     options = _options(hd32, adapter)
     texts = [p.text for p in wikitext[:16]]
-    engine = VLLMBackend.load(options, hd32, adapter)
+    engine = load_backend(options, hd32, adapter, "vllm")
     assert engine.lora is not None and engine.settings.max_lora_rank == 8
     greedy = decoder("greedy")
     got = [c.token_ids for c in engine.continue_batch(texts, greedy, max_new_tokens=64, seeds=[0] * 16)]
-    want = hf_batches(HFBackend.load(options, hd32, adapter), texts, greedy, 64)
+    want = hf_batches(load_backend(options, hd32, adapter, "hf"), texts, greedy, 64)
     assert agreement(got, want, "greedy-hyperfit through a LoRA adapter") == 16
 
 
@@ -302,10 +304,10 @@ def test_greedy_hyperfit_through_a_full_checkpoint_equals_hf(hd32, full_checkpoi
     options = _options(hd32, full_checkpoint)
     texts = [p.text for p in wikitext[:16]]
     greedy = decoder("greedy")
-    engine = VLLMBackend.load(options, hd32, full_checkpoint)
+    engine = load_backend(options, hd32, full_checkpoint, "vllm")
     assert engine.settings.model == full_checkpoint and engine.lora is None
     got = [c.token_ids for c in engine.continue_batch(texts, greedy, max_new_tokens=64, seeds=[0] * 16)]
-    want = hf_batches(HFBackend.load(options, hd32, full_checkpoint), texts, greedy, 64)
+    want = hf_batches(load_backend(options, hd32, full_checkpoint, "hf"), texts, greedy, 64)
     assert agreement(got, want, "greedy-hyperfit through a full checkpoint") == 16
     base_ids = hf_batches(HFBackend(hd32, device="cpu", dtype="float32"), texts, greedy, 64)
     assert want != base_ids  # the checkpoint differs from the base: the check has teeth
