@@ -2,7 +2,7 @@
 
     scripts/make_reference_env.sh            # once: .venv-ref with transformers 4.46.3
     python benchmarks/bench_contrastive.py   # [--layers 12 --hidden 768 --batch 16 --new-tokens 256
-                                             #  --k 5 --alpha 0.6 --threads 2 --repeats 1]
+                                             #  --k 5 --alpha 0.6 --threads 2 --repeats 1 --ours-only]
 
 Both run on the CPU on the same randomly initialised GPT-2-small-shaped model (saved once to a
 temporary directory and loaded by both environments), the same left-padded batch of WikiText
@@ -11,6 +11,7 @@ prompts from the contrastive-decoding benchmark, the same k and alpha. The refer
 after one short warm-up call and excluding the model load; ours is timed the same way in this
 process. With ``--repeats N`` the two alternate N times and the best time of each counts.
 Prints tokens/s of both, the ratio ours / reference, and whether the tokens are identical.
+``--ours-only`` times ours alone (no reference environment needed), for profiling changes.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.6)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--ours-only", action="store_true", help="time ours alone, without the reference")
     args = parser.parse_args()
-    if not REF_PYTHON.exists():
+    if not args.ours_only and not REF_PYTHON.exists():
         sys.exit("reference environment .venv-ref missing; create it with scripts/make_reference_env.sh")
 
     import torch
@@ -108,14 +110,17 @@ def main() -> None:
         build_model(args.layers, args.hidden, Path(tmp))
         model = AutoModelForCausalLM.from_pretrained(tmp).eval()
         best = {}
+        sides = [("reference", lambda: run_reference(Path(tmp), prompts, args)),
+                 ("ours", lambda: run_ours(model, prompts, args))]
         for _ in range(args.repeats):  # alternate, so that both see the same machine load
-            for name, run in (("reference", lambda: run_reference(Path(tmp), prompts, args)),
-                              ("ours", lambda: run_ours(model, prompts, args))):
+            for name, run in sides[1:] if args.ours_only else sides:
                 result = run()
                 print(f"  {name:9s} {result['seconds']:8.2f} s  {result['new_tokens'] / result['seconds']:8.1f} tokens/s")
                 if name not in best or result["seconds"] < best[name]["seconds"]:
                     best[name] = result
 
+    if args.ours_only:
+        return
     ref, ours = best["reference"], best["ours"]
     ref_tps, our_tps = ref["new_tokens"] / ref["seconds"], ours["new_tokens"] / ours["seconds"]
     print(f"reference (transformers {ref['transformers']}): {ref_tps:.1f} tokens/s ({ref['new_tokens']} tokens)")

@@ -16,8 +16,10 @@ the full-vocabulary logits of all B*k candidates. Here the k candidates of a row
 query positions of that one row, with an attention mask that lets each see the row's unpadded
 prefix and itself but not its siblings (all at the same position id): the same arithmetic as k
 separate rows, without repeating the cache. Afterwards the chosen candidate's key/value entry
-is moved next to the prefix and the other k - 1 are cropped away, still in transformers'
-``DynamicCache``. Only the chosen candidate's hidden state goes through the LM head.
+is moved next to the prefix and the other k - 1 are cropped away. The cache is transformers'
+``DynamicCache`` whose layers write into buffers allocated once (``bench.runtime.inplace_cache``):
+a plain ``DynamicLayer`` concatenates, copying the whole cache every step. Only the chosen candidate's
+hidden state goes through the LM head.
 
 k and alpha come from :meth:`ContrastiveSearch.schedule`, fixed here; adaptive contrastive
 search (:mod:`decoders.adaptive_contrastive`) overrides it to set them per row and step.
@@ -87,7 +89,7 @@ class ContrastiveSearch(Decoder):
         batch, prompt_len = input_ids.shape
         if max_new_tokens <= 0:
             return input_ids.new_empty((batch, 0))
-        state = _State.start(model, input_ids, attention_mask, max_new_tokens)
+        state = _State.start(model, input_ids, attention_mask, max_new_tokens, self.k)
         schedule = self.schedule(batch, state.logits.shape[-1])
         rows = torch.arange(batch, device=input_ids.device)
         eos = torch.tensor(list(eos_token_ids), dtype=torch.long, device=input_ids.device)
@@ -161,10 +163,12 @@ class _State:
         self.length = length  # positions in the cache and in context
 
     @classmethod
-    def start(cls, model, input_ids, attention_mask, max_new_tokens) -> "_State":
+    def start(cls, model, input_ids, attention_mask, max_new_tokens, max_candidates) -> "_State":
         """Encode the prompts: cache, hidden states of every position, logits of the last."""
         import torch
         from transformers import DynamicCache
+
+        from bench.runtime.inplace_cache import InPlaceLayer  # imports transformers
 
         _check_supported(model, input_ids.shape[1] + max_new_tokens)
         batch, prompt_len = input_ids.shape
@@ -190,6 +194,7 @@ class _State:
                     "only plain full-attention caches are supported"
                 )
         total = prompt_len + max_new_tokens
+        cache.layers = [InPlaceLayer(layer, total + max_candidates) for layer in cache.layers]
         context = hidden.new_zeros((batch, total, hidden.shape[-1]))
         context[:, :prompt_len] = hidden / hidden.norm(dim=-1, keepdim=True)
         real = torch.zeros((batch, total), dtype=torch.bool, device=input_ids.device)
@@ -224,11 +229,7 @@ class _State:
         n = self.length
         rows = torch.arange(best.shape[0], device=best.device)
         for layer in self.cache.layers:
-            # Layers hold [B, heads, n + k, head_dim]; the gather copies before the write.
-            layer.keys[:, :, n] = layer.keys[rows, :, n + best]
-            layer.values[:, :, n] = layer.values[rows, :, n + best]
-            layer.keys = layer.keys[:, :, : n + 1]
-            layer.values = layer.values[:, :, : n + 1]
+            layer.keep(n, rows, n + best)
         self.context[:, n] = unit
         self.real[:, n] = True
         self.logits = _head(model, hidden)
@@ -262,4 +263,12 @@ def _body(model):
 
 def _head(model, hidden: "torch.Tensor") -> "torch.Tensor":
     """Float32 next-token logits of last-layer hidden states [B, H]."""
-    return model.get_output_embeddings()(hidden).float()
+    import torch
+
+    head = model.get_output_embeddings()
+    if hidden.device.type == "cpu" and type(head) is torch.nn.Linear and head.weight.dtype == torch.float32:
+        # The same products as head(hidden), with the vocabulary as the long side: MKL reads the
+        # [V, H] weight about 20% faster this way round at B=16 (GPT-2 head, 2 cores).
+        logits = torch.mm(head.weight, hidden.T).T
+        return (logits if head.bias is None else logits + head.bias).contiguous()
+    return head(hidden).float()
