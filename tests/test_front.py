@@ -114,3 +114,13 @@ def test_page_shows_the_front_in_chromium(tmp_path: Path) -> None:
             assert errors == []
         finally:
             browser.close()
+
+
+def test_grid_labels_show_only_what_varies_within_a_family():
+    from bench.publish.front import grid_labels
+
+    assert grid_labels(["top-p:p=0.8,t=1.0", "top-p:p=0.9,t=1.0"]) == ["p=0.8", "p=0.9"]
+    assert grid_labels(["static-reweight:alpha=0.1,top_k=500"]) == [""]  # one point: the legend names it
+    assert grid_labels(["entropy-matched:target=1.0,mode=global", "entropy-matched:target=None,mode=global"]) == [
+        "target=1.0", "target=None"]
+    assert grid_labels(["greedy", "greedy"]) == ["greedy", "greedy"]  # nothing to tell apart: the whole label

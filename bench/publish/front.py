@@ -21,6 +21,8 @@ from bench.publish import is_number
 QUALITY_ORDER = ("mauve", "coherence", "rep-2")
 """Quality metrics in order of preference; the first one every decoder row has is used."""
 DIVERSITY = "diversity"
+MARKERS = ("o", "s", "^", "D", "v")
+"""Marker of a family's curve by its index // 10 (the colour is tab10's, by index % 10)."""
 
 
 @dataclass(frozen=True)
@@ -100,14 +102,16 @@ def front_figure(rows: list[dict[str, Any]], suite: str) -> Any:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     families = list(dict.fromkeys(p.family for p in points))
+    one_model = len({p.family.split(" ", 1)[0] for p in points}) == 1
     for i, family in enumerate(families):
         curve = sorted((p for p in points if p.family == family), key=lambda p: (p.diversity, p.quality))
-        line, = ax.plot([p.diversity for p in curve], [p.quality for p in curve], marker="o", markersize=4,
-                        color=f"C{i % 10}", label=family)
+        # tab10 has ten colours: past ten families the marker changes, so no two families look alike
+        line, = ax.plot([p.diversity for p in curve], [p.quality for p in curve], marker=MARKERS[i // 10 % len(MARKERS)],
+                        markersize=4, color=f"C{i % 10}", label=family.split(" ", 1)[1] if one_model else family)
         line.set_gid(f"family-{i}")
-        for p in curve:
-            ax.annotate(p.label.partition(":")[2] or p.label, (p.diversity, p.quality), textcoords="offset points",
-                        xytext=(3, 3), fontsize=6)
+        for p, text in zip(curve, grid_labels([p.label for p in curve])):
+            if text:
+                ax.annotate(text, (p.diversity, p.quality), textcoords="offset points", xytext=(3, 3), fontsize=6)
     best = [p for p in points if p.pareto]
     ring = ax.scatter([p.diversity for p in best], [p.quality for p in best], s=110, facecolors="none",
                       edgecolors="black", linewidths=1.2, label="Pareto-optimal", zorder=3)
@@ -122,8 +126,21 @@ def front_figure(rows: list[dict[str, Any]], suite: str) -> Any:
         ax.invert_yaxis()  # better quality upwards, as for MAUVE and coherence
     ax.set_title(f"{suite}: {quality} against diversity")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, loc="best")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside, not over, the points
     return fig
+
+
+def grid_labels(labels: list[str]) -> list[str]:
+    """What tells a family's points apart: the arguments whose values differ (``p=0.8``, ``p=0.9``),
+    nothing for a family of one point (the legend names it). ``top-p:p=0.8,t=1.0`` -> ``p=0.8``."""
+    if len(labels) < 2:
+        return [""] * len(labels)
+    parsed = [dict(part.partition("=")[::2] for part in label.partition(":")[2].split(",") if part) for label in labels]
+    varying = [key for key in dict.fromkeys(k for args in parsed for k in args)
+               if len({args.get(key) for args in parsed}) > 1]
+    if not varying:
+        return [label.partition(":")[2] or label for label in labels]
+    return [",".join(f"{key}={args[key]}" for key in varying if key in args) for args in parsed]
 
 
 def figure_svg(fig: Any) -> str:
