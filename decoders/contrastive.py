@@ -168,7 +168,7 @@ class _State:
         import torch
         from transformers import DynamicCache
 
-        from bench.runtime.inplace_cache import InPlaceLayer  # imports transformers
+        from bench.runtime.inplace_cache import grow_in_place  # imports transformers
 
         _check_supported(model, input_ids.shape[1] + max_new_tokens)
         batch, prompt_len = input_ids.shape
@@ -194,7 +194,7 @@ class _State:
                     "only plain full-attention caches are supported"
                 )
         total = prompt_len + max_new_tokens
-        cache.layers = [InPlaceLayer(layer, total + max_candidates) for layer in cache.layers]
+        grow_in_place(cache, total + max_candidates)
         context = hidden.new_zeros((batch, total, hidden.shape[-1]))
         context[:, :prompt_len] = hidden / hidden.norm(dim=-1, keepdim=True)
         real = torch.zeros((batch, total), dtype=torch.bool, device=input_ids.device)

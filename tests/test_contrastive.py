@@ -188,30 +188,3 @@ def test_registered_with_typed_parameters():
     assert [(p.name, p.type, p.default) for p in info.params] == [("k", int, 5), ("alpha", float, 0.6)]
     decoder = info.factory()
     assert decoder.needs == "model" and info.sampling is False
-
-
-def test_in_place_cache_layer_equals_concatenation_and_grows():
-    """The in-place layer returns what DynamicLayer's concatenation would, also past its capacity,
-    and keep() moves each row's chosen entry next to the prefix and drops the rest."""
-    import torch
-    from transformers.cache_utils import DynamicLayer
-
-    from bench.runtime.inplace_cache import InPlaceLayer
-
-    torch.manual_seed(0)
-    plain = DynamicLayer()
-    plain.update(torch.randn(2, 3, 4, 8), torch.randn(2, 3, 4, 6))
-    layer = InPlaceLayer(plain, capacity=5)
-    for step in range(3):  # 4 + 3 > 5: the second update grows the buffers
-        keys, values = torch.randn(2, 3, 3, 8), torch.randn(2, 3, 3, 6)
-        expected = plain.update(keys, values)
-        got = layer.update(keys, values)
-        assert all(torch.equal(g, e) for g, e in zip(got, expected))
-        assert layer.get_seq_length() == plain.get_seq_length()
-    n = layer.get_seq_length() - 3
-    chosen = torch.tensor([n + 2, n])
-    layer.keep(n, torch.arange(2), chosen)
-    assert layer.keys.shape[-2] == layer.values.shape[-2] == n + 1
-    assert torch.equal(layer.keys[:, :, :n], plain.keys[:, :, :n])
-    assert torch.equal(layer.keys[0, :, n], plain.keys[0, :, n + 2])
-    assert torch.equal(layer.values[1, :, n], plain.values[1, :, n])

@@ -162,3 +162,59 @@ def test_pickle_models_load_when_allowed(tmp_path: Path, suite: Path, pickle_mod
     result = _run(tmp_path / "runs", suite, "--model", pickle_model, "--decoder", "greedy")
     assert result.exit_code == 0, result.output
     assert "2 records generated" in result.output
+
+
+def test_in_place_cache_layer_equals_concatenation_and_grows():
+    """The in-place layer returns what DynamicLayer's concatenation would, also past its capacity,
+    and keep() moves each row's chosen entry next to the prefix and drops the rest."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    from bench.runtime.inplace_cache import InPlaceLayer
+
+    torch.manual_seed(0)
+    plain = DynamicLayer()
+    plain.update(torch.randn(2, 3, 4, 8), torch.randn(2, 3, 4, 6))
+    layer = InPlaceLayer(plain, capacity=5)
+    for step in range(3):  # 4 + 3 > 5: the second update grows the buffers
+        keys, values = torch.randn(2, 3, 3, 8), torch.randn(2, 3, 3, 6)
+        expected = plain.update(keys, values)
+        got = layer.update(keys, values)
+        assert all(torch.equal(g, e) for g, e in zip(got, expected))
+        assert layer.get_seq_length() == plain.get_seq_length()
+    n = layer.get_seq_length() - 3
+    chosen = torch.tensor([n + 2, n])
+    layer.keep(n, torch.arange(2), chosen)
+    assert layer.keys.shape[-2] == layer.values.shape[-2] == n + 1
+    assert torch.equal(layer.keys[:, :, :n], plain.keys[:, :, :n])
+    assert torch.equal(layer.keys[0, :, n], plain.keys[0, :, n + 2])
+    assert torch.equal(layer.values[1, :, n], plain.values[1, :, n])
+
+
+def test_in_place_cache_layer_survives_reorder_and_reset():
+    """transformers' own cache methods replace or drop the tensors; updates stay correct after them."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    from bench.runtime.inplace_cache import grow_in_place
+
+    torch.manual_seed(1)
+
+    class Cache:  # the one attribute grow_in_place touches
+        layers = [DynamicLayer()]
+
+    plain, cache = DynamicLayer(), Cache()
+    first = torch.randn(3, 2, 4, 8), torch.randn(3, 2, 4, 8)
+    plain.update(*first)
+    cache.layers[0].update(*first)
+    grow_in_place(cache, 16)
+    layer = cache.layers[0]
+    assert type(layer).__name__ == "InPlaceLayer"
+    order = torch.tensor([2, 0, 1])
+    plain.reorder_cache(order)
+    layer.reorder_cache(order)
+    step = torch.randn(3, 2, 1, 8), torch.randn(3, 2, 1, 8)
+    assert all(torch.equal(g, e) for g, e in zip(layer.update(*step), plain.update(*step)))
+    plain.reset()
+    layer.reset()
+    assert all(torch.equal(g, e) for g, e in zip(layer.update(*first), plain.update(*first)))

@@ -6,8 +6,9 @@ token-equal to ``model.generate`` (tests/test_generation.py; on CUDA benchmarks/
 
 Two ways to call the model:
 
-* :class:`DynamicSteps` (default): transformers' ``DynamicCache`` grows by one position per step;
-  the attention mask is a view of one preallocated buffer, so nothing is copied to grow it.
+* :class:`DynamicSteps` (default): transformers' ``DynamicCache`` grows by one position per step,
+  written in place into buffers allocated after the prompt pass (``bench.runtime.inplace_cache``);
+  the attention mask is a view of one preallocated buffer too, so nothing is copied to grow either.
 * :class:`StaticSteps` (``compile=True``): a ``StaticCache`` of fixed length (prompt + new tokens)
   and a decode step with fixed shapes, so ``torch.compile`` can compile it once per batch shape and,
   on CUDA, replay it as a CUDA graph (``mode="reduce-overhead"``): one launch per step instead of
@@ -56,7 +57,11 @@ class DynamicSteps:
 
     def prefill(self) -> "torch.Tensor":
         """Next-token logits [batch, vocab] (float32) after the prompts."""
-        return self._call(self.input_ids, self.positions)
+        from bench.runtime.inplace_cache import grow_in_place
+
+        logits = self._call(self.input_ids, self.positions)
+        grow_in_place(self.cache, self.mask.size(1))  # later steps write in place instead of concatenating
+        return logits
 
     def next(self, token: "torch.Tensor") -> "torch.Tensor":
         """Feed one token per row; the next-token logits."""
