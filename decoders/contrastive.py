@@ -266,9 +266,9 @@ def _head(model, hidden: "torch.Tensor") -> "torch.Tensor":
     import torch
 
     head = model.get_output_embeddings()
-    if hidden.device.type == "cpu" and type(head) is torch.nn.Linear and head.weight.dtype == torch.float32:
+    plain = type(head) is torch.nn.Linear and head.bias is None and head.weight.dtype == torch.float32
+    if hidden.device.type == "cpu" and plain:
         # The same products as head(hidden), with the vocabulary as the long side: MKL reads the
         # [V, H] weight about 20% faster this way round at B=16 (GPT-2 head, 2 cores).
-        logits = torch.mm(head.weight, hidden.T).T
-        return (logits if head.bias is None else logits + head.bias).contiguous()
+        return torch.mm(head.weight, hidden.T).T.contiguous()
     return head(hidden).float()
