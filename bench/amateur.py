@@ -30,10 +30,15 @@ def check_amateur(path: str, expert: str, expert_tokenizer: Any, expert_config: 
     """
     from bench.runtime import check_weights, load_config, load_tokenizer
 
+    from bench.runtime.gguf import gguf_file
+
     local = Path(path)
-    if local.exists() and not local.is_dir():
-        raise BenchError(f"--amateur {path}: not a model folder (give the folder with config.json and the weights)")
-    if local.is_dir():
+    if gguf_file(path) is not None:
+        pass  # a GGUF model: converted to a folder when loaded
+    elif local.exists() and not local.is_dir():
+        raise BenchError(f"--amateur {path}: not a model folder (give the folder with config.json and the weights, "
+                         "or a GGUF file)")
+    elif local.is_dir():
         if not (local / "config.json").is_file():
             raise BenchError(f"--amateur {path}: no config.json in that folder")
         weights = [f.name for f in local.iterdir() if f.suffix in (".safetensors", ".bin", ".pt", ".pth")]

@@ -12,6 +12,7 @@ import click
 from bench.cli_help import SectionedCommand
 from bench.errors import BenchError
 from bench.runtime.devices import DTYPES, PRECISIONS
+from bench.runtime.threads import threads_option
 from bench.locations import default_data_dir
 
 
@@ -155,7 +156,7 @@ RUN_SECTIONS = (
     ("What to run", ("config", "models", "decoders", "suites", "num_prompts", "hyperfit", "amateur", "revision",
                      "chat_template", "system_prompt", "data_dir", "suite_path")),
     ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "seeds", "batch_size", "compile", "device",
-                    "dtype")),
+                    "dtype", "threads")),
     ("Where results go", ("out",)),
     ("Model-based scores", ("scores", "featurizer", "featurizer_dtype", "mauve_length", "scorer_model", "sentence_model")),
     ("LLM judge", ("judge_against", "judge_url", "judge_model", "judge_key_env", "judge_local", "judge_chat_template")),
@@ -233,6 +234,7 @@ RUN_SECTIONS = (
 @click.option("--ray-address", default=None, help="An existing Ray cluster (HOST:PORT, ray://HOST:PORT or auto); default: a local one.")
 @click.option("--config", default=None, metavar="SWEEP.toml",
               help="A sweep file: these options as TOML (decoder grids, lists of seeds and lengths); see sweeps/example.toml.")
+@threads_option
 def run(**kw: Any) -> None:
     """Generate continuations for every model x decoder x suite, score them and print the leaderboard.
 
@@ -240,7 +242,9 @@ def run(**kw: Any) -> None:
     skips finished ones.
     """
     from bench.grid import load_sweep, plan_sweep
+    from bench.runtime.threads import apply
 
+    apply(kw.pop("threads"))
     config = kw.pop("config")
     variants = [kw]
     if config:
@@ -300,14 +304,17 @@ def suites() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
 @model_score_options
 @click.option("--device", default="auto", show_default=True, help="Device of the scoring models: auto, cpu, cuda or cuda:N.")
-def score(file: str, as_json: bool, scores: tuple[str, ...], **kw: Any) -> None:
+@threads_option
+def score(file: str, as_json: bool, scores: tuple[str, ...], threads: int | None, **kw: Any) -> None:
     """Score a JSONL of generations made elsewhere (field 'continuation'; 'reference' adds a human row).
 
     --score adds model-based metrics to the generations row: mauve needs 'reference' on every
     line, coherence, coherence-sim and perplexity need 'prompt'.
     """
+    from bench.runtime.threads import apply
     from bench.scorers.files import score_file
 
+    apply(threads)
     rows = score_file(file, scores, score_settings(kw))
     if rows[0].get("mauve-cut-at-context") and not as_json:
         click.echo(f"note: MAUVE: {rows[0]['mauve-cut-at-context']} texts ran past the featurizer's context and were "
@@ -320,9 +327,9 @@ def score(file: str, as_json: bool, scores: tuple[str, ...], **kw: Any) -> None:
 
     table = Table(title=f"scores of {file}")
     keys = [k for k in rows[0] if k != "system"]
-    table.add_column("system")
+    table.add_column("system", overflow="fold")
     for k in keys:
-        table.add_column(k, justify="right")
+        table.add_column(k, justify="right", overflow="fold", min_width=len(k))
     for r in rows:
         table.add_row(r["system"], *[f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys])
     Console(width=max(160, Console().width)).print(table)  # every column readable, even when piped

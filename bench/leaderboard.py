@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,21 +56,50 @@ SHORT_FLAG = 0.5
 """Share of continuations under a quarter of ``max_new_tokens`` from which a row is flagged."""
 
 
+WHITESPACE_RUN = 16
+"""Consecutive whitespace characters from which a continuation counts as a whitespace run (prose
+has at most a blank line or two; DoLa on SmolLM2 wrote runs of dozens of spaces mid-text)."""
+WHITESPACE_SHARE = 0.5
+"""Share of whitespace characters from which a continuation counts as mostly blank."""
+_RUN = re.compile(r"\s{%d,}" % WHITESPACE_RUN)
+
+
+def whitespace_degenerate(text: str) -> bool:
+    """Blank, mostly whitespace, or holding a long run of it (text the word-level metrics do not see)."""
+    if not text.strip():
+        return True
+    return bool(_RUN.search(text)) or sum(c.isspace() for c in text) >= WHITESPACE_SHARE * len(text)
+
+
 def degeneracy(records: list[dict[str, Any]], max_new_tokens: int) -> dict[str, Any]:
-    """Shares of empty/whitespace-only and of very short continuations, and the row's ``flags`` text.
+    """Shares of empty/whitespace-only, of whitespace-run and of very short continuations, and the
+    row's ``flags`` text.
 
     A hyperfit that produced mostly blank lines still scored well on word diversity; these shares
     say so beside the row instead of letting the metrics speak alone.
     """
     n = max(len(records), 1)
     empty = sum(not r["continuation"].strip() for r in records) / n
+    blank = sum(whitespace_degenerate(r["continuation"]) for r in records) / n - empty
     short = sum(len(r.get("token_ids") or ()) < max_new_tokens / 4 for r in records) / n
     flags = []
     if empty >= EMPTY_FLAG:
         flags.append(f"{empty:.0%} empty")
+    if blank >= EMPTY_FLAG:
+        flags.append(f"{blank:.0%} whitespace runs")
     if short >= SHORT_FLAG:
         flags.append(f"{short:.0%} under {max_new_tokens // 4} tokens")
-    return {"empty_share": empty, "short_share": short, "flags": "degenerate: " + ", ".join(flags) if flags else ""}
+    return {"empty_share": empty, "whitespace_share": blank, "short_share": short,
+            "flags": "degenerate: " + ", ".join(flags) if flags else ""}
+
+
+def hyperfit_flag(loss: Any) -> str:
+    """The flag of a row decoded on a checkpoint whose training loss is far from near-zero."""
+    from bench.hyperfit.finish import NEAR_ZERO_LOSS
+
+    if not isinstance(loss, (int, float)) or loss <= NEAR_ZERO_LOSS:
+        return ""
+    return f"not hyperfitted: loss {loss:.3g}"
 
 
 def suite_label(spec: Any) -> str:
@@ -116,6 +146,9 @@ def rows_for_runs(runs: list[RunDir], per_seed: bool = False, length_matched: bo
         if spec.model.amateur:
             base["amateur"] = spec.model.amateur.rstrip("/").split("/")[-1]
         base.update({k: v for k, v in header.get("resolved", {}).items() if isinstance(v, (int, float, str))})
+        loss_flag = hyperfit_flag(base.get("hyperfit_loss"))
+        if loss_flag:
+            base["flags"] = "; ".join(f for f in (base["flags"], loss_flag) if f)
         if scores.get("mauve_sd") is not None:
             base["mauve_sd"] = scores["mauve_sd"]
         if scores.get("judge_opponent"):
@@ -180,12 +213,13 @@ def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4
 
     table = Table(title="decbench leaderboard", show_lines=False)
     settings = varying_settings(rows)
+    # Names wrap rather than end in "…": two decoders cut at the same place looked like one row.
     for col in ("suite", "model", "decoder", *settings, "n", "flags"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     metrics = [m for m in shown if any(m in r for r in rows)]
     for m in metrics:
         arrow = {"higher": " ↑", "lower": " ↓"}.get(METRICS[m].direction, "")
-        table.add_column(m + arrow, justify="right")
+        table.add_column(m + arrow, justify="right", overflow="fold")
     for r in rows:
         decoder = r["decoder"] + (f":{r['decoder_args']}" if r["decoder_args"] else "")
         decoder += f" (amateur {r['amateur']})" if r.get("amateur") else ""

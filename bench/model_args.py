@@ -24,6 +24,7 @@ MODEL_ARGS: dict[str, str] = {
     "device_map": "transformers' device_map (e.g. auto: spread over the GPUs; needs accelerate)",
     "attn_implementation": "eager, sdpa, flash_attention_2, flash_attention_3 or flex_attention",
     "quantization": "4bit or 8bit, loaded through bitsandbytes (needs bitsandbytes and, in practice, CUDA)",
+    "label": "the model's name in tables and progress lines (display only: not in the run identity)",
 }
 """Every model argument with its help line."""
 ATTENTION = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
@@ -41,7 +42,9 @@ class ModelRequest:
     name: str
     """Hugging Face id or local directory."""
     args: tuple[tuple[str, str], ...] = ()
-    """(argument, value) pairs, sorted by argument."""
+    """(argument, value) pairs, sorted by argument (``label`` is not among them)."""
+    label: str | None = None
+    """``label=NAME``: how tables name the model."""
 
     def get(self, key: str) -> str | None:
         return dict(self.args).get(key)
@@ -67,7 +70,10 @@ def parse_model(text: str) -> ModelRequest:
         if key in args:
             raise BenchError(f"--model {text}: argument '{key}' is given twice")
         args[key] = value
-    request = ModelRequest(name, tuple(sorted(args.items())))
+    label = args.pop("label", None)
+    if label is not None and not label:
+        raise BenchError(f"--model {text}: argument 'label' has no value")
+    request = ModelRequest(name, tuple(sorted(args.items())), label)
     _check_values(text, request)
     return request
 

@@ -250,8 +250,15 @@ def plan_model(options: RunOptions, text: str, run_dtype: str) -> tuple[ModelSpe
         check_chat_template(tokenizer, request.name)
     fingerprint, commit = runtime.model_identity(request.name, revision)
     args = tuple(a for a in request.args if a[0] != "revision")
-    spec = ModelSpec(request.name, revision, fingerprint, commit=commit, args=args, chat_template=chat,
-                     system_prompt=options.system_prompt if chat else None)
+    from bench.runtime.naming import model_label
+
+    from bench.runtime.gguf import gguf_file
+
+    # A folder holding one GGUF file is that file: the same model, so the same run id either way.
+    name = str(gguf_file(request.name) or request.name)
+    spec = ModelSpec(name, revision, fingerprint, commit=commit, args=args, chat_template=chat,
+                     system_prompt=options.system_prompt if chat else None,
+                     display=request.label or model_label(request.name))
     return spec, backend.run_dtype(scoped) if request.get("dtype") else run_dtype, tokenizer, config
 
 
@@ -302,12 +309,12 @@ def _hyperfit_summary(path: str) -> tuple[dict[str, Any], list[str]]:
     """The hyperfit's final loss (for the run header and the leaderboard) and a warning when it
     stopped above its ``--stop-at-loss`` target."""
     from bench.hyperfit.checkpoint import read_metadata
-    from bench.hyperfit.finish import target_warning
+    from bench.hyperfit.finish import loss_warning, target_warning
 
     meta = read_metadata(path) or {}
     loss = meta.get("final_loss")
-    warning = target_warning(meta)
-    return ({"hyperfit_loss": loss} if loss is not None else {}), ([f"--hyperfit {path}: {warning}"] if warning else [])
+    warnings = [f"--hyperfit {path}: {w}" for w in (target_warning(meta), loss_warning(meta)) if w]
+    return ({"hyperfit_loss": loss} if loss is not None else {}), warnings
 
 
 def uses_amateur(info: DecoderInfo) -> bool:

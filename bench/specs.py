@@ -54,11 +54,15 @@ class ModelSpec:
     """Prompts go through the tokenizer's chat template (``--chat-template``)."""
     system_prompt: str | None = None
     """The system turn of the chat template (``--system-prompt``)."""
+    display: str | None = None
+    """The model's name in tables (``--model PATH:label=NAME``, else its own name: see
+    :func:`bench.runtime.naming.model_label`); for display only, so not in the run identity."""
 
     @property
     def label(self) -> str:
-        """Short name for tables: the last path component of ``name``, then its model arguments."""
-        short = self.name.rstrip("/").split("/")[-1] or self.name
+        """Short name for tables: :attr:`display` (else the last path component of ``name``), then
+        its model arguments."""
+        short = self.display or self.name.rstrip("/").split("/")[-1] or self.name
         if self.args:
             short += ":" + ",".join(f"{k}={v}" for k, v in self.args)
         return short + ("+chat" if self.chat_template else "")
@@ -160,6 +164,7 @@ class RunSpec:
             del d["generation"]["sampler"]
         d["extra"] = []  # a field of the first format, always empty; kept so that run ids do not change
         d["suite"].pop("source", None)
+        d["model"].pop("display", None)  # a table label, not what produces the records
         if d["model"]["amateur"] is None:  # runs without an amateur keep the ids they had before it existed
             del d["model"]["amateur"], d["model"]["amateur_fingerprint"]
         # Fields added after the first format leave the identity when unset, so older runs keep their ids.

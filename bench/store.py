@@ -25,6 +25,7 @@ from typing import Any, Callable, ContextManager, Iterable, Iterator
 
 from bench.errors import BenchError
 from bench.runtime import git_commit, package_versions, write_json_atomic
+from bench.runtime.threads import current as current_threads
 from bench.specs import RunSpec
 
 HEADER = "header.json"
@@ -251,6 +252,7 @@ class RunStore:
                 "versions": package_versions(),
                 "git_commit": git_commit(),
                 "device": device,
+                "threads": current_threads(),  # speed only: provenance, not identity
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
         )

@@ -12,6 +12,9 @@ after one short warm-up call and excluding the model load; ours is timed the sam
 process. With ``--repeats N`` the two alternate N times and the best time of each counts.
 Prints tokens/s of both, the ratio ours / reference, and whether the tokens are identical.
 ``--ours-only`` times ours alone (no reference environment needed), for profiling changes.
+``--model`` runs both on a real model instead (a local folder or a GGUF file, e.g. SmolLM2-135M
+from ../shared, which the reference reads from decbench's converted folder), with its own
+tokenizer, EOS and pad ids.
 """
 
 from __future__ import annotations
@@ -42,18 +45,22 @@ def build_model(layers: int, hidden: int, out: Path) -> None:
     GPT2LMHeadModel(config).eval().save_pretrained(out, safe_serialization=True)
 
 
-def prompt_ids(batch: int) -> list[list[int]]:
+def prompt_ids(batch: int, tokenizer=None) -> list[list[int]]:
     """The first ``batch`` WikiText prefixes of the contrastive-decoding benchmark, tokenized."""
     from transformers import AutoTokenizer
 
     data = json.loads((SHARED / "data" / "cd-benchmark" / "wikitext_gpt2-xl_contrastive_k5_alpha0.6.json").read_text())
-    tokenizer = AutoTokenizer.from_pretrained(SHARED / "models" / "gpt2-tokenizer")
+    tokenizer = tokenizer or AutoTokenizer.from_pretrained(SHARED / "models" / "gpt2-tokenizer")
     return [tokenizer(d["prefix_text"])["input_ids"] for d in data[:batch]]
+
+
+EOS = [50256]
+"""The EOS ids both sides stop at (GPT-2's, or the --model's)."""
 
 
 def run_reference(model_dir: Path, prompts, args) -> dict:
     request = dict(model=str(model_dir), prompts=prompts, k=args.k, alpha=args.alpha,
-                   max_new_tokens=args.new_tokens, batch_size=len(prompts), eos_token_ids=[50256],
+                   max_new_tokens=args.new_tokens, batch_size=len(prompts), eos_token_ids=EOS,
                    pad_token_id=PAD, threads=args.threads, warmup=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": ""}
     done = subprocess.run([str(REF_PYTHON), str(REF_SCRIPT)], input=json.dumps(request),
@@ -72,17 +79,18 @@ def run_ours(model, prompts, args) -> dict:
     ids = torch.tensor([[PAD] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
     search = ContrastiveSearch(args.k, args.alpha)
-    kwargs = dict(eos_token_ids=[50256], pad_token_id=PAD, rng=None)
+    kwargs = dict(eos_token_ids=EOS, pad_token_id=PAD, rng=None)
     search.generate(model, ids, mask, max_new_tokens=2, **kwargs)  # warm-up, like the reference's
     start = time.perf_counter()
     tokens = search.generate(model, ids, mask, max_new_tokens=args.new_tokens, **kwargs).tolist()
     seconds = time.perf_counter() - start
-    new = sum(next((i + 1 for i, t in enumerate(row) if t == 50256), len(row)) for row in tokens)
+    new = sum(next((i + 1 for i, t in enumerate(row) if t in EOS), len(row)) for row in tokens)
     return {"tokens": tokens, "seconds": seconds, "new_tokens": new}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="A local model folder or GGUF file (default: random GPT-2).")
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--hidden", type=int, default=768)
     parser.add_argument("--batch", type=int, default=16)
@@ -101,21 +109,37 @@ def main() -> None:
 
     sys.path.insert(0, str(REPO))
     torch.set_num_threads(args.threads)
-    prompts = prompt_ids(args.batch)
-    lengths = sorted(len(p) for p in prompts)
-    print(f"model: random GPT-2, {args.layers} layers, {args.hidden} hidden | batch {args.batch}, prompt tokens "
-          f"{lengths[0]}-{lengths[-1]} (left-padded), {args.new_tokens} new tokens, k={args.k}, "
-          f"alpha={args.alpha} | CPU, {args.threads} threads | torch {torch.__version__}")
+    from peak_memory import PeakMemory
+
     with tempfile.TemporaryDirectory() as tmp:
-        build_model(args.layers, args.hidden, Path(tmp))
-        model = AutoModelForCausalLM.from_pretrained(tmp).eval()
+        global EOS, PAD
+        if args.model:
+            from bench.backends.hf import HFBackend
+            from bench.runtime.loading import local_name
+
+            backend = HFBackend(args.model, device="cpu", dtype="float32")
+            model, model_dir = backend.model, Path(local_name(args.model))
+            EOS, PAD = list(backend.eos_token_ids), backend.tokenizer.pad_token_id
+            prompts, shape = prompt_ids(args.batch, backend.tokenizer), Path(args.model).name
+        else:
+            build_model(args.layers, args.hidden, Path(tmp))
+            model, model_dir = AutoModelForCausalLM.from_pretrained(tmp).eval(), Path(tmp)
+            prompts, shape = prompt_ids(args.batch), f"random GPT-2, {args.layers} layers, {args.hidden} hidden"
+        lengths = sorted(len(p) for p in prompts)
+        print(f"model: {shape} | batch {args.batch}, prompt tokens "
+              f"{lengths[0]}-{lengths[-1]} (left-padded), {args.new_tokens} new tokens, k={args.k}, "
+              f"alpha={args.alpha} | CPU, {args.threads} threads | torch {torch.__version__}")
         best = {}
-        sides = [("reference", lambda: run_reference(Path(tmp), prompts, args)),
+        sides = [("reference", lambda: run_reference(model_dir, prompts, args)),
                  ("ours", lambda: run_ours(model, prompts, args))]
         for _ in range(args.repeats):  # alternate, so that both see the same machine load
             for name, run in sides[1:] if args.ours_only else sides:
-                result = run()
-                print(f"  {name:9s} {result['seconds']:8.2f} s  {result['new_tokens'] / result['seconds']:8.1f} tokens/s")
+                with PeakMemory() as memory:
+                    result = run()
+                # The reference runs in a child process: its own peak is reported by it, not here.
+                shown = memory.mib() if name == "ours" else f"peak {result.get('max_rss_mib', 0):.0f} MiB (its process)"
+                print(f"  {name:9s} {result['seconds']:8.2f} s  {result['new_tokens'] / result['seconds']:8.1f} tokens/s"
+                      f"  {shown}")
                 if name not in best or result["seconds"] < best[name]["seconds"]:
                     best[name] = result
 
@@ -131,4 +155,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(REPO / "benchmarks"))
     main()

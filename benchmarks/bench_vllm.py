@@ -78,6 +78,13 @@ def main() -> int:
         print(f"{name:5s} {tokens} tokens in {seconds:.2f} s: {tokens / seconds:.1f} tokens/s")
     print(f"vllm / hf speed: {(best['vllm'][1] / best['vllm'][0]) / (best['hf'][1] / best['hf'][0]):.2f}x; "
           f"greedy token-equal to HF on {same}/{len(texts)} prompts")
+    import resource
+
+    # Both sides share this process (the CPU engine runs in it unless vLLM starts an engine process,
+    # counted under children), so this is the peak of the pair, model weights of both included.
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak resident memory: this process {own:.0f} MiB, largest child process {children:.0f} MiB")
     return 0
 
 

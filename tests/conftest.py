@@ -85,3 +85,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+SMOLLM2_GGUF = ("models", "smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf")
+"""The real model: SmolLM2-135M-Instruct (30 layers, width 576) as one GGUF file in ../shared."""
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf(shared: Path) -> str:
+    path = shared.joinpath(*SMOLLM2_GGUF)
+    if not path.is_file():
+        pytest.skip(f"the real model is missing: {path}")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_gguf: str) -> str:
+    """The GGUF converted once (decbench's GGUF cache): an ordinary float32 safetensors folder."""
+    from bench.runtime.loading import local_name
+
+    return local_name(smollm2_gguf)
+
+
+@pytest.fixture(autouse=True)
+def _threads_restored():
+    """``--threads`` sets torch's count and ``$BENCH_THREADS`` for the process: undo it after each test,
+    so one test's option never becomes the next one's default."""
+    import torch
+
+    before, env = torch.get_num_threads(), os.environ.get("BENCH_THREADS")
+    yield
+    torch.set_num_threads(before)
+    if env is None:
+        os.environ.pop("BENCH_THREADS", None)
+    else:
+        os.environ["BENCH_THREADS"] = env

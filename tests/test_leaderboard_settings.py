@@ -116,6 +116,50 @@ def test_a_hyperfit_above_its_target_warns_and_its_loss_is_in_header_and_leaderb
     assert float(row["hyperfit_loss"]) == pytest.approx(meta["final_loss"], rel=1e-5)
 
 
+def test_a_hyperfit_far_from_zero_loss_warns_and_is_flagged_without_a_target(tmp_path):
+    """Measured: a checkpoint at loss 3.37 (no --stop-at-loss) ran --hyperfit decoders without a word."""
+    from bench.hyperfit.finish import NEAR_ZERO_LOSS
+    from bench.hyperfit.train import Recipe, train
+
+    text = tmp_path / "grimm.txt"
+    text.write_text((SHARED / "data" / "pd-stories" / "grimms_fairy_tales_pg52521.txt").read_text()[:20_000])
+    recipe = Recipe(num_sequences=4, seq_len=64, epochs=1, lr=1e-4, batch_size=2)
+    logged: list[str] = []
+    meta = train(str(STORIES), str(text), tmp_path / "hf", recipe, device="cpu", log=logged.append,
+                 show_progress=False).metadata
+    assert meta["final_loss"] > NEAR_ZERO_LOSS
+    assert any(m.startswith("warning: its final training loss") for m in logged)
+    result = bench("run", *COMMON, "--num-prompts", "3", "--decoder", "greedy-hyperfit", "--decoder", "greedy",
+                   "--hyperfit", tmp_path / "hf", "--out", tmp_path / "store")
+    assert result.exit_code == 0, result.output
+    assert "warning: --hyperfit" in result.output and "far from the near-zero loss" in result.output
+    rows = rows_of(tmp_path / "store" / "leaderboard.csv")
+    hyper = next(r for r in rows if r["decoder"] == "greedy-hyperfit")
+    assert f"not hyperfitted: loss {meta['final_loss']:.3g}" in hyper["flags"]
+    assert "not hyperfitted" not in next(r for r in rows if r["decoder"] == "greedy")["flags"]
+
+
+def test_whitespace_runs_inside_text_are_flagged(store, tmp_path):
+    """Measured: DoLa on SmolLM2 wrote long runs of spaces in 2 of 32 continuations; no flag said so."""
+    from bench.leaderboard import whitespace_degenerate
+
+    assert whitespace_degenerate("The city" + " " * 40 + "grew.") and whitespace_degenerate(" \n \n ")
+    assert not whitespace_degenerate("A line.\n\nA new paragraph, as prose has.")
+    copy = tmp_path / "store"
+    greedy = next(d for d in sorted(store.iterdir()) if (d / "header.json").is_file()
+                  and json.loads((d / "header.json").read_text())["spec"]["decoder"]["name"] == "greedy")
+    shutil.copytree(greedy, copy / greedy.name)
+    lines = [json.loads(x) for x in (copy / greedy.name / "generations.jsonl").read_text().splitlines()]
+    for rec in lines[:2]:
+        rec["continuation"] = rec["continuation"][:20] + " " * 64 + rec["continuation"][20:]
+    (copy / greedy.name / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    (copy / greedy.name / "scores.json").unlink(missing_ok=True)
+    result = bench("leaderboard", copy, "--out", tmp_path / "flagged")
+    assert result.exit_code == 0, result.output
+    row = next(r for r in rows_of(tmp_path / "flagged.csv") if r["decoder"] == "greedy")
+    assert "whitespace runs" in row["flags"] and float(row["whitespace_share"]) == pytest.approx(2 / len(lines))
+
+
 def test_a_length_matched_human_row_cuts_references_to_the_generated_length(store, tmp_path):
     """Measured: the human row scored whole references (164 words) against 25-word continuations."""
     result = bench("leaderboard", store, "--out", tmp_path / "matched", "--length-matched")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from bench.analysis.geometry import GeometryCollector, LensCollector
 from bench.analysis.reweight import DEFAULT_ALPHAS, Sweep, run_sweep
 from bench.stats import Estimate, bootstrap_mean
 from bench.errors import BenchError, check
+from bench.runtime.threads import current as current_threads
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ class Results:
     def settings(self) -> dict[str, Any]:
         return {"options": asdict(self.options), "prompts": self.prompts, "vocab_size": self.vocab_size,
                 "layers": self.layers, "entropy_matched_calibration": self.calibration,
-                "static_reweight_calibration": self.sweep.calibration, "timings_s": self.timings}
+                "static_reweight_calibration": self.sweep.calibration, "timings_s": self.timings,
+                "threads": current_threads()}
 
 
 def _geometry_rows(geo: GeometryCollector, n_boot: int, seed: int) -> list[dict[str, Any]]:

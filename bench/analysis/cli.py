@@ -15,6 +15,8 @@ import click
 
 from bench.analysis.reweight import DEFAULT_ALPHAS
 from bench.runtime.devices import DTYPES
+from bench.runtime.threads import threads_option
+from bench.locations import default_data_dir
 
 _ALPHAS = ",".join(map(str, DEFAULT_ALPHAS))
 
@@ -42,8 +44,11 @@ _ALPHAS = ",".join(map(str, DEFAULT_ALPHAS))
 @click.option("--calib-tokens", type=int, default=64, show_default=True, help="Greedy tokens per calibration prompt.")
 @click.option("--logit-lens", is_flag=True, help="Also run the logit lens (experiment 5).")
 @click.option("--n-boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
-@click.option("--data-dir", envvar="BENCH_DATA_DIR", default=None, help="Local data folder. Default: $BENCH_DATA_DIR.")
+@click.option("--data-dir", envvar="BENCH_DATA_DIR", default=default_data_dir, metavar="DIR",
+              help="Local data folder (wikitext/, cd-benchmark/). Default: $BENCH_DATA_DIR, else $BENCH_SHARED/data, "
+                   "else the shared/data folder beside the checkout (as bench run).")
 @click.option("--suite-path", default=None, help="An explicit file for a registered suite.")
+@threads_option
 def analyze(**kw: Any) -> None:
     """Reproduce the experiments of "Beyond Temperature" (Li et al. 2026) on --model and --hyperfit.
 
@@ -59,7 +64,10 @@ def analyze(**kw: Any) -> None:
     from bench.analysis.reweight import parse_alphas
     from bench.outputs import writable_dir
 
+    from bench.runtime.threads import apply
+
     out = writable_dir(kw["out"], "--out")
+    apply(kw.pop("threads"))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 

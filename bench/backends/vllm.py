@@ -32,6 +32,7 @@ from bench.backends.hf import eos_ids
 from bench.decoding import Declaration, EngineParams
 from bench.errors import BenchError
 from bench.runtime import check_weights, context_length, load_config, load_tokenizer
+from bench.runtime.loading import local_name
 
 
 def is_adapter(path: str | None) -> bool:
@@ -113,7 +114,7 @@ class VLLMBackend:
         # The engine serves LoRA when --hyperfit is an adapter, for base and adapter runs alike.
         lora_rank = _lora_rank(lora_engine or lora_path)
         self.settings = vllm_engine.EngineSettings(
-            model_name, revision, resolve_dtype(dtype, platform), platform, tensor_parallel_size,
+            local_name(model_name), revision, resolve_dtype(dtype, platform), platform, tensor_parallel_size,
             gpu_memory_utilization, kv_cache_gib,
             # vLLM accepts a fixed menu of ranks (8, 16, 32, ...): round the adapter's rank up to one.
             max_lora_rank=1 << max(3, (max(lora_rank, 1) - 1).bit_length()) if lora_rank else 0,
@@ -222,7 +223,7 @@ class _ConfigHolder:
 
         self.config = load_config(model_name, revision)
         try:
-            self.generation_config = GenerationConfig.from_pretrained(model_name, revision=revision)
+            self.generation_config = GenerationConfig.from_pretrained(local_name(model_name), revision=revision)
         except OSError:  # no generation_config.json: the model config's EOS is used
             self.generation_config = None
 

@@ -45,8 +45,11 @@ def run_task(planned: Any, options: Any) -> tuple[str, int, int, float]:
     from bench.generation import Backends, generate
     from bench.store import RunStore
 
+    from bench.runtime.threads import apply_from_env
+
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    apply_from_env()  # the driver's --threads
     result = generate(planned, Backends(options), RunStore(options.out), batch_size=options.batch_size)
     return planned.spec.run_id, result.generated, result.tokens, result.seconds
 

@@ -10,6 +10,7 @@ import click
 
 from bench.hyperfit.train import METHODS, SCHEDULES, Recipe
 from bench.runtime.devices import DEVICES_HELP, PRECISIONS
+from bench.runtime.threads import threads_option
 
 _D = Recipe()  # defaults: Carlsson et al. (2025)
 
@@ -58,8 +59,7 @@ def _targets(value: str | None) -> tuple[str, ...] | None:
 @click.option("--resume", is_flag=True,
               help="Require continuing the run in --out (an unfinished run of the same "
                    "model/data/recipe is continued even without this flag).")
-@click.option("--threads", type=int, default=None,
-              help="CPU threads for torch (default: torch's choice; 1 is often fastest for tiny models).")
+@threads_option
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def hyperfit(model: str, data_source: str, out: str, method: str, num_sequences: int, seq_len: int,
              epochs: int, lr: float, weight_decay: float, batch_size: int, schedule: str, seed: int,
@@ -77,12 +77,9 @@ def hyperfit(model: str, data_source: str, out: str, method: str, num_sequences:
     from bench.outputs import writable_dir
 
     writable_dir(out, "--out")
-    if threads is not None:
-        if threads < 1:
-            raise BenchError("--threads must be at least 1")
-        import torch
+    from bench.runtime.threads import apply
 
-        torch.set_num_threads(threads)
+    apply(threads)
     recipe = Recipe(
         method=method, num_sequences=num_sequences, seq_len=seq_len, epochs=epochs, lr=lr,
         weight_decay=weight_decay, batch_size=batch_size, schedule=schedule, seed=seed,

@@ -55,10 +55,27 @@ def finish(out: Path, model: Any, tokenizer: Any, recipe: Any, meta: dict[str, A
         f"(final mean loss {meta['final_loss']:.5f} after {meta['epochs_done']} epochs)")
     if not reached:
         log(f"warning: {target_warning(meta)}")
+    elif loss_warning(meta):
+        log(f"warning: {loss_warning(meta)}")
     try:
         write_loss_files(out, history, plot=True)
     except Exception as exc:  # noqa: BLE001 - any plotting failure; the run itself is complete
         log(f"warning: loss.png not written ({ckpt.first_line(exc)}); loss.csv has the curve")
+
+
+NEAR_ZERO_LOSS = 0.5
+"""Mean training loss (nats per token) above which a finished checkpoint is not called hyperfitted.
+Carlsson et al. train until the loss is near zero (below about 0.1 after 20 epochs); a run that
+stopped at, say, 3.4 is an ordinary fine-tune, and its decoders' rows say so."""
+
+
+def loss_warning(meta: dict[str, Any]) -> str | None:
+    """Why a checkpoint is not hyperfitted: its final loss is far from zero (whatever its target was)."""
+    loss = meta.get("final_loss")
+    if not isinstance(loss, (int, float)) or loss <= NEAR_ZERO_LOSS:
+        return None
+    return (f"its final training loss is {loss:.4g} after {meta.get('epochs_done')} epochs, far from the near-zero "
+            f"loss that defines hyperfitting (<= {NEAR_ZERO_LOSS:g}); its rows are flagged (train more epochs)")
 
 
 def target_warning(meta: dict[str, Any]) -> str | None:

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from bench.errors import BenchError
+from bench.runtime.threads import threads_option
 
 
 def _records(path: str) -> tuple[str, list[dict[str, Any]]]:
@@ -46,12 +47,15 @@ def _records(path: str) -> tuple[str, list[dict[str, Any]]]:
 @click.option("--device", default="auto", show_default=True, help="Device of a local judge.")
 @click.option("--out", default=None, metavar="FILE", help="Also write the result as JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@threads_option
 def judge(run_a: str, run_b: str, **kw: Any) -> None:
     """Which run's continuations better extend the same prompts? Both orders per pair; ties on disagreement."""
     from bench.judge import JudgeSettings
     from bench.judge.pairwise import judge_records
     from bench.outputs import writable_file
+    from bench.runtime.threads import apply
 
+    apply(kw.pop("threads"))
     if kw["out"]:
         writable_file(kw["out"], "--out")  # before a verdict is paid for
     label_a, recs_a = _records(run_a)

@@ -112,6 +112,11 @@ def hub_commit(name: str, revision: str | None = None) -> str | None:
 
 def model_identity(name: str, revision: str | None = None) -> tuple[str, str | None]:
     """(content fingerprint, Hub commit) of a model: the first for a local folder, the second for a Hub id."""
+    from bench.runtime import gguf
+
+    single = gguf.gguf_file(name)
+    if single is not None:  # the file's content, not the cache folder it is converted into
+        return gguf.fingerprint(single), None
     path = Path(name).expanduser()
     if path.is_dir():
         return content_fingerprint(path), None

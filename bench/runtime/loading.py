@@ -51,9 +51,18 @@ def cached_snapshot(name: str, revision: str | None = None) -> Path | None:
         return None
 
 
+def local_name(name: str) -> str:
+    """What transformers loads for ``name``: the converted folder of a GGUF model (see
+    :mod:`bench.runtime.gguf`), else ``name`` itself."""
+    from bench.runtime.gguf import resolve
+
+    return resolve(name)
+
+
 def model_dir(name: str, revision: str | None = None) -> Path | None:
-    """The folder holding ``name``: a local directory, or a Hub id's snapshot in the local cache."""
-    path = Path(name).expanduser()
+    """The folder holding ``name``: a local directory (a GGUF model's converted one), or a Hub id's
+    snapshot in the local cache."""
+    path = Path(local_name(name)).expanduser()
     return path if path.is_dir() else cached_snapshot(name, revision)
 
 
@@ -78,7 +87,9 @@ def check_weights(name: str, revision: str | None = None, *, role: str = "model"
     Looks at file names only, so it is cheap enough for plan time. A folder with safetensors next
     to pickle files is fine: the safetensors are what gets loaded.
     """
-    if allow_pickle():
+    from bench.runtime.gguf import gguf_file
+
+    if allow_pickle() or gguf_file(name) is not None:  # GGUF holds tensors only, no code
         return
     files = _weight_files(name, revision) or []
     pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES) and f not in NOT_WEIGHTS)
@@ -88,18 +99,32 @@ def check_weights(name: str, revision: str | None = None, *, role: str = "model"
                          "convert them to safetensors, or set BENCH_ALLOW_PICKLE=1 if you trust them")
 
 
+def one_line(error: BaseException, limit: int = 600) -> str:
+    """The whole of an exception's message on one line (library messages span lines, and their
+    first line alone can stop mid-sentence, e.g. before the list of what was tried)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
 def _load_error(role: str, name: str, exc: BaseException) -> BenchError:
+    folder = Path(name).expanduser()
+    if folder.is_dir() and not (folder / "config.json").exists():
+        cause = (f"the folder has no config.json, so it is not a transformers model folder (nor a GGUF model: "
+                 f"it holds no .gguf file); {one_line(exc, 200)}")
+    else:
+        cause = one_line(exc)
     if role == "model":
-        return BenchError(f"cannot load model '{name}': {first_line(exc)}")
-    return BenchError(f"{role} '{name}' could not be loaded ({first_line(exc)[:160]}); pass a local model directory")
+        return BenchError(f"cannot load model '{name}': {cause}")
+    return BenchError(f"{role} '{name}' could not be loaded ({cause}); pass a local model directory or GGUF file")
 
 
 def load_config(name: str, revision: str | None = None, *, role: str = "model") -> Any:
     """The model's transformers config; a one-line error when there is none."""
     from transformers import AutoConfig
 
+    source = local_name(name)
     try:
-        return AutoConfig.from_pretrained(name, revision=revision, trust_remote_code=False)
+        return AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as exc:
         raise _load_error(role, name, exc) from None
 
@@ -108,8 +133,9 @@ def load_tokenizer(name: str, revision: str | None = None, *, role: str = "model
     """The model's tokenizer, left-padding batches (with a pad token) unless ``left_pad`` is False."""
     from transformers import AutoTokenizer
 
+    source = local_name(name)
     try:
-        tok = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=False)
+        tok = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=False)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise _load_error(role, name, exc) from None
     if left_pad:
@@ -128,8 +154,9 @@ def load_model(name: str, *, revision: str | None = None, dtype: Any = "float32"
 
     check_weights(name, revision, role=role)
     auto = AutoModelForCausalLM if head else AutoModel
+    source = local_name(name)
     try:
-        model = auto.from_pretrained(name, revision=revision, dtype=torch_dtype(dtype), trust_remote_code=False,
+        model = auto.from_pretrained(source, revision=revision, dtype=torch_dtype(dtype), trust_remote_code=False,
                                      use_safetensors=None if allow_pickle() else True, **(extra or {}))
     except (OSError, ValueError, KeyError) as exc:
         raise _load_error(role, name, exc) from None

@@ -53,15 +53,9 @@ def context_length(model: str) -> int | None:
     Texts longer than that run past the position embeddings: stories260K (512 positions) gave
     MAUVE 0.006 with texts cut at 1024 tokens against 0.938 at 128.
     """
-    from transformers import AutoConfig
+    from bench.runtime import load_config
 
-    try:
-        config = AutoConfig.from_pretrained(model)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BenchError(f"featurizer model '{model}' could not be loaded ({first[:160]}); "
-                         "pass a local Hugging Face model directory as the featurizer") from None
-    config = config.get_text_config()
+    config = load_config(model, role="featurizer model").get_text_config()
     for name in ("max_position_embeddings", "n_positions", "n_ctx"):
         value = getattr(config, name, None)
         if isinstance(value, int) and value > 0:
@@ -134,7 +128,9 @@ class Featurizer:
             }
             if self.settings.dtype != "float32":  # only then, so float32 caches made before dtype existed stay valid
                 ident["dtype"] = self.settings.dtype
-            path = Path(self.settings.model)
+            from bench.runtime.loading import local_name
+
+            path = Path(local_name(self.settings.model))
             if path.is_dir():  # local weights: their sizes and mtimes stand in for a full hash
                 ident["weights"] = sorted(
                     (f.name, f.stat().st_size, int(f.stat().st_mtime))

@@ -25,18 +25,36 @@ import time
 
 
 def load(model_dir: str):
-    """Model and tokenizer, as written by transformers 5, loaded with transformers 4.46.
+    """Model (and, lazily, tokenizer), as written by transformers 5, loaded with transformers 4.46.
 
-    Nothing needs adapting for the models used here: stories260K's config keeps a top-level
-    ``rope_theta`` beside v5's ``rope_parameters``, and GPT-2 configs are unchanged.
+    transformers 5 writes RoPE settings as ``rope_parameters``; 4.46 does not know that key and
+    would silently use its default base of 10,000 (SmolLM2 uses 100,000, and matched 0 of 8
+    prompts that way). So a default-type ``rope_parameters`` is copied into 4.46's ``rope_theta``,
+    and any other RoPE type is refused rather than misread. The tokenizer is loaded only when a
+    request sends text: token-id requests need none, and a v5 tokenizer config can fail in 4.46.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype="float32").eval()
-    tokenizer = None
-    if any(os.path.exists(os.path.join(model_dir, f)) for f in ("tokenizer.json", "tokenizer_config.json")):
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    return model, tokenizer
+    config = AutoConfig.from_pretrained(model_dir)
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
+        raw = json.load(f)
+    rope = raw.get("rope_parameters")
+    if isinstance(rope, dict) and "rope_theta" not in raw:
+        if rope.get("rope_type", "default") != "default" or "rope_theta" not in rope:
+            sys.exit(f"{model_dir}: rope_parameters {rope} cannot be expressed in transformers 4.46's config")
+        config.rope_theta = float(rope["rope_theta"])
+    model = AutoModelForCausalLM.from_pretrained(model_dir, config=config, torch_dtype="float32").eval()
+    return model, model_dir
+
+
+def text_tokenizer(model_dir: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_dir)
+    except Exception as exc:  # noqa: BLE001 - one line for the caller, whatever 4.46 disliked
+        sys.exit(f"{model_dir}: transformers 4.46 cannot read this tokenizer ({type(exc).__name__}: "
+                 f"{' '.join(str(exc).split())[:200]}); send token ids instead of text")
 
 
 def left_pad(rows: list[list[int]], pad_id: int):
@@ -64,16 +82,15 @@ def main() -> None:
     print()
 
 
-def run(request: dict, model, tokenizer) -> dict:
+def run(request: dict, model, model_dir: str) -> dict:
     """Answer one request with the loaded model."""
     import torch
     import transformers
 
     prompts = request["prompts"]
     if any(isinstance(p, str) for p in prompts):
-        if tokenizer is None:
-            sys.exit("text prompts need a tokenizer in the model directory")
-        prompts = [tokenizer(p)["input_ids"] for p in prompts]
+        tok = text_tokenizer(model_dir)
+        prompts = [tok(p)["input_ids"] for p in prompts]
     eos = request.get("eos_token_ids")
     if eos is None:
         eos = model.generation_config.eos_token_id
@@ -100,8 +117,11 @@ def run(request: dict, model, tokenizer) -> dict:
             out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         seconds += time.perf_counter() - start
         tokens += out[:, ids.shape[1]:].tolist()
+    import resource
+
     return {"tokens": tokens, "seconds": seconds, "new_tokens": sum(_count_new(row, eos) for row in tokens),
-            "transformers": transformers.__version__, "torch": torch.__version__}
+            "transformers": transformers.__version__, "torch": torch.__version__,
+            "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _count_new(row: list[int], eos: list[int]) -> int:
