@@ -61,7 +61,7 @@ fi
 
 if [[ ",$PUBLISH," == *",smollm2,"* ]]; then
 SMOL="${SMOL:-$SHARED/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf}"
-SMOL_PROMPTS="${SMOL_PROMPTS:-48}"
+SMOL_PROMPTS="${SMOL_PROMPTS:-32}"
 SMOL_TOKENS="${SMOL_TOKENS:-64}"
 SMOL_MAUVE_LENGTH="${SMOL_MAUVE_LENGTH:-48}"
 SMOL_HYPERFIT="${SMOL_HYPERFIT:-$STORE/hf-smollm2}"
