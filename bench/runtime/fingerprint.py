@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from bench.runtime.loading import cached_snapshot, hub_offline
+from bench.errors import BenchError
+from bench.runtime.hub_cache import cached_snapshot, hub_offline
 
 MODEL_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".json", ".model", ".txt", ".tiktoken")
 """Top-level files that change what a model computes or how it tokenizes."""
@@ -110,13 +111,39 @@ def hub_commit(name: str, revision: str | None = None) -> str | None:
     return snapshot.name if snapshot is not None else None
 
 
+def gguf_file(name: str | os.PathLike) -> Path | None:
+    """The GGUF file ``name`` stands for: the file itself, or the one ``.gguf`` in a folder without
+    a ``config.json``; None when ``name`` is not a GGUF model. A folder with several is an error."""
+    path = Path(name).expanduser()
+    if path.suffix.lower() == ".gguf" and not path.is_dir():
+        if not path.is_file():
+            raise BenchError(f"cannot load model '{name}': no such GGUF file")
+        return path
+    if not path.is_dir() or (path / "config.json").exists():
+        return None
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".gguf")
+    if len(found) > 1:
+        raise BenchError(f"model folder '{name}' holds {len(found)} GGUF files ({', '.join(p.name for p in found[:3])}"
+                         f"{', ...' if len(found) > 3 else ''}); pass --model with the one file to load")
+    return found[0] if found else None
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256, from the fingerprint cache when the file is unchanged."""
+    return file_hashes([path])[path]
+
+
+def gguf_fingerprint(path: Path) -> str:
+    """16 hex digits over the file's name and content, the shape of a folder's content fingerprint."""
+    digest = hashlib.sha256(f"{path.name}\x1f{file_sha256(path)}\n".encode()).hexdigest()
+    return digest[:16]
+
+
 def model_identity(name: str, revision: str | None = None) -> tuple[str, str | None]:
     """(content fingerprint, Hub commit) of a model: the first for a local folder, the second for a Hub id."""
-    from bench.runtime import gguf
-
-    single = gguf.gguf_file(name)
+    single = gguf_file(name)
     if single is not None:  # the file's content, not the cache folder it is converted into
-        return gguf.fingerprint(single), None
+        return gguf_fingerprint(single), None
     path = Path(name).expanduser()
     if path.is_dir():
         return content_fingerprint(path), None

@@ -16,7 +16,6 @@ Run identities do not see the cache: a GGUF model's fingerprint is a hash of the
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -25,7 +24,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, one_line
+from bench.runtime.fingerprint import cache_root, file_hashes, file_sha256, gguf_file
+from bench.runtime.fingerprint import gguf_fingerprint as fingerprint
+
+__all__ = ["gguf_file", "fingerprint", "file_sha256", "file_hashes", "resolve", "metadata", "convert",
+           "converted_dir", "cache_dir"]
 
 MARKER = "gguf.json"
 """Written last into a converted folder: where it came from (and proof the folder is complete)."""
@@ -33,40 +37,8 @@ CONVERSION = 1
 """Bumped when the conversion changes what it writes; part of the cache key."""
 
 
-def gguf_file(name: str | os.PathLike) -> Path | None:
-    """The GGUF file ``name`` stands for: the file itself, or the one ``.gguf`` in a folder without
-    a ``config.json``; None when ``name`` is not a GGUF model. A folder with several is an error."""
-    path = Path(name).expanduser()
-    if path.suffix.lower() == ".gguf" and not path.is_dir():
-        if not path.is_file():
-            raise BenchError(f"cannot load model '{name}': no such GGUF file")
-        return path
-    if not path.is_dir() or (path / "config.json").exists():
-        return None
-    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".gguf")
-    if len(found) > 1:
-        raise BenchError(f"model folder '{name}' holds {len(found)} GGUF files ({', '.join(p.name for p in found[:3])}"
-                         f"{', ...' if len(found) > 3 else ''}); pass --model with the one file to load")
-    return found[0] if found else None
-
-
-def file_sha256(path: Path) -> str:
-    """The file's sha256, from the fingerprint cache when the file is unchanged."""
-    from bench.runtime.fingerprint import file_hashes
-
-    return file_hashes([path])[path]
-
-
-def fingerprint(path: Path) -> str:
-    """16 hex digits over the file's name and content, the shape of a folder's content fingerprint."""
-    digest = hashlib.sha256(f"{path.name}\x1f{file_sha256(path)}\n".encode()).hexdigest()
-    return digest[:16]
-
-
 def cache_dir() -> Path:
     """Where converted GGUF models live: ``<cache root>/gguf`` (``$BENCH_CACHE_DIR``, else ``~/.cache/decbench``)."""
-    from bench.runtime.fingerprint import cache_root
-
     return cache_root() / "gguf"
 
 
@@ -157,9 +129,3 @@ def convert(path: Path, target: Path) -> None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def one_line(exc: BaseException) -> str:
-    from bench.runtime.loading import one_line as whole
-
-    return whole(exc)

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, one_line
+from bench.runtime.hub_cache import cached_snapshot, hub_offline
 from bench.runtime.devices import torch_dtype
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -32,23 +33,6 @@ def first_line(error: BaseException) -> str:
     """The first line of an exception's message (library errors can span many lines)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def hub_offline() -> bool:
-    """Whether the Hugging Face Hub must not be contacted (``HF_HUB_OFFLINE``)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def cached_snapshot(name: str, revision: str | None = None) -> Path | None:
-    """The folder of Hub id ``name`` at ``revision`` in the local Hugging Face cache, if it is there."""
-    if Path(name).expanduser().exists() or name.count("/") > 1:
-        return None
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(name, revision=revision, local_files_only=True))
-    except Exception:  # not a Hub id, or not in the cache
-        return None
 
 
 def local_name(name: str) -> str:
@@ -97,13 +81,6 @@ def check_weights(name: str, revision: str | None = None, *, role: str = "model"
         shown = ", ".join(pickles[:3]) + (", ..." if len(pickles) > 3 else "")
         raise BenchError(f"{role} '{name}' has only pickle weights ({shown}), which can run code when loaded: "
                          "convert them to safetensors, or set BENCH_ALLOW_PICKLE=1 if you trust them")
-
-
-def one_line(error: BaseException, limit: int = 600) -> str:
-    """The whole of an exception's message on one line (library messages span lines, and their
-    first line alone can stop mid-sentence, e.g. before the list of what was tried)."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def _load_error(role: str, name: str, exc: BaseException) -> BenchError:

@@ -41,8 +41,9 @@ def apply_from_env() -> None:
 
 def current() -> int | None:
     """The thread count in force: torch's when it is imported (the value every run uses), else the option's."""
-    if "torch" in sys.modules:
-        return sys.modules["torch"].get_num_threads()
+    torch = sys.modules.get("torch")  # None where torch is blocked (the fake backend runs without it)
+    if torch is not None and hasattr(torch, "get_num_threads"):
+        return torch.get_num_threads()
     value = os.environ.get(ENV, "")
     return int(value) if value.isdigit() else None
 
