@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,9 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
+    # One temporary name per process: two runs finishing together into one store each write the
+    # whole table and rename it into place; with one shared name the second rename found nothing.
+    tmp = path.with_suffix(f".csv.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns(rows), extrasaction="ignore")
