@@ -250,7 +250,10 @@ def run(**kw: Any) -> None:
     if config:
         ctx = click.get_current_context()
         given = {name for name in kw if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
-        variants = load_sweep(config, kw, ctx.command.params, given)
+        overridden: list[str] = []
+        variants = load_sweep(config, kw, ctx.command.params, given, overridden)
+        for key in overridden:
+            click.echo(f"note: the command line's --{key.replace('_', '-')} overrides '{key}' in {config}", err=True)
     options = [run_options(v) for v in variants]
     the_plan = plan_sweep(options)
     for name, reason in the_plan.skipped:
@@ -319,6 +322,8 @@ def score(file: str, as_json: bool, scores: tuple[str, ...], threads: int | None
     if rows[0].get("mauve-cut-at-context") and not as_json:
         click.echo(f"note: MAUVE: {rows[0]['mauve-cut-at-context']} texts ran past the featurizer's context and were "
                    "cut there; --mauve-length 128 is the literature's convention", err=True)
+    if rows[0].get("flags") and not as_json:
+        click.echo(f"warning: {file}: {rows[0]['flags']}; the word metrics describe degenerate text", err=True)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

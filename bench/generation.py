@@ -83,12 +83,13 @@ def pending(planned: PlannedRun, store: RunStore) -> int:
 
 def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_size: int,
              on_records: Callable[[int], None] = lambda n: None,
-             on_calibrate: Callable[[], None] = lambda: None) -> RunResult:
+             on_calibrate: Callable[[bool], None] = lambda active: None) -> RunResult:
     """Generate the records ``planned`` is missing, appending each batch to the store as it finishes.
 
     A decoder that declares a calibration (entropy-matched, static-reweight) is calibrated first,
     on the HF backend whatever ``--backend`` is; the calibrated values then travel to the engine
     inside the decoder's :class:`bench.decoding.EngineParams`, and into the run header.
+    ``on_calibrate(True)`` is called when the calibration starts, ``on_calibrate(False)`` when it ends.
     """
     spec, info = planned.spec, planned.decoder_info
     backend = backends.get(spec.model, spec.model.hyperfit if info.runs_on_hyperfit else None)
@@ -96,10 +97,11 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
     if spec.model.amateur:
         decoder.amateur = backends.amateur(spec.model.amateur)
     if decoder.calibrates:
-        on_calibrate()
+        on_calibrate(True)
         base = backends.reference(spec.model)
         reference = backends.reference(spec.model, spec.model.hyperfit) if spec.model.hyperfit else base
         planned.resolved.update(decoder.calibrate(base, reference, planned.prompts))
+        on_calibrate(False)
     new_run = not (store.root / spec.run_id).exists()
     try:
         with store.writing(spec, expected_records=planned.expected_records, device=backend.device,

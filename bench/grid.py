@@ -22,8 +22,10 @@ lists (the grid)::
     p = [0.8, 0.9, 0.95]
     [decoders.greedy]
 
-Every mistake (unknown key, wrong type, an option given both here and on the command line, a bad
-decoder argument) is one line naming the file and the key.
+An option given on the command line overrides the file's value (``--config sweeps/example.toml
+--num-prompts 5`` shrinks a sweep); ``bench run`` says which, and the run headers record the values
+applied. Every mistake (unknown key, wrong type, a key given twice, a bad decoder argument) is one
+line naming the file and the key.
 """
 
 from __future__ import annotations
@@ -44,27 +46,33 @@ ALIASES = {"model": "models", "decoder": "decoders", "suite": "suites", "score":
 """Sweep-file spellings that name another option's keyword."""
 
 
-def load_sweep(path: str, flags: dict[str, Any], params: list[Any], given: set[str]) -> list[dict[str, Any]]:
+def load_sweep(path: str, flags: dict[str, Any], params: list[Any], given: set[str],
+               overridden: list[str] | None = None) -> list[dict[str, Any]]:
     """The keyword values of ``bench run`` for each combination the sweep file ``path`` describes.
 
     ``flags`` are the command line's values, ``params`` the run command's click parameters and
-    ``given`` the keywords the user typed on the command line (the file may not repeat them).
+    ``given`` the keywords the user typed on the command line: they override the file, and the
+    file's keys they override are appended to ``overridden``.
     """
     table = _read_toml(path)
     by_name = {p.name: p for p in params if p.name != "config"}
     values: dict[str, Any] = {}
     swept: dict[str, list[Any]] = {}
+    seen: set[str] = set()
     for key, value in table.items():
         name = ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
         if name not in by_name:
             close = difflib.get_close_matches(key, sorted(set(by_name) | set(ALIASES)), n=1, cutoff=0.6)
             raise BenchError(f"{path}: unknown key '{key}'" + (f"; did you mean '{close[0]}'?" if close else "")
                              + " (keys are the options of 'bench run')")
-        if name in given:
-            raise BenchError(f"{path}: '{key}' is also given on the command line (--{name.replace('_', '-')}); "
-                             "give it in one place")
-        if name in values or name in swept:
+        if name in values or name in swept or name in seen:
             raise BenchError(f"{path}: '{key}' is given twice (under two spellings)")
+        seen.add(name)
+        if name in given:  # the command line wins; the value is still checked, so a typo in the file is caught
+            if overridden is not None:
+                overridden.append(key)
+            _checked_value(path, key, by_name[name], value)
+            continue
         if name == "decoders" and isinstance(value, dict):
             values[name] = decoder_table(path, value)
         elif name in SWEPT and isinstance(value, list):
@@ -78,6 +86,18 @@ def load_sweep(path: str, flags: dict[str, Any], params: list[Any], given: set[s
     merged = dict(flags, **values)
     names = list(swept)
     return [dict(merged, **dict(zip(names, combo))) for combo in itertools.product(*(swept[n] for n in names))]
+
+
+def _checked_value(path: str, key: str, param: Any, value: Any) -> None:
+    """Check a file value the command line overrides, as it would be read."""
+    name = ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
+    if name == "decoders" and isinstance(value, dict):
+        _check_decoders(path, decoder_table(path, value))
+    elif name in SWEPT and isinstance(value, list):
+        for v in value:
+            _checked(path, key, param, v)
+    else:
+        _checked(path, key, param, value)
 
 
 def decoder_table(path: str, table: dict[str, Any]) -> tuple[str, ...]:

@@ -72,7 +72,18 @@ def whitespace_degenerate(text: str) -> bool:
     return bool(_RUN.search(text)) or sum(c.isspace() for c in text) >= WHITESPACE_SHARE * len(text)
 
 
-def degeneracy(records: list[dict[str, Any]], max_new_tokens: int) -> dict[str, Any]:
+MIN_WORDS = 3
+"""Words (runs of letters or digits) below which a continuation that is not blank counts as wordless
+(``....``, ``---``): the word-level metrics see no words in it, so it would look repetition-free."""
+_WORD = re.compile(r"[^\W_]+")
+
+
+def few_words(text: str) -> bool:
+    """Fewer than :data:`MIN_WORDS` words."""
+    return len(_WORD.findall(text)) < MIN_WORDS
+
+
+def degeneracy(records: list[dict[str, Any]], max_new_tokens: int | None) -> dict[str, Any]:
     """Shares of empty/whitespace-only, of whitespace-run and of very short continuations, and the
     row's ``flags`` text.
 
@@ -82,15 +93,18 @@ def degeneracy(records: list[dict[str, Any]], max_new_tokens: int) -> dict[str, 
     n = max(len(records), 1)
     empty = sum(not r["continuation"].strip() for r in records) / n
     blank = sum(whitespace_degenerate(r["continuation"]) for r in records) / n - empty
-    short = sum(len(r.get("token_ids") or ()) < max_new_tokens / 4 for r in records) / n
+    wordless = sum(few_words(r["continuation"]) and not whitespace_degenerate(r["continuation"]) for r in records) / n
+    short = sum(len(r.get("token_ids") or ()) < max_new_tokens / 4 for r in records) / n if max_new_tokens else 0.0
     flags = []
     if empty >= EMPTY_FLAG:
         flags.append(f"{empty:.0%} empty")
     if blank >= EMPTY_FLAG:
         flags.append(f"{blank:.0%} whitespace runs")
-    if short >= SHORT_FLAG:
+    if wordless >= EMPTY_FLAG:
+        flags.append(f"{wordless:.0%} under {MIN_WORDS} words")
+    if max_new_tokens and short >= SHORT_FLAG:  # None: lengths unknown (generations made elsewhere)
         flags.append(f"{short:.0%} under {max_new_tokens // 4} tokens")
-    return {"empty_share": empty, "whitespace_share": blank, "short_share": short,
+    return {"empty_share": empty, "whitespace_share": blank, "wordless_share": wordless, "short_share": short,
             "flags": "degenerate: " + ", ".join(flags) if flags else ""}
 
 
@@ -212,7 +226,7 @@ def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4
 
     from bench.metrics import METRICS
 
-    from bench.publish import varying_settings
+    from bench.publish import DEGENERATE_MARK, is_degenerate, varying_settings
 
     table = Table(title="decbench leaderboard", show_lines=False)
     settings = varying_settings(rows)
@@ -229,6 +243,10 @@ def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4
         cells = [r["suite"], r["model"], decoder, *(str(_fmt(r.get(c))) for c in settings), str(r["n"]), r.get("flags", "")]
         for m in metrics:
             value, lo, hi = r.get(m), r.get(f"{m}_lo"), r.get(f"{m}_hi")
-            cells.append("" if value is None else (f"{value:.3f}" if lo is None else f"{value:.3f} ±{(hi - lo) / 2:.3f}"))
+            text = "" if value is None else (f"{value:.3f}" if lo is None else f"{value:.3f} ±{(hi - lo) / 2:.3f}")
+            cells.append(text + (f" {DEGENERATE_MARK}" if text and is_degenerate(r) else ""))
         table.add_row(*cells)
+    if any(is_degenerate(r) for r in rows):
+        table.caption = (f"{DEGENERATE_MARK} {sum(map(is_degenerate, rows))} row(s) flagged degenerate (see flags): "
+                         "their word metrics describe text that is barely there")
     return table

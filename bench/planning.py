@@ -9,6 +9,7 @@ before anything is written, so bad input exits with one line and leaves the stor
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from bench import runtime
@@ -158,6 +159,17 @@ def parse_seeds(repeated: tuple[int, ...], listed: str | None) -> tuple[int, ...
     return tuple(seeds)
 
 
+FAKE_MODEL = "fake"
+"""The model name of ``--backend fake`` when no ``--model`` is given."""
+
+
+def fake_label(backend: str, label: str) -> str:
+    """A fake-backend row says it is fake: ``stories260K (fake)``, never a real model's bare name."""
+    if backend != "fake":
+        return label
+    return label if label == FAKE_MODEL else f"{label} (fake)"
+
+
 HUB_BACKENDS = ("hf", "vllm")
 """Backends that read ``--model`` from a folder or the Hugging Face Hub (the others name a served model)."""
 
@@ -167,6 +179,8 @@ def plan(options: RunOptions) -> Plan:
     from bench.locations import model_hint
     from bench.suite_loading import load_suite
 
+    if not options.models and options.backend == "fake":
+        options = replace(options, models=(FAKE_MODEL,))  # the fake backend reads no weights: any name will do
     if not options.models:
         raise BenchError("no model given: pass --model (a Hugging Face id or a local directory) or set BENCH_MODEL"
                          + model_hint())
@@ -248,7 +262,10 @@ def plan_model(options: RunOptions, text: str, run_dtype: str) -> tuple[ModelSpe
         if "chat_template" not in backend.model_options:
             raise BenchError(f"--chat-template does not apply to --backend {options.backend}, which sends prompt text")
         check_chat_template(tokenizer, request.name)
-    fingerprint, commit = runtime.model_identity(request.name, revision)
+    if options.backend in HUB_BACKENDS or Path(request.name).expanduser().exists():
+        fingerprint, commit = runtime.model_identity(request.name, revision)
+    else:  # a served or fake model's name is not a Hub id: never ask the Hub about it
+        fingerprint, commit = "", None
     args = tuple(a for a in request.args if a[0] != "revision")
     from bench.runtime.naming import model_label
 
@@ -258,7 +275,7 @@ def plan_model(options: RunOptions, text: str, run_dtype: str) -> tuple[ModelSpe
     name = str(gguf_file(request.name) or request.name)
     spec = ModelSpec(name, revision, fingerprint, commit=commit, args=args, chat_template=chat,
                      system_prompt=options.system_prompt if chat else None,
-                     display=request.label or model_label(request.name))
+                     display=request.label or fake_label(options.backend, model_label(request.name)))
     return spec, backend.run_dtype(scoped) if request.get("dtype") else run_dtype, tokenizer, config
 
 

@@ -53,7 +53,7 @@ def _merged(group: list[dict[str, Any]]) -> dict[str, Any]:
         centre = row[name] if name.startswith("distinct-") else None
         row[f"{name}_lo"], row[f"{name}_hi"] = percentile_interval(reps, centre=centre) if reps is not None else (None, None)
     row["flags"] = "; ".join(dict.fromkeys(f"seed {r['seed']}: {r['flags']}" for r in group if r.get("flags")))
-    for share in ("empty_share", "whitespace_share", "short_share"):
+    for share in ("empty_share", "whitespace_share", "wordless_share", "short_share"):
         row[share] = float(np.mean([r.get(share, 0.0) for r in group]))
     if all(r.get("mauve_sd") is not None for r in group):
         row["mauve_sd"] = float(np.mean([r["mauve_sd"] for r in group]))

@@ -92,10 +92,12 @@ class DecoderSpec:
 
     @property
     def label(self) -> str:
-        """``top-p:p=0.95,t=1.0``; the bare name when there are no arguments."""
-        if not self.args:
+        """``top-p:p=0.95,t=1.0``; the bare name when there are no arguments. An argument left unset
+        (None, e.g. entropy-matched's ``target`` when the hyperfitted model sets it) is not shown."""
+        shown = [(k, v) for k, v in self.args if v is not None]
+        if not shown:
             return self.name
-        return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.args)
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in shown)
 
 
 @dataclass(frozen=True)

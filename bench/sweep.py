@@ -56,7 +56,7 @@ def _execute(plan: Plan, options: RunOptions, *, quiet: bool) -> list[dict[str, 
             progress.describe(label)
             result = generate(
                 planned, backends, store, batch_size=options.batch_size, on_records=progress.advance,
-                on_calibrate=lambda: progress.describe(f"{label}: calibrating"),
+                on_calibrate=lambda active, label=label: progress.describe(f"{label}: calibrating" if active else label),
             )
             generated += result.generated
             tokens += result.tokens
@@ -66,8 +66,12 @@ def _execute(plan: Plan, options: RunOptions, *, quiet: bool) -> list[dict[str, 
     write_csv(rows, Path(options.out) / LEADERBOARD)
     if quiet:
         return rows
-    Console(width=max(Console().width, 150)).print(render(rows))
-    for row in rows:
+    shown, others = rows_of_plan(rows, plan)
+    Console(width=max(Console().width, 150)).print(render(shown))
+    if others:
+        click.echo(f"{others} other run{'s' if others != 1 else ''} in {options.out} not shown: "
+                   f"bench leaderboard {options.out} lists them all")
+    for row in shown:
         if row.get("flags"):
             click.echo(f"warning: {row['model']} {row['decoder']} ({row['suite']}): {row['flags']}; "
                        "its metrics describe degenerate text", err=True)
@@ -80,6 +84,24 @@ def _execute(plan: Plan, options: RunOptions, *, quiet: bool) -> list[dict[str, 
         f"{Path(options.out) / LEADERBOARD}"
     )
     return rows
+
+
+def rows_of_plan(rows: list[dict[str, Any]], plan: Plan) -> tuple[list[dict[str, Any]], int]:
+    """The leaderboard rows of the runs this command planned (and their suites' human rows), and how
+    many rows of other runs the store holds besides. A row merged over seeds is the plan's when one of
+    its runs is."""
+    planned = {p.spec.run_id for p in plan.runs}
+    suites = {p.spec.suite.name for p in plan.runs}
+    shown, others = [], 0
+    for row in rows:
+        if row.get("model") == "human":
+            if row.get("suite") in suites:
+                shown.append(row)
+        elif planned & set(str(row.get("run_id", "")).split("+")):
+            shown.append(row)
+        else:
+            others += 1
+    return shown, others
 
 
 def engine_order(runs: list[Any]) -> list[Any]:

@@ -65,12 +65,13 @@ SMOL_PROMPTS="${SMOL_PROMPTS:-32}"
 SMOL_TOKENS="${SMOL_TOKENS:-64}"
 SMOL_MAUVE_LENGTH="${SMOL_MAUVE_LENGTH:-48}"
 SMOL_HYPERFIT="${SMOL_HYPERFIT:-$STORE/hf-smollm2}"
+SMOL_SUITES="${SMOL_SUITES:-cd-wikitext wikitext}"  # e.g. SMOL_SUITES=wikitext remakes one
 start=$(date +%s)
 "$BENCH" hyperfit --model "$SMOL" --data "$SHARED/data/pd-stories/grimms_fairy_tales_pg52521.txt" \
   --out "$SMOL_HYPERFIT" --method late-lora --num-sequences 32 --seq-len 128 --lr 3e-3 --epochs 30 \
   --stop-at-loss 0.1 --threads 2 --no-progress
 echo "smollm2 hyperfit: $(( $(date +%s) - start )) s"
-for suite in cd-wikitext wikitext; do
+for suite in $SMOL_SUITES; do
   start=$(date +%s)
   "$BENCH" run --model "$SMOL" --suite "$suite" --decoder all --decoder entropy-matched:target=1.0 \
     --hyperfit "$SMOL_HYPERFIT" "${GRIDS[@]}" --num-prompts "$SMOL_PROMPTS" --max-new-tokens "$SMOL_TOKENS" \

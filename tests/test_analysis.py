@@ -195,6 +195,11 @@ def test_report_builds_end_to_end(tmp_path, hyperfitted, suite_file):
     assert all(f["n_prompts"] == len(PROMPTS) and f["settings"] for f in settings["figures"].values())
     cal = settings["entropy_matched_calibration"]
     assert cal["achieved_entropy"] == pytest.approx(cal["target_entropy"], abs=1e-3) and cal["temperature"] > 0
+    # The text names both entropy measurements (calibration positions, each condition's own), with the table's values.
+    control_rows = {r["condition"]: r for r in csv_rows(out / "control.csv")}
+    assert "Two measurements, on different positions" in report
+    assert f"{cal['achieved_entropy']:.4f} against {cal['target_entropy']:.4f}" in report
+    assert "base at T*: " + f"{float(control_rows['base T*']['entropy']):.3f}" in report
     import csv
 
     ranks = {r["metric"]: r for r in csv.DictReader((out / "ranks.csv").open())}
@@ -243,3 +248,9 @@ def test_bad_input_exits_2(tmp_path, suite_file, tiny_gpt2):
     from bench.cli import main
 
     assert runner.invoke(main, ["analyze", *common, "--hyperfit", str(tmp_path / "nope")]).exit_code == 2
+
+
+def csv_rows(path):
+    import csv
+
+    return list(csv.DictReader(path.open()))

@@ -114,7 +114,7 @@ k = 7
     ("[decoders.top-pp]", "decoders: unknown decoder 'top-pp'; did you mean 'top-p'?"),
     ("[decoders]\ngreedy = 1", "decoders.greedy must be a table of arguments"),
     ("num_prompts = ", "not valid TOML"),
-    ("out = 'elsewhere'", "'out' is also given on the command line (--out)"),
+    ("out = 7", "'out' needs a string"),
 ])
 def test_sweep_file_errors(tmp_path, prompts, text: str, message: str) -> None:
     sweep = tmp_path / "sweep.toml"
@@ -175,3 +175,25 @@ def test_judge_pairs_runs_of_the_same_seed_and_length(tmp_path, prompts, monkeyp
     for run, opponent in pairs:
         assert (run.decoder.name, opponent.decoder.name) == ("temperature", "greedy")
         assert run.generation == opponent.generation
+
+
+def test_command_line_overrides_sweep_file(tmp_path, prompts) -> None:
+    """``--config FILE --num-prompts 2`` shrinks the sweep: a note names the override, and the run
+    header records the value applied (2), not the file's (4)."""
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(f'models = ["m"]\nsuites = ["{prompts}"]\nbackend = "fake"\nnum_prompts = 4\n'
+                     'max_new_tokens = 3\n[decoders.greedy]\n')
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(main, ["run", "--config", str(sweep), "--num-prompts", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"note: the command line's --num-prompts overrides 'num_prompts' in {sweep}" in result.output
+    headers = [json.loads(p.read_text()) for p in out.glob("*/header.json")]
+    assert len(headers) == 1 and headers[0]["spec"]["suite"]["num_prompts"] == 2
+    assert sum(1 for _ in next(out.glob("*/generations.jsonl")).open()) == 2
+
+
+def test_overridden_file_value_is_still_checked(tmp_path, prompts) -> None:
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(f'models = ["m"]\nsuites = ["{prompts}"]\nbackend = "fake"\nnum_prompts = "many"\n')
+    result = bench("run", "--config", str(sweep), "--num-prompts", "2", "--out", str(tmp_path / "runs"))
+    assert result.exit_code == 2 and "'num_prompts' needs an integer" in result.output, result.output

@@ -214,6 +214,22 @@ def calibration_prompts(options: Any, n_prompts: int) -> str:
     return f"{used} prompts"
 
 
+def entropy_positions_note(res: Results) -> str:
+    """Why the table's entropies differ from the matched value: two measurements on different positions."""
+    by_name = {r["condition"]: r for r in res.control}
+    star, hyper = by_name.get("base T*"), by_name.get("hyperfitted greedy")
+    cal = res.calibration
+    text = (f"Two measurements, on different positions. The match above ({cal['achieved_entropy']:.4f} against "
+            f"{cal['target_entropy']:.4f} nats) is over the calibration positions: contexts from the hyperfitted "
+            "model's own greedy continuations, the same for both models. The table's entropy column is over the "
+            "positions each condition decoded: its own continuation")
+    if star is not None and hyper is not None:
+        text += (f" (base at T*: {star['entropy'].fmt()}; hyperfitted greedy: {hyper['entropy'].fmt()}), so the two "
+                 "need not agree: the base model sampling its own text visits other contexts than the "
+                 "hyperfitted model's greedy text")
+    return text + "."
+
+
 def _markdown(res: Results, run: str, figures: dict[str, Any]) -> str:
     o, cal, rk = res.options, res.calibration, res.ranks
     parts = [f"# Beyond Temperature: {Path(o.model).name} vs hyperfitted {Path(o.hyperfit).name}", "",
@@ -226,7 +242,7 @@ def _markdown(res: Results, run: str, figures: dict[str, Any]) -> str:
              f"{o.calib_tokens} greedy tokens of the hyperfitted model), as the `entropy-matched` decoder does. "
              "Agreement = fraction of "
              "tokens equal to the hyperfitted model's top-1; entropy = mean entropy (nats) of the distribution decoded "
-             "from. Table: `control.csv`.", ""]
+             "from. Table: `control.csv`.", "", entropy_positions_note(res), ""]
     parts.append(_md_table(["condition", *CONTROL_METRICS],
                            [[r["settings"], *[r[m].fmt() for m in CONTROL_METRICS]] for r in res.control]))
     parts += ["", "![control](control.png)", "",

@@ -206,3 +206,12 @@ def is_number(value: Any) -> bool:
     """A finite or NaN float/int (not None, not a string)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
+
+
+DEGENERATE_MARK = "†"
+"""Shown beside every metric of a row flagged degenerate: its word metrics describe text that is barely there."""
+
+
+def is_degenerate(row: dict[str, Any]) -> bool:
+    """The leaderboard flagged the row's text as degenerate (blank, whitespace runs, no words, very short)."""
+    return "degenerate" in str(row.get("flags") or "")

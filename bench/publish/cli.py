@@ -151,8 +151,14 @@ def view(inputs: tuple[str, ...], out: str, title: str | None) -> None:
     """Write a page to read the samples: per prompt, the prompt, the reference and every decoder's continuation.
 
     Each continuation shows its own metrics; the page searches and filters by decoder, metric range
-    and finish reason, offline. Runs still in progress are shown with what they hold.
+    and finish reason, offline. Runs still in progress are shown with what they hold, marked
+    [incomplete] on the page and named here.
     """
-    from bench.publish.view import write_view
+    from bench.publish import find_runs
+    from bench.publish.view import incomplete_count, write_view
 
+    for run in find_runs(list(inputs)):
+        if not run.is_complete():
+            click.echo(f"note: run {run.run_id} is incomplete ({incomplete_count(run)}); the page shows what it "
+                       "holds, marked [incomplete]", err=True)
     click.echo(f"wrote {write_view(list(inputs), out, title=title)}")

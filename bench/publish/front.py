@@ -16,13 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.publish import is_number
+from bench.publish import is_degenerate, is_number
 
 QUALITY_ORDER = ("mauve", "coherence", "rep-2")
 """Quality metrics in order of preference; the first one every decoder row has is used."""
 DIVERSITY = "diversity"
 MARKERS = ("o", "s", "^", "D", "v")
-"""Marker of a family's curve by its index // 10 (the colour is tab10's, by index % 10)."""
+"""Marker of a family's curve by its index // len(COLOURS)."""
+COLOURS = ("#0067A5", "#BE0032", "#008856", "#F38400", "#875692", "#848482", "#F3C300", "#A1CAF1", "#E68FAC",
+           "#882D17", "#8DB600", "#604E97", "#2B3D26", "#F99379", "#C2B280", "#B3446C", "#654522", "#DCD300",
+           "#E25822", "#000080")
+"""Twenty colours that stay apart (Kelly's colours of maximum contrast, less white, black and the
+nearest pairs, plus navy): ``bench run --decoder all`` draws about twenty families, and tab10's ten
+colours gave DoLa and top-p the same red."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,9 @@ class FrontPoint:
     """y: the row's quality metric, in its own units and direction."""
     pareto: bool = False
     """No other decoder's point is at least as good on both axes and strictly better on one."""
+    flagged: bool = False
+    """The row is flagged degenerate (blank, whitespace runs, very short): drawn crossed out and
+    never on the front, since its word metrics describe text that is barely there."""
 
 
 def quality_metric(rows: list[dict[str, Any]]) -> str | None:
@@ -70,10 +79,13 @@ def front_points(rows: list[dict[str, Any]], quality: str) -> tuple[list[FrontPo
     placed = [r for r in rows if _value(r, DIVERSITY) is not None and _value(r, quality) is not None]
     decoders = [r for r in placed if r.get("model") != "human"]
     higher = METRICS[quality].direction != "lower"
-    mask = pareto_mask([(_value(r, DIVERSITY), _value(r, quality)) for r in decoders], (True, higher))
+    sound = [r for r in decoders if not is_degenerate(r)]
+    mask = dict(zip(map(id, sound), pareto_mask([(_value(r, DIVERSITY), _value(r, quality)) for r in sound],
+                                                (True, higher))))
     points = [FrontPoint(f"{r['model']} {r['decoder']}" + (f" (amateur {r['amateur']})" if r.get("amateur") else ""),
-                         _label(r), _value(r, DIVERSITY), _value(r, quality), on)
-              for r, on in zip(decoders, mask)]
+                         _label(r), _value(r, DIVERSITY), _value(r, quality), mask.get(id(r), False),
+                         is_degenerate(r))
+              for r in decoders]
     human = next((r for r in placed if r.get("model") == "human"), None)
     reference = FrontPoint("human", "human reference", _value(human, DIVERSITY), _value(human, quality)) if human else None
     return points, reference
@@ -105,13 +117,18 @@ def front_figure(rows: list[dict[str, Any]], suite: str) -> Any:
     one_model = len({p.family.split(" ", 1)[0] for p in points}) == 1
     for i, family in enumerate(families):
         curve = sorted((p for p in points if p.family == family), key=lambda p: (p.diversity, p.quality))
-        # tab10 has ten colours: past ten families the marker changes, so no two families look alike
-        line, = ax.plot([p.diversity for p in curve], [p.quality for p in curve], marker=MARKERS[i // 10 % len(MARKERS)],
-                        markersize=4, color=f"C{i % 10}", label=family.split(" ", 1)[1] if one_model else family)
+        # past twenty families the marker changes too, so no two families look alike
+        line, = ax.plot([p.diversity for p in curve], [p.quality for p in curve], marker=MARKERS[i // len(COLOURS) % len(MARKERS)],
+                        markersize=4, color=family_colour(i), label=family.split(" ", 1)[1] if one_model else family)
         line.set_gid(f"family-{i}")
         for p, text in zip(curve, grid_labels([p.label for p in curve])):
             if text:
                 ax.annotate(text, (p.diversity, p.quality), textcoords="offset points", xytext=(3, 3), fontsize=6)
+    flagged = [p for p in points if p.flagged]
+    if flagged:
+        cross = ax.scatter([p.diversity for p in flagged], [p.quality for p in flagged], marker="x", s=80,
+                           color="red", linewidths=1.5, label="flagged degenerate (not on the front)", zorder=4)
+        cross.set_gid("degenerate")
     best = [p for p in points if p.pareto]
     ring = ax.scatter([p.diversity for p in best], [p.quality for p in best], s=110, facecolors="none",
                       edgecolors="black", linewidths=1.2, label="Pareto-optimal", zorder=3)
@@ -128,6 +145,11 @@ def front_figure(rows: list[dict[str, Any]], suite: str) -> Any:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside, not over, the points
     return fig
+
+
+def family_colour(index: int) -> str:
+    """The colour of the ``index``-th family's curve."""
+    return COLOURS[index % len(COLOURS)]
 
 
 def grid_labels(labels: list[str]) -> list[str]:

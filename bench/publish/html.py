@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-from bench.publish import is_number
+from bench.publish import DEGENERATE_MARK, is_degenerate, is_number
 from bench.publish.front import figure_svg as _svg
 from bench.publish.front import front_html
 from bench.publish.markdown import best_values, fmt
@@ -105,6 +105,8 @@ def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str, sampl
             text = html.escape(fmt(m, v))
             if ok and is_number(lo) and is_number(hi) and not (math.isnan(lo) or math.isnan(hi)):
                 text += f' <span class="ci">[{html.escape(fmt(m, lo))}, {html.escape(fmt(m, hi))}]</span>'
+            if ok and is_degenerate(r):
+                text += f' <span class="flag" title="{html.escape(str(r.get("flags")))}">{DEGENERATE_MARK}</span>'
             is_best = ok and r["model"] != "human" and m in best and float(v) == best[m]
             cells.append(f'<td class="num{" best" if is_best else ""}" data-value="{repr(float(v)) if ok else ""}">{text}</td>')
         body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")

@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any
 
-from bench.publish import is_number
+from bench.publish import DEGENERATE_MARK, is_degenerate, is_number
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 _SAFE_CODE = re.compile(r"^[\w.:=,+/-]*$")
@@ -59,8 +59,9 @@ def best_values(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, flo
     best: dict[str, float] = {}
     for name in metrics:
         m = METRICS.get(name)
-        values = [float(r[name]) for r in rows
-                  if r.get("model") != "human" and is_number(r.get(name)) and not math.isnan(r[name])]
+        values = [float(r[name]) for r in rows  # a degenerate row is never the best, however it scores
+                  if r.get("model") != "human" and not is_degenerate(r) and is_number(r.get(name))
+                  and not math.isnan(r[name])]
         if m is None or m.direction == "none" or not values:
             continue
         best[name] = max(values) if m.direction == "higher" else min(values)
@@ -89,7 +90,7 @@ def suite_table(rows: list[dict[str, Any]], metrics: list[str]) -> list[str]:
         cells = [md_text(r["model"]), md_code(decoder), *(_int(r.get(c)) for c in settings),
                  str(int(n)) if is_number(n) else md_text(n or ""), md_text(r.get("flags") or "")]
         for m in metrics:
-            text = cell(r, m)
+            text = cell(r, m) + (f" {DEGENERATE_MARK}" if is_degenerate(r) and cell(r, m) else "")
             is_best = r["model"] != "human" and m in best and is_number(r.get(m)) and float(r[m]) == best[m]
             cells.append(f"**{text}**" if is_best else text)
         lines.append("| " + " | ".join(cells) + " |")
@@ -105,6 +106,7 @@ def render_markdown(title: str, by_suite: dict[str, list[dict[str, Any]]], metri
     out += [*(md_text(n) for n in notes), ""] if notes else []
     out += ["Each value is followed by its 95% bootstrap interval over prompts. ↑ higher is better, "
             "↓ lower is better; the best decoder's value in each column is in bold (the human reference row is a yardstick, never bold). "
+            f"{DEGENERATE_MARK} marks every metric of a row flagged degenerate (see its flags): its word metrics describe text that is barely there. "
             "MAUVE is a set-level score: its value is the mean over k-means seeds and its interval mean ± one sd over those seeds (column mauve_sd), not a bootstrap interval.", ""]
     for suite, rows in by_suite.items():
         shown = [m for m in metrics if any(is_number(r.get(m)) for r in rows)]

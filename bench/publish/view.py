@@ -96,8 +96,18 @@ def run_labels(runs: list[RunDir]) -> dict[str, str]:
     for rid, spec in specs.items():
         key = (suite_label(spec), labels[rid])
         seen[key] = seen.get(key, 0) + 1
-    return {rid: labels[rid] + (f" ({rid[:8]})" if seen[(suite_label(specs[rid]), labels[rid])] > 1 else "")
-            for rid in specs}
+    labels = {rid: labels[rid] + (f" ({rid[:8]})" if seen[(suite_label(specs[rid]), labels[rid])] > 1 else "")
+              for rid in specs}
+    for run in runs:  # a run still in progress says so wherever its samples appear
+        if not run.is_complete():
+            labels[run.run_id] += f" [incomplete: {incomplete_count(run)}]"
+    return labels
+
+
+def incomplete_count(run: RunDir) -> str:
+    """``3/10 records`` for a run that is not complete."""
+    expected = run.header().get("expected_records", "?")
+    return f"{sum(1 for _ in run.records())}/{expected} records"
 
 
 def record_metrics(record: dict[str, Any]) -> dict[str, float]:
@@ -178,6 +188,10 @@ def render_view(runs: list[RunDir], title: str = "decbench samples") -> str:
     notes = (f"{len(runs)} runs, {len(prompts)} prompts, {n} continuations. Metrics are each continuation's own "
              "(rep-n and distinct-2 over its words, ttr over its token ids; n/a where undefined); "
              "whitespace is shown as generated.")
+    unfinished = [r for r in runs if not r.is_complete()]
+    if unfinished:
+        notes += (f" {len(unfinished)} of the runs are incomplete (marked [incomplete]); their samples are "
+                  "those written so far, and 'bench run' with the same options finishes them.")
     body = [f"<h1>{html.escape(title)}</h1>", f'<p class="note">{html.escape(notes)}</p>',
             _filters(labels, [f for f in finishes if f])]
     body += [_prompt_section(e) for e in prompts]

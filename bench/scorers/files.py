@@ -106,9 +106,11 @@ NEEDS = {"mauve": "reference", "coherence": "prompt", "coherence-sim": "prompt",
 
 def model_scores(path: str, gens: Generations, names, settings: dict | None) -> dict:
     """Model-based metrics of the continuations (``bench.scorers.model_based``), one record per line."""
-    from bench.scorers.model_based import check_names, score_model_based
+    from bench.scorers.model_based import ModelScoreSettings, check_names, check_score_models, score_model_based
 
     names = check_names(list(names))
+    check_score_models(names, settings if isinstance(settings, ModelScoreSettings)
+                       else ModelScoreSettings.from_dict(settings or {}))
     for name in names:
         field = NEEDS[name]
         values = gens.references if field == "reference" else gens.prompts
@@ -130,8 +132,13 @@ def score_file(path: str, model_metrics=(), settings: dict | None = None) -> lis
     :class:`~bench.scorers.model_based.ModelScoreSettings` fields in ``settings``) adds
     model-based metrics to the generations row.
     """
+    from bench.leaderboard import degeneracy
+
     gens = read_generations(path)
     rows = [_row("generations", gens.continuations, gens.token_ids)]
+    shares = degeneracy([{"continuation": c} for c in gens.continuations], None)
+    if shares["flags"]:  # the same flag the leaderboard shows: blank or wordless text scores deceptively well
+        rows[0]["flags"] = shares["flags"]
     if model_metrics:
         scored = model_scores(path, gens, model_metrics, settings)
         rows[0].update(scored["metrics"])

@@ -63,17 +63,33 @@ def check_names(names: list[str] | tuple[str, ...]) -> list[str]:
 
 
 def check_score_models(names: list[str], s: ModelScoreSettings) -> None:
-    """Refuse pickle-only models of every named metric before the first one is computed."""
+    """Refuse, before the first metric is computed, every model of the named metrics that cannot be
+    loaded: a Hub id with no network and no cached copy (at once, not after the Hub's retries), or
+    pickle-only weights."""
     from bench.runtime import check_weights
 
+    needed = []
     if "mauve" in names:
-        check_weights(s.featurizer, role="featurizer model")
+        needed.append((s.featurizer, "featurizer model", "--featurizer"))
     if "coherence" in names or "perplexity" in names:
-        check_weights(s.scorer_model, role="scorer model")
+        needed.append((s.scorer_model, "scorer model", "--scorer-model"))
     if "coherence-sim" in names:
         from bench.scorers.coherence import resolve_sentence_model
 
-        check_weights(resolve_sentence_model(s.sentence_model), role="sentence model")
+        needed.append((resolve_sentence_model(s.sentence_model), "sentence model", "--sentence-model"))
+    for name, role, option in needed:
+        check_offline(name, role, option)
+        check_weights(name, role=role)
+
+
+def check_offline(name: str, role: str, option: str) -> None:
+    """One line at once when ``name`` is a Hub id that cannot be reached or read from the cache."""
+    from bench.hub import check_models
+
+    try:
+        check_models([name])
+    except BenchError as exc:
+        raise BenchError(f"{role} ({option}): {exc}; e.g. {option} ../shared/models/smollm2-135m-instruct") from None
 
 
 def _mauve(records, s: ModelScoreSettings) -> tuple[float, list[float], dict[str, Any]]:
