@@ -49,7 +49,7 @@ def check_suites_for_scores(options: Any, suites: list[tuple[Any, list[Any]]]) -
 
 def check_models(options: Any) -> None:
     """Every ``--model`` loads under the pickle rule, checked for all of them before the first runs."""
-    if options.backend == "openai":  # the server loads the weights, not us
+    if options.backend in ("openai", "fake"):  # the server loads the weights, or nothing does
         return
     from bench.model_args import parse_model
     from bench.runtime import check_weights
