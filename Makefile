@@ -10,7 +10,7 @@ export BENCH_MODEL BENCH_DATA_DIR BENCH_SHARED
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo test test-all reference-env vllm-env browser regression publish bench-scorers bench-generation bench-contrastive bench-vllm bench-real gpu-check clean
+.PHONY: setup demo check test test-all reference-env vllm-env browser regression publish bench-scorers bench-generation bench-contrastive bench-vllm bench-real gpu-check clean
 
 # A local virtual environment that sees an already installed torch (e.g. a CUDA build);
 # otherwise it gets the pinned CPU wheel, never an unpinned torch with gigabytes of CUDA packages.
@@ -49,6 +49,11 @@ browser:
 # The pinned regression gate: stories260K on a fixed cd-wikitext subset against tests/ci_baseline/.
 regression: setup
 	bash scripts/ci_regression.sh
+
+# The developers' fast loop: the main suite in .venv only, no reference, vLLM or browser environments
+# (their tests skip with the reason). make test is what CI runs.
+check: setup
+	$(BIN)/python -m pytest -q -m "not gpu and not vllm" -x
 
 test: setup reference-env vllm-env browser regression
 	$(BIN)/python -m pytest -q -m "not gpu"
