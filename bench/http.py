@@ -26,15 +26,38 @@ MASK = "***"
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]*@")
 _SECRET_PARAM = re.compile(
     r"(?i)([?&;](?:api[_-]?key|apikey|key|token|access[_-]?token|auth|authorization|secret|password|passwd|pwd|sig|signature)=)[^&#\s'\"]*")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)(bearer|\bbasic)\s+[a-z0-9._~+/=-]+")
+"""``Bearer`` anywhere, even glued to a word before it (``xBearer KEY``); ``Basic`` as a word."""
 _KEY_LIKE = re.compile(r"\b(sk|pk|rk|hf|gsk|xai)[-_][A-Za-z0-9_-]{6,}")
+
+
+BODY_SHOWN = 200
+"""Characters of a server's answer kept in a message, cut after redaction (never before: a key
+crossing the cut was printed in part)."""
+
+
+def framings(secret: str) -> list[str]:
+    """The ways a server may echo ``secret``: as is, JSON-escaped, URL-encoded, base64 (Basic auth)."""
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    forms = {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret),
+             base64.b64encode(secret.encode()).decode().rstrip("=")}
+    return sorted(forms, key=len, reverse=True)
+
+
+def redact_cut(text: str, secrets: Iterable[str | None] = (), limit: int = BODY_SHOWN) -> str:
+    """:func:`redact`, then at most ``limit`` characters: mask first, then cut."""
+    return redact(text, secrets)[:limit]
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """``text`` with credentials replaced by ``***``: URL user info, key parameters, bearer tokens, known keys."""
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, MASK)
+            for framed in framings(secret):  # every occurrence, however the server quoted it
+                text = text.replace(framed, MASK)
     text = _USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
     text = _SECRET_PARAM.sub(lambda m: m.group(1) + MASK, text)
     text = _BEARER.sub(lambda m: m.group(1) + " " + MASK, text)
@@ -106,7 +129,7 @@ def post_json(client: Any, url: str, body: dict[str, Any], policy: RetryPolicy, 
         else:
             if response.status_code == 200:
                 return response
-            status, text = response.status_code, redact(response.text.strip()[:200], secrets)
+            status, text = response.status_code, redact_cut(response.text.strip(), secrets)
             if status not in RETRY_STATUS:
                 raise HTTPRefused(status, text)
             reason, retry_after = f"HTTP {status}", response.headers.get("retry-after")

@@ -57,7 +57,7 @@ def judge(run_a: str, run_b: str, **kw: Any) -> None:
 
     apply(kw.pop("threads"))
     if kw["out"]:
-        writable_file(kw["out"], "--out")  # before a verdict is paid for
+        writable_file(kw["out"], "--out", (run_a, run_b))  # before a verdict is paid for
     label_a, recs_a = _records(run_a)
     label_b, recs_b = _records(run_b)
     cache = kw["cache"] or str((Path(run_a) if Path(run_a).is_dir() else Path(run_a).parent).parent / "judge_verdicts.jsonl")

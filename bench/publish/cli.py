@@ -36,7 +36,7 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
     name = Path(out).name
     if not name or name in (".", "..") or out.endswith(("/", os.sep)):
         raise BenchError(f"--out {out}: give a path and name, e.g. leaderboards/my-results")
-    paths = {ext: writable_file(f"{out}.{ext}", "--out") for ext in ("csv", "md", "html")}
+    paths = {ext: writable_file(f"{out}.{ext}", "--out", tuple(inputs)) for ext in ("csv", "md", "html")}
     runs = complete_runs(find_runs(inputs), skip_incomplete=skip_incomplete)
     rows = distinct_rows(rows_for_runs(runs, per_seed=per_seed, length_matched=length_matched))
     metrics = metric_columns(columns(rows))
@@ -131,7 +131,7 @@ def compare(run_a: str, run_b: str, stores: tuple[str, ...], n_boot: int, seed: 
         raise BenchError(f"--n-boot must be >= 1 and --seed >= 0, got {n_boot} and {seed}")
     for option, path in (("--csv", csv_path), ("--markdown", md_path)):
         if path:
-            writable_file(path, option)
+            writable_file(path, option, (run_a, run_b, *stores))
     a, b = cmp.resolve(run_a, stores), cmp.resolve(run_b, stores)
     diffs, n_shared = cmp.compare_runs(a, b, n_boot=n_boot, seed=seed)
     heading = cmp.title(a, b, n_shared, n_boot)
@@ -154,8 +154,11 @@ def view(inputs: tuple[str, ...], out: str, title: str | None) -> None:
     and finish reason, offline. Runs still in progress are shown with what they hold, marked
     [incomplete] on the page and named here.
     """
+    from bench.outputs import writable_dir
     from bench.publish import find_runs
     from bench.publish.view import incomplete_count, write_view
+
+    writable_dir(out, "--out", tuple(inputs))
 
     for run in find_runs(list(inputs)):
         if not run.is_complete():
