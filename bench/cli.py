@@ -123,6 +123,20 @@ def score_settings(kw: dict[str, Any]) -> dict[str, Any]:
     return {k: kw[k] for k in keys}
 
 
+class OneModel(click.ParamType):
+    """A model name; ``$BENCH_MODEL`` is one model, spaces and all (click splits a repeated option's
+    variable on whitespace, which made ``/data/my models/m`` three models)."""
+
+    name = "text"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        return str(value)
+
+
+ONE_MODEL = OneModel()
+
+
 def run_options(kw: dict[str, Any]) -> Any:
     """The :class:`bench.planning.RunOptions` of ``bench run``'s option values (shared with :func:`decbench.run`)."""
     from bench.planning import RunOptions
@@ -172,7 +186,7 @@ RUN_SECTIONS = (
 @click.option("--decoder", "decoders", multiple=True, default=("all",), show_default=True,
               help="NAME[:key=value,...] (see 'bench decoders'), repeatable; 'all' runs every decoder whose needs are met; "
                    "key=v1|v2 is a grid (one decoder per value).")
-@click.option("--model", "models", multiple=True, envvar="BENCH_MODEL", metavar="NAME[:key=value,...]",
+@click.option("--model", "models", multiple=True, envvar="BENCH_MODEL", metavar="NAME[:key=value,...]", type=ONE_MODEL,
               help="Hugging Face id or local directory; repeat to compare checkpoints. Model arguments: revision, dtype, "
               "device_map, attn_implementation, quantization (e.g. gpt2:attn_implementation=eager). Default: $BENCH_MODEL.")
 @click.option("--revision", default=None, help="Hub revision (branch, tag or commit) of the model.")

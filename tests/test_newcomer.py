@@ -167,3 +167,15 @@ def test_light_commands_do_not_import_torch(tmp_path, prompts, command) -> None:
     env = {k: v for k, v in __import__("os").environ.items() if k != "BENCH_MODEL"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_bench_model_with_spaces_is_one_model(tmp_path, prompts, monkeypatch) -> None:
+    folder = tmp_path / "my models" / "stories 260K"
+    folder.mkdir(parents=True)
+    monkeypatch.setenv("BENCH_MODEL", str(folder))
+    out = tmp_path / "runs"
+    result = run("--backend", "fake", "--suite", str(prompts), "--decoder", "greedy", "--max-new-tokens", "3",
+                 "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("*/header.json"))) == 1
+    assert "stories 260K (fake)" in (out / "leaderboard.csv").read_text()

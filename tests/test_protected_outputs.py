@@ -74,3 +74,11 @@ def test_outputs_beside_the_runs_are_fine(store: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(main, ["leaderboard", str(store / "runs"), "--out", str(store / "runs" / "board")])
     assert result.exit_code == 0, result.output
+
+
+def test_pareto_list_escapes_model_names(tmp_path) -> None:
+    from bench.publish.front import front_markdown
+
+    rows = [dict(model="m|<svg onload=alert(1)>", decoder="greedy", decoder_args="", diversity=0.5, mauve=0.5, flags="")]
+    text = front_markdown({"s": rows}, {"s": tmp_path / "s.png"})
+    assert "<svg" not in text and "m\\|" in text

@@ -241,15 +241,18 @@ def front_html(rows: list[dict[str, Any]], suite: str) -> str:
 
 def front_markdown(by_suite: dict[str, list[dict[str, Any]]], pngs: dict[str, Path]) -> str:
     """A Markdown section per suite: the PNG and the Pareto-optimal decoders."""
+    from bench.publish.markdown import md_code, md_text
+
     parts = []
     for suite, rows in by_suite.items():
         summary = front_summary(rows)
         if summary is None or suite not in pngs:
             continue
         quality, best = summary
-        parts.append(f"\n## {suite}: quality-diversity front\n\n![{quality} against diversity]({pngs[suite].name})\n\n"
+        # model names and labels are user input: escaped as the table escapes them
+        parts.append(f"\n## {md_text(suite)}: quality-diversity front\n\n![{quality} against diversity]({pngs[suite].name})\n\n"
                      f"Quality axis: {axis_label(quality)}. Pareto-optimal:\n\n"
-                     + "".join(f"- {p.family.split(' ', 1)[0]} `{p.label}`: diversity {p.diversity:.4f}, "
+                     + "".join(f"- {md_text(p.family.split(' ', 1)[0])} {md_code(p.label)}: diversity {p.diversity:.4f}, "
                                f"{quality} {p.quality:.4f}\n" for p in best))
     return "".join(parts)
 
