@@ -87,24 +87,31 @@ def leaderboard(inputs: tuple[str, ...], out: str, skip_incomplete: bool, title:
 @click.option("--baseline", required=True, type=click.Path(), help="The committed leaderboard CSV to hold to.")
 @click.option("--tolerance", "tolerances", multiple=True, metavar="METRIC=VALUE",
               help="Allowed move in the wrong direction (default: the baseline's interval half-width, else 0).")
-@click.option("--exact", is_flag=True, help="Deterministic decoders must reproduce the baseline's tokens (tokens_sha).")
+@click.option("--exact", is_flag=True, help="Every decoder must reproduce the baseline's tokens (tokens_sha); seeded "
+              "sampled runs reproduce them on the baseline's platform.")
+@click.option("--deterministic-only", is_flag=True, help="With --exact: compare the tokens of deterministic decoders "
+              "only (a platform whose float arithmetic differs from the baseline's).")
 @click.option("--verbose", "-v", is_flag=True, help="Show every metric, not only those that moved.")
 @click.option("--skip-incomplete", is_flag=True,
               help="Leave out runs still in progress (their baseline rows then count as missing) instead of failing.")
-def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, verbose: bool,
-          skip_incomplete: bool) -> None:
+def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, deterministic_only: bool,
+          verbose: bool, skip_incomplete: bool) -> None:
     """Exit 1 when a metric regressed beyond its tolerance against BASELINE (direction aware)."""
     from bench.publish.check import check as run_check
     from bench.publish.check import parse_tolerances, render_report
 
-    report = run_check(baseline, target, parse_tolerances(tolerances), exact=exact, skip_incomplete=skip_incomplete)
+    if deterministic_only and not exact:
+        raise BenchError("--deterministic-only narrows --exact; give --exact with it")
+    report = run_check(baseline, target, parse_tolerances(tolerances), exact=exact, skip_incomplete=skip_incomplete,
+                       sampled_exact=not deterministic_only)
     _console().print(render_report(report, baseline, verbose))
     if report.failures:
         for failure in report.failures:
             click.echo(f"FAIL {failure}", err=True)
         click.echo(f"check failed: {len(report.failures)} problem(s) against {baseline}", err=True)
         click.get_current_context().exit(1)
-    exact_note = f"; {report.exact_checked} deterministic row(s) token-identical" if exact else ""
+    exact_note = (f"; {report.exact_checked} row(s) token-identical ({report.exact_sampled} of them sampled)"
+                  if exact else "")
     click.echo(f"check passed against {baseline}{exact_note}")
 
 
