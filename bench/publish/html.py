@@ -107,7 +107,7 @@ def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str, sampl
                 text += f' <span class="ci">[{html.escape(fmt(m, lo))}, {html.escape(fmt(m, hi))}]</span>'
             if ok and is_degenerate(r):
                 text += f' <span class="flag" title="{html.escape(str(r.get("flags")))}">{DEGENERATE_MARK}</span>'
-            is_best = ok and r["model"] != "human" and m in best and float(v) == best[m]
+            is_best = ok and r["model"] != "human" and not is_degenerate(r) and m in best and float(v) == best[m]
             cells.append(f'<td class="num{" best" if is_best else ""}" data-value="{repr(float(v)) if ok else ""}">{text}</td>')
         body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     return (f'<div class="wrap"><table class="lb" data-suite="{html.escape(suite)}"><thead><tr>{"".join(head)}</tr>'

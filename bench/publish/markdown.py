@@ -91,7 +91,8 @@ def suite_table(rows: list[dict[str, Any]], metrics: list[str]) -> list[str]:
                  str(int(n)) if is_number(n) else md_text(n or ""), md_text(r.get("flags") or "")]
         for m in metrics:
             text = cell(r, m) + (f" {DEGENERATE_MARK}" if is_degenerate(r) and cell(r, m) else "")
-            is_best = r["model"] != "human" and m in best and is_number(r.get(m)) and float(r[m]) == best[m]
+            is_best = (r["model"] != "human" and not is_degenerate(r) and m in best and is_number(r.get(m))
+                       and float(r[m]) == best[m])
             cells.append(f"**{text}**" if is_best else text)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
