@@ -106,7 +106,7 @@ def test_leaderboard_refuses_incomplete_runs_unless_skipped(stores: dict[str, Pa
 def test_check_passes_on_itself(stores: dict[str, Path]) -> None:
     result = bench("check", "--baseline", stores["board"], stores["board"], "--exact")
     assert result.exit_code == 0, result.output
-    assert "check passed" in result.output and "1 deterministic" in result.output
+    assert "check passed" in result.output and "3 row(s) token-identical (2 of them sampled)" in result.output
     own = stores["root"] / "boards" / "s1"
     assert bench("leaderboard", stores["s1"], "--out", own).exit_code == 0
     result = bench("check", "--baseline", own.with_suffix(".csv"), stores["s1"], "--exact")
@@ -141,13 +141,15 @@ def test_check_fails_on_regression_and_passes_on_improvement(stores: dict[str, P
     assert bench("check", "--baseline", better, stores["board"]).exit_code == 1
 
 
-def test_check_exact_catches_changed_tokens_of_deterministic_decoders(stores: dict[str, Path]) -> None:
+def test_check_exact_catches_changed_tokens(stores: dict[str, Path]) -> None:
     changed = _doctored(stores, "changed", "greedy", tokens_sha="0" * 64)
     assert bench("check", "--baseline", stores["board"], changed).exit_code == 0
     result = bench("check", "--baseline", stores["board"], changed, "--exact")
     assert result.exit_code == 1 and "decoding output changed" in result.output
-    sampled = _doctored(stores, "sampled", "top-k", tokens_sha="0" * 64)  # sampling: not compared
-    assert bench("check", "--baseline", stores["board"], sampled, "--exact").exit_code == 0
+    sampled = _doctored(stores, "sampled", "top-k", tokens_sha="0" * 64)  # seeded sampling: compared too
+    result = bench("check", "--baseline", stores["board"], sampled, "--exact")
+    assert result.exit_code == 1 and "a seeded sampled run reproduces the baseline" in result.output
+    assert bench("check", "--baseline", stores["board"], sampled, "--exact", "--deterministic-only").exit_code == 0
 
 
 def test_check_bad_input_exits_2(stores: dict[str, Path]) -> None:
