@@ -21,6 +21,7 @@ from bench.errors import BenchError
 from bench.hyperfit import checkpoint_fingerprint, load_hyperfit
 from bench.hyperfit.cli import hyperfit
 from bench.hyperfit.data import build_sequences
+from bench.hyperfit import checkpoint as ckpt
 from bench.hyperfit.train import Recipe, train
 
 SHARED = Path(os.environ.get("BENCH_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
@@ -416,3 +417,46 @@ def test_stopping_above_the_stop_at_loss_target_warns(tmp_path, text):
                  show_progress=False).metadata
     assert meta["finished"] and meta["reached_target"] is False
     assert any(m.startswith("warning: the hyperfit stopped at loss") and "target 0.05" in m for m in logged)
+
+
+# --- one writer per folder (issue 24, part 6) ----------------------------------------------------
+
+
+def test_a_second_hyperfit_into_a_busy_folder_refuses_in_one_line(tmp_path, text):
+    """While another process holds the folder, a second run with other settings refuses and writes nothing."""
+    import fcntl
+    import os
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as the first 'bench hyperfit' holds it
+    try:
+        args = ["--model", STORIES, "--data", text, "--out", str(out), "--num-sequences", "8", "--seq-len", "64",
+                "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--no-progress"]
+        from bench.cli import main
+
+        result = CliRunner().invoke(main, ["hyperfit", *args])  # main turns errors into one line, exit 2
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: --out") and "another 'bench hyperfit' is " \
+        "writing this folder" in result.output
+    assert list(out.iterdir()) == []
+
+
+def test_a_run_written_between_the_look_and_the_lock_is_not_overwritten(tmp_path, text, monkeypatch):
+    from bench.hyperfit import train as train_module
+
+    out = tmp_path / "raced"
+    original = train_module.one_writer
+
+    def other_writer_first(folder):  # another run writes its metadata just before this one locks
+        ckpt.write_metadata(folder, {"identity": {"method": "lora"}, "other": True})
+        return original(folder)
+
+    monkeypatch.setattr(train_module, "one_writer", other_writer_first)
+    with pytest.raises(BenchError, match="another 'bench hyperfit' wrote this folder"):
+        train(STORIES, text, out, Recipe(num_sequences=8, seq_len=64, epochs=1, batch_size=4), device="cpu", **QUIET)
+    assert ckpt.read_metadata(out)["other"] is True

@@ -10,9 +10,10 @@ killed run continues where it stopped and reaches the same weights as an uninter
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from bench import runtime
 from bench.errors import BenchError, check
@@ -395,9 +396,36 @@ def train(
         meta.update(epochs_done=progress["epoch"], epoch_losses=progress["epoch_losses"],
                     final_loss=progress["epoch_losses"][-1] if progress["epoch_losses"] else None)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt.write_metadata(out, meta)
-
-    if not _is_done(meta, recipe):  # killed after its last epoch: only the final save is left
-        _run_epochs(model, optimizer, data, recipe, device, out, meta, progress, on_epoch_end, log, show_progress)
-    finish(out, model, tokenizer, recipe, meta, progress["history"], log)
+    with one_writer(out):
+        if ckpt.read_metadata(out) != old:  # another run wrote here between our look and the lock
+            raise BenchError(f"--out '{out}': another 'bench hyperfit' wrote this folder while this one was "
+                             "starting; run the command again (it then resumes that run or refuses it)")
+        ckpt.write_metadata(out, meta)
+        if not _is_done(meta, recipe):  # killed after its last epoch: only the final save is left
+            _run_epochs(model, optimizer, data, recipe, device, out, meta, progress, on_epoch_end, log,
+                        show_progress)
+        finish(out, model, tokenizer, recipe, meta, progress["history"], log)
     return TrainResult(meta, model, True)
+
+
+@contextmanager
+def one_writer(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the folder ``out`` itself (``flock`` on its descriptor: nothing is
+    written for it), or refuse in one line when another process holds it. Two runs with different
+    settings into one folder crashed the first and left the folder as the second's."""
+    import fcntl
+    import os
+
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BenchError(f"--out '{out}': another 'bench hyperfit' is writing this folder; wait for it to "
+                             "finish or give another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
