@@ -69,7 +69,7 @@ def _execute(plan: Plan, options: RunOptions, *, quiet: bool) -> list[dict[str, 
     shown, others = rows_of_plan(rows, plan)
     Console(width=max(Console().width, 150)).print(render(shown))
     if others:
-        click.echo(f"{others} other run{'s' if others != 1 else ''} in {options.out} not shown: "
+        click.echo(f"{others} other leaderboard row{'s' if others != 1 else ''} in {options.out} not shown: "
                    f"bench leaderboard {options.out} lists them all")
     for row in shown:
         if row.get("flags"):
@@ -90,8 +90,10 @@ def rows_of_plan(rows: list[dict[str, Any]], plan: Plan) -> tuple[list[dict[str,
     """The leaderboard rows of the runs this command planned (and their suites' human rows), and how
     many rows of other runs the store holds besides. A row merged over seeds is the plan's when one of
     its runs is."""
+    from bench.leaderboard import suite_label
+
     planned = {p.spec.run_id for p in plan.runs}
-    suites = {p.spec.suite.name for p in plan.runs}
+    suites = {suite_label(p.spec) for p in plan.runs}  # as the rows name them (a JSONL suite by its file)
     shown, others = [], 0
     for row in rows:
         if row.get("model") == "human":

@@ -59,7 +59,8 @@ def test_run_table_shows_only_its_runs(tmp_path, prompts, monkeypatch) -> None:
     result = run(*common, "--decoder", "top-p:p=0.9")
     assert result.exit_code == 0, result.output
     assert "top-p:p=0.9" in result.output and "top-k:k=7" not in result.output
-    assert f"2 other runs in {out} not shown" in result.output
+    assert f"2 other leaderboard rows in {out} not shown" in result.output
+    assert "human" in result.output  # the JSONL suite's reference row stays beside the runs shown
 
 
 def test_decoder_label_hides_unset_arguments() -> None:
