@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from bench.errors import BenchError
 from bench.runtime import write_json_atomic
 from bench.stats import N_BOOT
 from bench.store import SCORES, RunDir
@@ -103,9 +104,50 @@ def run_scores(run: RunDir) -> dict[str, Any]:
         records = ordered_records(records)
         cached = {"generations": score_records(records), "human": score_human(records), **extra,
                   "version": SCORES_VERSION, "records": digest}
+        check_scores(cached, run.path / SCORES)  # the entries kept from the old file included
         with run.lock():  # two processes scoring the same run must not share the temporary file
             write_json_atomic(run.path / SCORES, cached)
+    else:
+        check_scores(cached, run.path / SCORES)
     return _with_extra_metrics(cached)
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _check_block(block: Any, where: str) -> str | None:
+    """What is wrong with one ``{"metrics": {...}, "ci": {...}}`` block, or None."""
+    if not isinstance(block, dict) or not isinstance(block.get("metrics"), dict) or not isinstance(block.get("ci"), dict):
+        return f"'{where}' is not a table of metrics and intervals"
+    for name, value in block["metrics"].items():
+        if not _is_number(value):
+            return f"'{where}.metrics.{name}' is {str(value)[:40]!r}, not a number"
+    for name, ci in block["ci"].items():
+        if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(map(_is_number, ci))):
+            return f"'{where}.ci.{name}' is {str(ci)[:40]!r}, not an interval [lo, hi]"
+    return None
+
+
+def check_scores(scores: dict[str, Any], path: Any) -> None:
+    """One line naming the file and the entry unless a cached scores.json has the shape this
+    version writes: a hand-edited or corrupted entry never reaches a leaderboard."""
+    problem = _check_block(scores["generations"], "generations")
+    if problem is None and scores.get("human") is not None:
+        problem = _check_block(scores["human"], "human")
+    model_based = scores.get("model_based", {})
+    if problem is None and not isinstance(model_based, dict):
+        problem = "'model_based' is not a table"
+    for name, entry in model_based.items() if problem is None else ():
+        block = {"metrics": {name: entry.get("value")}, "ci": {name: entry.get("ci")}} if isinstance(entry, dict) else None
+        problem = problem or _check_block(block, f"model_based.{name}")
+    judge = scores.get("judge")
+    if problem is None and judge is not None:
+        block = {"metrics": {"win_rate": judge.get("win_rate")}, "ci": {"win_rate": judge.get("ci")}} \
+            if isinstance(judge, dict) else None
+        problem = _check_block(block, "judge")
+    if problem:
+        raise BenchError(f"{path}: {problem}; the file was edited or corrupted (delete it to score the run again)")
 
 
 def _with_extra_metrics(scores: dict[str, Any]) -> dict[str, Any]:

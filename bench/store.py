@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable, Iterator
@@ -84,6 +84,13 @@ def read_records(path: Path, *, repair: bool = False, skip_bad: bool = False) ->
 
 def _read_records(path: Path, *, repair: bool = False, skip_bad: bool = False) -> tuple[list[dict[str, Any]], str]:
     """The records of a JSONL file and the sha256 of the complete lines they came from."""
+    numbered, digest = _read_numbered(path, repair=repair, skip_bad=skip_bad)
+    return [record for _, record in numbered], digest
+
+
+def _read_numbered(path: Path, *, repair: bool = False,
+                   skip_bad: bool = False) -> tuple[list[tuple[int, dict[str, Any]]], str]:
+    """(line number, record) of each complete line of a JSONL file, and the digest of those lines."""
     if not path.exists():
         return [], hashlib.sha256().hexdigest()
     if path.is_dir():
@@ -96,16 +103,39 @@ def _read_records(path: Path, *, repair: bool = False, skip_bad: bool = False) -
         good_end = start + len(line)
         try:
             record = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            record = None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
+            record = None  # ValueError: an integer of thousands of digits; RecursionError: deep nesting
         if isinstance(record, dict):
-            records.append(record)
+            records.append((number, record))
         elif not (skip_bad or not line.strip()):
             raise BenchError(f"{path}: line {number} is not a JSON object; the file was edited or corrupted")
     if repair and good_end < len(data):
         with open(path, "r+b") as f:
             f.truncate(good_end)
     return records, hashlib.sha256(data[:good_end]).hexdigest()
+
+
+def check_record(record: dict[str, Any], run_id: str, where: str) -> None:
+    """One line naming ``where`` (file and line) unless ``record`` is a whole record of run ``run_id``.
+
+    A record of another run (a file copied or concatenated by hand) or a partial one (``{}``) would
+    otherwise be counted and scored as this run's.
+    """
+    problem = None
+    if record.get("run_id") != run_id:
+        problem = (f"belongs to run {str(record['run_id'])[:40]!r}, not {run_id}" if "run_id" in record
+                   else "is not a complete record (it has no run_id)")
+    elif not isinstance(record.get("prompt_id"), str):
+        problem = "has no prompt_id"
+    elif type(record.get("sample_index")) is not int or record["sample_index"] < 0:
+        problem = "has no valid sample_index"
+    elif not isinstance(record.get("continuation"), str):
+        problem = "has no continuation text"
+    elif record.get("token_ids") is not None and not (
+            isinstance(record["token_ids"], list) and all(type(t) is int for t in record["token_ids"])):
+        problem = "has token_ids that are not a list of integers"
+    if problem:
+        raise BenchError(f"{where}: this record {problem}; the file was edited or corrupted")
 
 
 def append_lines(path: Path, text: str) -> None:
@@ -149,21 +179,46 @@ class RunDir:
     """A run folder in the store."""
 
     path: Path
+    _hash_checked: bool = field(default=False, repr=False, compare=False)
 
     @property
     def run_id(self) -> str:
         return self.path.name
 
     def header(self) -> dict[str, Any]:
-        """The run's header; one line naming the file when it is unreadable (truncated, edited)."""
+        """The run's header, checked: one line naming the file when it is unreadable (truncated,
+        edited), from a newer decbench, or not the header of this folder's run id."""
         path = self.path / HEADER
         try:
             header = json.loads(path.read_bytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
             header = None
         if not (isinstance(header, dict) and isinstance(header.get("spec"), dict) and "expected_records" in header):
             raise BenchError(f"{path} is truncated or corrupted; delete the folder {self.path} to regenerate the run")
+        version = header.get("format", 1)
+        if type(version) is not int or version < 1:
+            raise BenchError(f"{path}: 'format' is {str(version)[:40]!r}, not a format version; the file was edited")
+        if version > FORMAT:
+            raise BenchError(f"{path} has format {version}, written by a newer decbench (this one reads up to "
+                             f"{FORMAT}); upgrade decbench to read it")
+        expected = header["expected_records"]
+        if type(expected) is not int or expected < 0:
+            raise BenchError(f"{path}: 'expected_records' is {str(expected)[:40]!r}, not a count; the file was edited")
+        if not self._hash_checked:
+            self._check_identity(header, path)
         return header
+
+    def _check_identity(self, header: dict[str, Any], path: Path) -> None:
+        """The header's spec must hash to the folder's name: else its records are some other run's."""
+        try:
+            spec_id = RunSpec.from_dict(header["spec"]).run_id
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
+            raise BenchError(f"{path} holds no valid run spec; delete the folder {self.path} "
+                             "to regenerate the run") from None
+        if spec_id != self.run_id or header.get("run_id", spec_id) != self.run_id:
+            raise BenchError(f"{path}: its spec has run id {spec_id}, not its folder's {self.run_id} "
+                             "(edited by hand, or the folder was renamed); restore it or delete the folder")
+        self._hash_checked = True
 
     def spec(self) -> RunSpec:
         try:
@@ -180,10 +235,12 @@ class RunDir:
         """(records, digest of the generations file they were read from), so that scores can say
         which records they were computed from. Duplicate keys (two writers before there was a lock)
         keep their first record: the same key always has the same seed and text."""
-        records, digest = _read_records(self.path / GENERATIONS)
+        path = self.path / GENERATIONS
+        numbered, digest = _read_numbered(path)
         seen: set[tuple[str, int]] = set()
         unique = []
-        for r in records:
+        for number, r in numbered:
+            check_record(r, self.run_id, f"{path}: line {number}")
             key = (r["prompt_id"], r["sample_index"])
             if key not in seen:
                 seen.add(key)
@@ -195,7 +252,7 @@ class RunDir:
         f = self.path / SCORES
         try:
             scores = json.loads(f.read_bytes().decode("utf-8")) if f.exists() else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
             return None
         return scores if isinstance(scores, dict) and "generations" in scores else None
 

@@ -30,7 +30,8 @@ from typing import Any, ClassVar, Sequence
 from bench.backends.base import Capabilities, Continuation, refusal
 from bench.decoding import Declaration, EngineParams
 from bench.errors import BenchError
-from bench.http import HTTPRefused, RetriesExhausted, RetryPolicy, post_json, redact
+from bench.http import (AnswerRefused, HTTPRefused, RetriesExhausted, RetryPolicy, answer_bytes, make_client,
+                        post_json, protocol_json, redact, redact_cut)
 
 PROTOCOL = "openai-completions-v1"
 PROBE_TIMEOUT_S = 5.0
@@ -88,8 +89,6 @@ class OpenAIBackend:
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", tokenizer: Any = None,
                  concurrency: int = 8, timeout: float = 120.0, max_retries: int = 6, backoff: float = 0.5):
-        import httpx
-
         self.base_url = normalize_base_url(base_url)
         self.model = model
         self.api_key_env = api_key_env  # the variable's name; the key itself is read per client, not kept
@@ -101,8 +100,8 @@ class OpenAIBackend:
         self.policy = RetryPolicy(max_retries, backoff, max_backoff=30.0)
         self._count = threading.Lock()
         self.device = f"remote:{redact(self.base_url)}"  # stored in run headers: no credentials
-        self.client = httpx.Client(timeout=timeout, headers=_headers(api_key_env),
-                                   limits=httpx.Limits(max_connections=self.concurrency))
+        self.timeout = timeout
+        self.client = make_client(timeout, headers=_headers(api_key_env), max_connections=self.concurrency)
         self.retries = 0
         """Requests retried so far (for tests and logs)."""
 
@@ -187,12 +186,20 @@ class OpenAIBackend:
 
     def _complete(self, body: dict[str, Any]) -> Continuation:
         choice, usage = self._post(body)
+        limit = body["max_tokens"]
         text = choice.get("text") or ""
         reason = "length" if choice.get("finish_reason") == "length" else "eos"
-        ids = served_token_ids(choice)
+        ids = served_token_ids(choice, self._vocab_size(), self._where)
         count = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if count is not None and (type(count) is not int or count < 0):
+            raise BenchError(f"{self._where}: usage.completion_tokens is {str(count)[:40]!r}, not a count")
+        served = len(ids) if ids is not None else count
+        if (served is not None and served > limit) or len(text) > limit * MAX_CHARS_PER_TOKEN:
+            size = f"{served} tokens" if served is not None and served > limit else f"{len(text):,} characters"
+            raise BenchError(f"{self._where}: the server answered {size} to a request for at most {limit} "
+                             "tokens; refused (nothing of it was stored)")
         if ids is None:
-            return Continuation(None, reason, text=text, num_tokens=int(count) if count is not None else None)
+            return Continuation(None, reason, text=text, num_tokens=count)
         if self.eos_ids:
             cut = next((i for i, t in enumerate(ids) if t in self.eos_ids), None)
             if cut is not None:  # a server that returns the stop token: records exclude EOS
@@ -203,40 +210,77 @@ class OpenAIBackend:
             text = self.decode(ids)
         return Continuation(ids, reason, text=text, num_tokens=len(ids))
 
+    @property
+    def _where(self) -> str:
+        return redact(f"{self.base_url}/completions")
+
+    def _vocab_size(self) -> int | None:
+        return len(self.tokenizer) if self.tokenizer is not None else None
+
     def _post(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """POST with :mod:`bench.http`'s retries; returns (first choice, usage)."""
+        """POST with :mod:`bench.http`'s retries and bounds; returns (first choice, usage), checked."""
         url = f"{self.base_url}/completions"
-        shown = redact(url)
+        shown, secrets = redact(url), [_key(self.api_key_env)]
         try:
-            response = post_json(self.client, url, body, self.policy, secrets=[_key(self.api_key_env)],
-                                 on_retry=self._retried)
+            response = post_json(self.client, url, body, self.policy, secrets=secrets, timeout=self.timeout,
+                                 max_bytes=answer_bytes(body["max_tokens"]), on_retry=self._retried)
+            data = protocol_json(response, secrets)
         except HTTPRefused as exc:
             raise BenchError(f"{shown}: HTTP {exc.status}: {exc.body}".splitlines()[0]) from None
+        except AnswerRefused as exc:
+            raise BenchError(f"{shown}: {exc}".splitlines()[0]) from None
         except RetriesExhausted as exc:
             if exc.status is not None:
                 raise BenchError(f"{shown}: HTTP {exc.status}: {exc.body}".splitlines()[0]) from None
             raise BenchError(f"{shown}: no answer after {exc.attempts} attempts ({exc.reason})") from None
-        data = response.json()
-        return data["choices"][0], data.get("usage") or {}
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
+            raise BenchError(f"{shown}: the answer has no choices[0] object "
+                             f"({redact_cut(str(data), secrets, 80)!r})".splitlines()[0])
+        choice = choices[0]
+        if choice.get("text") is not None and not isinstance(choice["text"], str):
+            raise BenchError(f"{shown}: choices[0].text is {type(choice['text']).__name__}, not text")
+        usage = data.get("usage")
+        return choice, usage if isinstance(usage, dict) else {}
 
     def _retried(self) -> None:
         with self._count:
             self.retries += 1
 
 
-def served_token_ids(choice: dict[str, Any]) -> list[int] | None:
+MAX_CHARS_PER_TOKEN = 512
+"""The most characters one token can decode to, generously: a longer text cannot be the answer asked for."""
+
+
+def served_token_ids(choice: dict[str, Any], vocab_size: int | None = None, where: str = "the server") -> list[int] | None:
     """The continuation's token ids as the server gave them, or None when it gave none.
 
     ``token_ids`` (vLLM's ``return_token_ids``) first; else logprob tokens in vLLM's
     ``token_id:N`` form (``return_tokens_as_token_ids``). Anything else (plain token strings) is
-    not an id and is not guessed from.
+    not an id and is not guessed from. Ids are checked: integers (not booleans or floats), inside
+    the vocabulary when its size is known; else one line naming the server.
     """
-    if isinstance(choice.get("token_ids"), list):
-        return [int(t) for t in choice["token_ids"]]
-    tokens = (choice.get("logprobs") or {}).get("tokens") if isinstance(choice.get("logprobs"), dict) else None
-    if isinstance(tokens, list) and all(isinstance(t, str) and t.startswith("token_id:") for t in tokens):
-        return [int(t.partition(":")[2]) for t in tokens]
-    return None
+    if choice.get("token_ids") is not None:
+        ids = choice["token_ids"]
+        if not isinstance(ids, list):
+            raise BenchError(f"{where}: token_ids is {type(ids).__name__}, not a list of token ids")
+    else:
+        logprobs = choice.get("logprobs")
+        tokens = logprobs.get("tokens") if isinstance(logprobs, dict) else None
+        if not (isinstance(tokens, list) and all(isinstance(t, str) and t.startswith("token_id:")
+                                                             for t in tokens)):
+            return None
+        ids = []
+        for t in tokens:
+            number = t.partition(":")[2]
+            if not (number.isascii() and number.isdigit() and len(number) <= 12):
+                raise BenchError(f"{where}: logprob token {t[:40]!r} is not a token id")
+            ids.append(int(number))
+    for t in ids:
+        if type(t) is not int or t < 0 or (vocab_size is not None and t >= vocab_size):
+            bound = f" (the vocabulary has {vocab_size})" if vocab_size is not None else ""
+            raise BenchError(f"{where}: token id {str(t)[:40]!r} is not a token of the model{bound}")
+    return ids
 
 
 def _eos_ids(tokenizer: Any) -> list[int]:

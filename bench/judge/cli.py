@@ -15,13 +15,18 @@ from bench.runtime.threads import threads_option
 
 def _records(path: str) -> tuple[str, list[dict[str, Any]]]:
     """A run folder (with generations.jsonl) or a generations JSONL file -> (label, records)."""
-    from bench.store import GENERATIONS, read_records
+    from bench.publish import complete_runs
+    from bench.store import GENERATIONS, HEADER, RunDir, read_records
 
     p = Path(path)
     f = p / GENERATIONS if p.is_dir() else p
     if not f.is_file():
         raise BenchError(f"{path} is neither a run folder with {GENERATIONS} nor a JSONL file")
-    records = read_records(f)
+    if p.is_dir() and (p / HEADER).is_file():  # a run: checked, and judged only when finished
+        run = complete_runs([RunDir(p)], can_skip=False)[0]
+        records = run.records()
+    else:
+        records = read_records(f)
     if not records:
         raise BenchError(f"{f} holds no generations")
     return (p.name if p.is_dir() else p.stem), records

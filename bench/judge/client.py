@@ -12,7 +12,8 @@ import os
 import threading
 
 from bench.errors import BenchError
-from bench.http import HTTPRefused, RetriesExhausted, RetryPolicy, post_json, redact
+from bench.http import (AnswerRefused, HTTPRefused, RetriesExhausted, RetryPolicy, answer_bytes, make_client,
+                        post_json, protocol_json, redact, redact_cut)
 
 
 class JudgeUnavailable(Exception):
@@ -74,8 +75,8 @@ class OpenAIJudge:
         self.shown_url = redact(self.url)
         """The URL as messages and results show it: credentials replaced by ***."""
         self.policy = RetryPolicy(max_retries, backoff, max_backoff)
-        self.max_retries, self.max_tokens = max_retries, max_tokens
-        self._client = httpx.Client(timeout=timeout)
+        self.max_retries, self.max_tokens, self.timeout = max_retries, max_tokens, timeout
+        self._client = make_client(timeout)
         self._count = threading.Lock()
         self.requests = 0
         self.retries = 0
@@ -111,19 +112,32 @@ class OpenAIJudge:
             body["messages"] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         else:  # rendered here: the served model has no chat template of its own
             body["prompt"] = render_chat(self.chat_template, system, user)
+        secrets = [self._key()]
         try:
-            resp = post_json(self._client, self.url, body, self.policy, headers=self._headers(),
-                             secrets=[self._key()], on_attempt=self._attempted, on_retry=self._retried)
+            resp = post_json(self._client, self.url, body, self.policy, headers=self._headers(), secrets=secrets,
+                             timeout=self.timeout, max_bytes=answer_bytes(self.max_tokens),
+                             on_attempt=self._attempted, on_retry=self._retried)
+            return self._content(protocol_json(resp, secrets), secrets)
         except HTTPRefused as exc:
             raise BenchError(f"judge endpoint {self.shown_url} answered HTTP {exc.status}: {exc.body!r}") from None
+        except AnswerRefused as exc:  # never a verdict: a rerun against a working server asks again
+            raise BenchError(f"judge endpoint {self.shown_url}: {exc}") from None
         except RetriesExhausted as exc:
             raise JudgeUnavailable(
                 f"judge endpoint {self.shown_url} failed after {self.max_retries} retries ({exc.reason})") from None
+
+    def _content(self, data: object, secrets: list[str | None]) -> str:
+        """The answer's text from the protocol's JSON; AnswerRefused when the JSON is not a completion."""
+        field = "message.content" if self.chat_template is None else "text"
         try:
-            choice = resp.json()["choices"][0]
-            return (choice["message"]["content"] if self.chat_template is None else choice["text"]) or ""
-        except (ValueError, KeyError, IndexError, TypeError):
-            return ""  # a malformed body counts as an unparseable (invalid) answer
+            choice = data["choices"][0]  # type: ignore[index]
+            text = choice["message"]["content"] if self.chat_template is None else choice["text"]
+        except (KeyError, IndexError, TypeError):
+            text = 0
+        if text is not None and not isinstance(text, str):
+            raise AnswerRefused(f"the answer is JSON without choices[0].{field} "
+                                f"({redact_cut(str(data), secrets, 80)!r})")
+        return text or ""  # an empty message is a real (unparseable, so invalid) verdict
 
     def close(self) -> None:
         self._client.close()
