@@ -36,7 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, parse_problem
 from bench.specs import expand_grid  # noqa: F401  (re-exported: grids are part of sweeps)
 
 SWEPT = {"max_new_tokens": "lengths"}
@@ -176,8 +176,8 @@ def _read_toml(path: str) -> dict[str, Any]:
         raise BenchError(f"--config {path}: no such file")
     try:
         return tomllib.loads(file.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BenchError(f"{path}: not valid TOML: {str(exc).splitlines()[0]}") from None
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
+        raise BenchError(f"{path}: not valid TOML: {parse_problem(exc)}") from None
 
 
 def plan_sweep(options: list[Any]) -> Any:

@@ -138,3 +138,10 @@ def check_chat_template(tokenizer: Any, model: str) -> None:
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         raise BenchError(f"--chat-template: the tokenizer of '{model}' has no chat template "
                          "(a base model: run it without --chat-template)")
+    try:  # rendered once at plan time: a template the Jinja sandbox blocks, or one that fails, stops here
+        ChatTemplate(None).ids(tokenizer, "probe")
+    except Exception as exc:  # jinja2's SecurityError / TemplateError and whatever a template raises
+        from bench.errors import one_line
+
+        raise BenchError(f"--chat-template: the chat template of '{model}' cannot be rendered "
+                         f"({type(exc).__name__}: {one_line(exc, 160)})") from None

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, parse_problem
 from bench.specs import LoadedSuite, Prompt
 
 
@@ -37,8 +37,8 @@ def _parse_line(raw: bytes, line: int, file: Path) -> dict[str, Any]:
         raise _fail(file, line, f"not UTF-8 text ({e.reason} at byte {e.start} of the line)") from None
     try:
         obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise _fail(file, line, f"invalid JSON ({e.msg} at column {e.colno})") from None
+    except (ValueError, RecursionError) as e:
+        raise _fail(file, line, f"invalid JSON ({parse_problem(e)})") from None
     if not isinstance(obj, dict):
         raise _fail(file, line, f"expected a JSON object, got {_json_type(obj)}")
     return obj

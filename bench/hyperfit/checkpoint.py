@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, parse_problem
 from bench.runtime import (SCHEME, check_weights, content_fingerprint, first_line, legacy_fingerprint, load_config,
                            load_model, load_tokenizer, model_identity, write_json_atomic)
 
@@ -61,8 +61,8 @@ def read_metadata(directory: str | os.PathLike) -> dict[str, Any] | None:
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise BenchError(f"{path} is not valid JSON ({e.msg})") from None
+    except (ValueError, RecursionError) as e:
+        raise BenchError(f"{path} is not valid JSON ({parse_problem(e)})") from None
 
 
 def write_metadata(directory: Path, meta: dict[str, Any]) -> None:
@@ -102,8 +102,16 @@ def save_final(directory: Path, model: Any, tokenizer: Any) -> None:
 # --- resumable training state -------------------------------------------------------------------
 
 
+TRAINER_TENSORS = "trainer.safetensors"
+TRAINER_JSON = "trainer.json"
+STATE_FILES = ("weights.safetensors", TRAINER_TENSORS, TRAINER_JSON, "progress.json")
+"""Everything in a state folder: tensors as safetensors, the rest as JSON. No pickles: a state
+folder another program wrote can be resumed without running its code."""
+
+
 def save_state(directory: Path, model: Any, optimizer: Any, progress: dict[str, Any]) -> None:
-    """Save trainable weights (safetensors), optimizer + RNG (torch.save) and progress (JSON).
+    """Save trainable weights and the optimizer's tensors and RNG (safetensors), and the optimizer's
+    other values and the progress (JSON).
 
     The new state is written beside the old one and swapped in, so an interrupted save leaves the
     previous epoch's state intact.
@@ -116,16 +124,44 @@ def save_state(directory: Path, model: Any, optimizer: Any, progress: dict[str, 
     new.mkdir()
     weights = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
     save_file(weights, str(new / "weights.safetensors"))
-    trainer = {"optimizer": optimizer.state_dict(), "rng_cpu": torch.get_rng_state()}
+    tensors, plain = _split_optimizer_state(optimizer.state_dict())
+    tensors["rng/cpu"] = torch.get_rng_state()
     if torch.cuda.is_available():
-        trainer["rng_cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(trainer, new / "trainer.pt")
+        tensors.update({f"rng/cuda/{i}": t for i, t in enumerate(torch.cuda.get_rng_state_all())})
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(new / TRAINER_TENSORS))
+    (new / TRAINER_JSON).write_text(json.dumps(plain) + "\n", encoding="utf-8")
     (new / "progress.json").write_text(json.dumps(progress) + "\n", encoding="utf-8")
     if cur.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(cur, old)
     os.replace(new, cur)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _split_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An optimizer's ``state_dict()`` as tensors (``opt/<param>/<key>``) and JSON (the rest)."""
+    import torch
+
+    tensors, values = {}, {}
+    for param, entries in state["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"opt/{param}/{key}"] = value
+            else:
+                values[f"{param}/{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "values": values}
+
+
+def _join_optimizer_state(tensors: dict[str, Any], plain: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("opt/"):
+            _, param, key = name.split("/", 2)
+            state.setdefault(int(param), {})[key] = value
+    for name, value in plain["values"].items():
+        param, key = name.split("/", 1)
+        state.setdefault(int(param), {})[key] = value
+    return {"state": state, "param_groups": plain["param_groups"]}
 
 
 def state_dir(directory: Path) -> Path | None:
@@ -137,24 +173,71 @@ def state_dir(directory: Path) -> Path | None:
 
 
 def load_state(directory: Path, model: Any, optimizer: Any) -> dict[str, Any]:
-    """Restore weights, optimizer and RNG saved by :func:`save_state`; return the progress."""
+    """Restore weights, optimizer and RNG saved by :func:`save_state`; return the progress.
+
+    Every file is checked before anything is restored; a damaged, foreign or pickled state is one
+    line naming the file (a pickle is never unpickled, not even with torch's restricted loader).
+    """
     import torch
-    from safetensors.torch import load_file
 
     source = state_dir(directory)
     if source is None:
         raise BenchError(f"'{directory}' holds no saved training state to resume from")
-    weights = load_file(str(source / "weights.safetensors"))
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    if set(weights) != trainable:
+    pickles = sorted(p.name for p in source.iterdir() if p.suffix in (".pt", ".pth", ".bin", ".pkl", ".pickle"))
+    if pickles:
+        raise BenchError(f"'{source}' holds {pickles[0]}, a pickle; decbench never unpickles a training state "
+                         f"(it may run code). Delete '{source}' to train from the start")
+    progress = _read_progress(source / "progress.json")
+    weights = _read_tensors(source / "weights.safetensors")
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if set(weights) != set(trainable) or any(weights[n].shape != p.shape for n, p in trainable.items()):
         raise BenchError(f"the saved state in '{source}' does not match this model's trainable parameters")
+    tensors = _read_tensors(source / TRAINER_TENSORS)
+    try:
+        plain = json.loads((source / TRAINER_JSON).read_text(encoding="utf-8"))
+        optimizer_state = _join_optimizer_state(tensors, plain)
+        rng = tensors["rng/cpu"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        raise BenchError(f"'{source / TRAINER_JSON}' is missing or damaged; delete '{source}' to train "
+                         "from the start") from None
+    try:
+        optimizer.load_state_dict(optimizer_state)
+        torch.set_rng_state(rng)
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
+        raise BenchError(f"the saved optimizer state in '{source}' does not fit this run "
+                         f"({type(exc).__name__}); delete '{source}' to train from the start") from None
     model.load_state_dict(weights, strict=False)
-    trainer = torch.load(source / "trainer.pt", weights_only=True, map_location="cpu")
-    optimizer.load_state_dict(trainer["optimizer"])
-    torch.set_rng_state(trainer["rng_cpu"])
-    if "rng_cuda" in trainer and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(trainer["rng_cuda"])
-    return json.loads((source / "progress.json").read_text(encoding="utf-8"))
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("rng/cuda/")), key=lambda k: int(k[9:]))]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    return progress
+
+
+def _read_tensors(path: Path) -> dict[str, Any]:
+    """A safetensors file's tensors, or one line naming it (missing, truncated, a lying header)."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own SafetensorError, OSError or ValueError
+        raise BenchError(f"'{path}' is missing or damaged ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); delete '{path.parent}' "
+                         "to train from the start") from None
+
+
+def _read_progress(path: Path) -> dict[str, Any]:
+    """``progress.json``, checked: an epoch count, and loss lists of numbers."""
+    try:
+        progress = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        progress = None
+    ok = (isinstance(progress, dict) and type(progress.get("epoch")) is int and 0 <= progress["epoch"] < 10 ** 9
+          and all(isinstance(progress.get(k), list) for k in ("history", "epoch_losses"))
+          and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in progress["epoch_losses"]))
+    if not ok:
+        raise BenchError(f"'{path}' is not a valid training progress; delete '{path.parent}' to train "
+                         "from the start")
+    return progress
 
 
 # --- loading a hyperfitted checkpoint -----------------------------------------------------------

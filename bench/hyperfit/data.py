@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from bench.errors import BenchError
+from bench.errors import BenchError, parse_problem
 
 if TYPE_CHECKING:
     import torch
@@ -52,8 +52,8 @@ def _read_jsonl(path: Path) -> Iterator[str]:
                 continue
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise BenchError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            except (ValueError, RecursionError) as e:
+                raise BenchError(f"{path}:{lineno}: not valid JSON ({parse_problem(e)})") from None
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                 raise BenchError(f"{path}:{lineno}: a JSONL record needs a string field 'text'")
             yield record["text"]

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.errors import BenchError, parse_problem
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent / "templates" / "pairwise-v1.toml"
 REQUIRED = ("name", "version", "system", "user", "answer_pattern", "labels")
@@ -65,8 +65,8 @@ def _toml_load(path: Path) -> dict:
         raise BenchError(f"cannot read judge template {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise BenchError(f"judge template {path} is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BenchError(f"judge template {path} is not valid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise BenchError(f"judge template {path} is not valid TOML: {parse_problem(exc)}") from None
 
 
 def load_template(path: str | Path | None = None) -> Template:

@@ -40,7 +40,7 @@ def _stat_key(path: Path) -> dict[str, int]:
 def _read_cache(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}  # missing or damaged: it is only a cache
     return data if isinstance(data, dict) else {}
 

@@ -48,7 +48,7 @@ def _config_name(folder: Path) -> str | None:
     """The model name a saved config recorded, when it is a Hub id or a name (not a path)."""
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(config, dict):
         return None

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.errors import BenchError, parse_problem
 from bench.scorers.repetition import score_texts
 
 
@@ -65,8 +65,8 @@ def read_generations(path: str) -> Generations:
         where = f"{path}, line {number}"
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BenchError(f"{where}: invalid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:
+            raise BenchError(f"{where}: invalid JSON ({parse_problem(exc)})") from None
         if not isinstance(record, dict):
             raise BenchError(f"{where}: expected a JSON object, got {type(record).__name__}")
         out.line_numbers.append(number)
