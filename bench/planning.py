@@ -98,6 +98,11 @@ class PlannedRun:
         return len(self.prompts) * self.spec.generation.samples_per_prompt
 
 
+MAX_SAMPLES_PER_PROMPT = 1_000_000
+"""A bound far above any study (a first-token distribution needs thousands): a larger value is a
+typo that would otherwise plan a run of more records than memory holds."""
+
+
 @dataclass
 class Plan:
     runs: list[PlannedRun]
@@ -195,6 +200,9 @@ def plan(options: RunOptions) -> Plan:
     gen = options.generation
     if gen.max_new_tokens < 1 or gen.samples_per_prompt < 1:
         raise BenchError("--max-new-tokens and --samples-per-prompt must be >= 1")
+    if gen.samples_per_prompt > MAX_SAMPLES_PER_PROMPT:
+        raise BenchError(f"--samples-per-prompt is {str(gen.samples_per_prompt)[:40]}; at most "
+                         f"{MAX_SAMPLES_PER_PROMPT:,} samples of a prompt per run")
     from bench.plan_checks import check_options
 
     check_options(options)

@@ -228,8 +228,15 @@ def convert(param: Param, raw: str, decoder_name: str) -> Any:
             if lowered not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(raw)
             return lowered in ("true", "1", "yes")
-        return param.type(raw)
+        value = param.type(raw)
     except (TypeError, ValueError):
         raise BenchError(
-            f"decoder '{decoder_name}': parameter '{param.name}' needs a {param.type.__name__}, got '{raw}'"
+            f"decoder '{decoder_name}': parameter '{param.name}' needs a {param.type.__name__}, got '{raw[:40]}'"
         ) from None
+    if param.type is int and not -INT64 <= value < INT64:  # torch and numpy hold 64-bit integers at most
+        raise BenchError(f"decoder '{decoder_name}': parameter '{param.name}' is {raw[:40]}, beyond a 64-bit integer")
+    return value
+
+
+INT64 = 1 << 63
+"""Integer decoder arguments must fit a 64-bit integer: any larger fails inside torch, after loading."""

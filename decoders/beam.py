@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Sequence
 
 from bench.decoding import Decoder, RowRNG
 from bench.runtime.forward import cache_kwargs
-from bench.errors import check
+from bench.errors import BenchError, check
 from bench.registry import decoder
 
 if TYPE_CHECKING:
@@ -36,8 +36,22 @@ NEVER = -1.0e9
 """The score transformers' beam search gives what must not be chosen (generate uses the same)."""
 
 
+MAX_BEAMS = 4096
+"""More beams than any use of beam search (each beam is a row of the batch): larger is refused at once."""
+
+
+def _check_vocabulary(spec: Any, config: Any) -> None:
+    """Plan-time: more beams than the vocabulary has tokens cannot all be distinct hypotheses."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    vocab = getattr(text, "vocab_size", None)
+    n = spec.kwargs["n"]
+    if isinstance(vocab, int) and n > vocab:
+        raise BenchError(f"decoder 'beam': n={n} beams is more than the model's {vocab} tokens")
+
+
 @decoder(
     "beam",
+    check_model=_check_vocabulary,
     description="beam search with n beams, deterministic; generate(num_beams=n, do_sample=False)'s defaults: "
                 "length_penalty=1.0, early_stopping=False",
     sampling=False,
@@ -46,7 +60,7 @@ def beam(
     n: Annotated[int, "number of beams, >= 1"] = 4,
     length_penalty: Annotated[float, "finished scores are divided by length ** this (1.0: mean log-prob)"] = 1.0,
 ) -> Decoder:
-    check(n >= 1, f"decoder 'beam': n must be >= 1, got {n}")
+    check(1 <= n <= MAX_BEAMS, f"decoder 'beam': n must be between 1 and {MAX_BEAMS}, got {str(n)[:40]}")
     check(length_penalty == length_penalty and abs(length_penalty) != float("inf"),
           f"decoder 'beam': length_penalty must be a finite number, got {length_penalty}")
     return BeamSearch(n, length_penalty)

@@ -39,8 +39,22 @@ if TYPE_CHECKING:
     import torch
 
 
+MAX_CANDIDATES = 1 << 16
+"""Candidates per step are each a forward row: more than this is a typo, refused before loading."""
+
+
+def _check_vocabulary(spec: Any, config: Any) -> None:
+    """Plan-time: k candidates must exist among the model's tokens."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    vocab = getattr(text, "vocab_size", None)
+    if isinstance(vocab, int) and spec.kwargs["k"] > vocab:
+        raise BenchError(f"decoder 'contrastive': k={spec.kwargs['k']} candidates is more than the model's "
+                         f"{vocab} tokens")
+
+
 @decoder(
     "contrastive",
+    check_model=_check_vocabulary,
     description="contrastive search: top-k candidates re-ranked by p - similarity to the context",
     sampling=False,
 )
@@ -48,7 +62,7 @@ def contrastive(
     k: Annotated[int, "number of candidates, >= 1"] = 5,
     alpha: Annotated[float, "degeneration penalty weight, in [0, 1]"] = 0.6,
 ) -> Decoder:
-    check(k >= 1, f"decoder 'contrastive': k must be >= 1, got {k}")
+    check(1 <= k <= MAX_CANDIDATES, f"decoder 'contrastive': k must be in 1..{MAX_CANDIDATES:,}, got {k}")
     check(0.0 <= alpha <= 1.0, f"decoder 'contrastive': alpha must be in [0, 1], got {alpha}")
     return ContrastiveSearch(k, alpha)
 

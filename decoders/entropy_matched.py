@@ -139,6 +139,12 @@ class EntropyMatched(LogitsDecoder):
         return sample_from_probs((logits / t).softmax(dim=-1), rng)
 
 
+MAX_CALIB_PROMPTS = 100_000
+MAX_CALIB_TOKENS = 100_000
+"""Bounds far above any calibration (32 x 64 by default): larger values are typos that would
+allocate more than any machine holds."""
+
+
 @decoder(
     "entropy-matched",
     description="sample from the base model at the temperature whose entropy matches a target (a hyperfitted model's)",
@@ -157,7 +163,9 @@ def entropy_matched(
     check(target is None or (target > 0 and math.isfinite(target)),
           f"decoder 'entropy-matched': target must be > 0 nats, got {target}")
     check(mode in ("global", "per-step"), f"decoder 'entropy-matched': mode must be global or per-step, got '{mode}'")
-    check(calib_prompts >= 1 and calib_tokens >= 1, "decoder 'entropy-matched': calib_prompts and calib_tokens must be >= 1")
+    check(1 <= calib_prompts <= MAX_CALIB_PROMPTS and 1 <= calib_tokens <= MAX_CALIB_TOKENS,
+          f"decoder 'entropy-matched': calib_prompts must be in 1..{MAX_CALIB_PROMPTS:,} and calib_tokens in "
+          f"1..{MAX_CALIB_TOKENS:,}, got {calib_prompts} and {calib_tokens}")
     return EntropyMatched(target, mode, calib_prompts, calib_tokens)
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from bench.decoding import EngineParams, LogitsDecoder
 from bench.errors import BenchError, check
 from bench.registry import decoder
+from decoders.entropy_matched import MAX_CALIB_PROMPTS, MAX_CALIB_TOKENS  # one bound for both
 
 if TYPE_CHECKING:
     import torch
@@ -124,6 +125,7 @@ class StaticReweight(LogitsDecoder):
         return EngineParams(temperature=0.0 if self.greedy else self.t, logit_bias=self.alpha * self.offset)
 
 
+
 @decoder(
     "static-reweight",
     description="base model plus alpha x a fixed logit offset toward the tokens hyperfitting promotes (ablation)",
@@ -142,5 +144,7 @@ def static_reweight(
     check(alpha >= 0 and math.isfinite(alpha), f"decoder 'static-reweight': alpha must be >= 0 and finite, got {alpha}")
     check(top_k >= 1, f"decoder 'static-reweight': top_k must be >= 1, got {top_k}")
     check(t > 0 and math.isfinite(t), f"decoder 'static-reweight': temperature t must be > 0 and finite, got {t}")
-    check(calib_prompts >= 1 and calib_tokens >= 1, "decoder 'static-reweight': calib_prompts and calib_tokens must be >= 1")
+    check(1 <= calib_prompts <= MAX_CALIB_PROMPTS and 1 <= calib_tokens <= MAX_CALIB_TOKENS,
+          f"decoder 'static-reweight': calib_prompts must be in 1..{MAX_CALIB_PROMPTS:,} and calib_tokens in "
+          f"1..{MAX_CALIB_TOKENS:,}, got {calib_prompts} and {calib_tokens}")
     return StaticReweight(alpha, top_k, t, greedy, calib_prompts, calib_tokens)

@@ -11,7 +11,7 @@ from bench.analysis.contexts import Pair, generate, load_pair, run_pass
 from bench.analysis.control import ControlCollector, RankCollector, RankSummary, control_row, summarize_ranks
 from bench.analysis.geometry import GeometryCollector, LensCollector
 from bench.analysis.reweight import DEFAULT_ALPHAS, Sweep, run_sweep
-from bench.stats import Estimate, bootstrap_mean
+from bench.stats import MAX_N_BOOT, Estimate, bootstrap_mean
 from bench.errors import BenchError, check
 from bench.runtime.threads import current as current_threads
 
@@ -47,7 +47,7 @@ class Options:
         check(self.top_k >= 1, f"--top-k must be >= 1, got {self.top_k}")
         check(len(self.alphas) > 0, "--alphas: give at least one alpha")
         check(self.calib_prompts >= 1 and self.calib_tokens >= 1, "--calib-prompts and --calib-tokens must be >= 1")
-        check(self.n_boot >= 1, f"--n-boot must be >= 1, got {self.n_boot}")
+        check(1 <= self.n_boot <= MAX_N_BOOT, f"--n-boot must be in 1..{MAX_N_BOOT:,}, got {str(self.n_boot)[:40]}")
 
 
 @dataclass

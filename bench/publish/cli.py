@@ -134,8 +134,11 @@ def compare(run_a: str, run_b: str, stores: tuple[str, ...], n_boot: int, seed: 
     from bench.outputs import writable_file
     from bench.publish import compare as cmp
 
-    if n_boot < 1 or seed < 0:
-        raise BenchError(f"--n-boot must be >= 1 and --seed >= 0, got {n_boot} and {seed}")
+    from bench.stats import MAX_N_BOOT
+
+    if not 1 <= n_boot <= MAX_N_BOOT or seed < 0:
+        raise BenchError(f"--n-boot must be in 1..{MAX_N_BOOT:,} and --seed >= 0, got {str(n_boot)[:40]} and "
+                         f"{str(seed)[:40]}")
     for option, path in (("--csv", csv_path), ("--markdown", md_path)):
         if path:
             writable_file(path, option, (run_a, run_b, *stores))

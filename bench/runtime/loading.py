@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError, one_line
+from bench.errors import BenchError, one_line, parse_problem
 from bench.runtime.hub_cache import cached_snapshot, hub_offline
 from bench.runtime.devices import torch_dtype
 
@@ -81,6 +81,23 @@ def check_weights(name: str, revision: str | None = None, *, role: str = "model"
         shown = ", ".join(pickles[:3]) + (", ..." if len(pickles) > 3 else "")
         raise BenchError(f"{role} '{name}' has only pickle weights ({shown}), which can run code when loaded: "
                          "convert them to safetensors, or set BENCH_ALLOW_PICKLE=1 if you trust them")
+    _check_local_weights(name, revision, role)
+
+
+def _check_local_weights(name: str, revision: str | None, role: str) -> None:
+    """A local (or cached) folder's safetensors are whole and fit its config: see :mod:`bench.runtime.weights_check`."""
+    from bench.runtime.weights_check import check_folder
+
+    directory = model_dir(name, revision)
+    if directory is None:
+        return
+    config = None
+    if (directory / "config.json").is_file() and not (directory / "adapter_config.json").exists():
+        try:
+            config = load_config(str(directory), role=role)
+        except BenchError:
+            config = None  # loading reports it in its own words
+    check_folder(directory, config)
 
 
 def _load_error(role: str, name: str, exc: BaseException) -> BenchError:
@@ -88,6 +105,8 @@ def _load_error(role: str, name: str, exc: BaseException) -> BenchError:
     if folder.is_dir() and not (folder / "config.json").exists():
         cause = (f"the folder has no config.json, so it is not a transformers model folder (nor a GGUF model: "
                  f"it holds no .gguf file); {one_line(exc, 200)}")
+    elif isinstance(exc, RecursionError) or "digits" in str(exc):  # a hostile config.json
+        cause = f"a JSON file of the model is unreadable: {parse_problem(exc)}"
     else:
         cause = one_line(exc)
     if role == "model":
@@ -102,7 +121,7 @@ def load_config(name: str, revision: str | None = None, *, role: str = "model") 
     source = local_name(name)
     try:
         return AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, RecursionError) as exc:
         raise _load_error(role, name, exc) from None
 
 
@@ -113,7 +132,7 @@ def load_tokenizer(name: str, revision: str | None = None, *, role: str = "model
     source = local_name(name)
     try:
         tok = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=False)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise _load_error(role, name, exc) from None
     if left_pad:
         tok.padding_side = "left"
