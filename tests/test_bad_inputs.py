@@ -32,6 +32,8 @@ RUN = ["run", "--model", "{model}", "--suite", "{P}", "--decoder", "greedy", "--
 JUDGE = ["judge", "{G}", "{G2}", "--judge-url", "http://127.0.0.1:9/v1", "--judge-model", "m", "--cache", "{ws}/c.jsonl"]
 HYPER = ["hyperfit", "--model", "{model}", "--data", "{ws}/train.txt", "--out", "{ws}/hf-out", "--num-sequences", "2",
          "--seq-len", "8", "--epochs", "1", "--no-progress"]
+HF_STATE = ["hyperfit", "--model", "{model}", "--data", "{ws}/train.txt", "--num-sequences", "2", "--seq-len", "8",
+            "--epochs", "2", "--no-progress", "--out"]
 ANALYZE = ["analyze", "--model", "{model}", "--hyperfit", "{ws}/missing-ckpt", "--suite", "{P}", "--out", "{ws}/an"]
 
 
@@ -51,7 +53,16 @@ def _bad_suites() -> dict[str, bytes]:
         "surrogate-id.jsonl": b'{"id": "\\ud800", "prompt": "x"}\n', "truncated.jsonl": b'{"prompt": "Once upon',
         "second-bad.jsonl": line({"prompt": "ok"}) + b"{bad\n", "nul.jsonl": b"\x00\x00\x00\n",
         "long.jsonl": line({"prompt": "Once " * 2000}),
+        # issue 24, part 5: what json.loads itself cannot read
+        "hugeint.jsonl": b'{"id": ' + b"9" * 5000 + b', "prompt": "x", "continuation": "y", "text": "z"}\n',
+        "deep.jsonl": b'{"prompt": "x", "continuation": "y", "text": "z", "a": ' + b"[" * 100000 + b"]" * 100000 + b"}\n",
     }
+
+
+HOSTILE_MODELS = ("vocab-absurd", "hidden-absurd", "layers-absurd", "truncated-weights", "header-2-60",
+                  "header-not-json", "empty-weights", "config-deep", "config-huge-int", "config-a-list")
+HOSTILE_STATES = ("progress-invalid", "progress-hostile", "progress-huge-int", "weights-truncated", "pickle",
+                  "trainer-json-list", "trainer-tensors-missing", "weights-of-another-run")
 
 
 CASES: list[tuple[str, list[str]]] = [
@@ -282,10 +293,121 @@ CASES: list[tuple[str, list[str]]] = [
     ("analyze-calib-0", ANALYZE + ["--calib-prompts", "0"]),
     ("analyze-device-bogus", ANALYZE + ["--device", "bogus"]),
     ("analyze-suite-missing", ANALYZE[:5] + ["--suite", "{ws}/none.jsonl", "--out", "{ws}/an"]),
+    # --- issue 24, part 5: files no parser should trust ---
+    ("score-huge-int", ["score", "{ws}/bad/hugeint.jsonl"]),
+    ("score-deep", ["score", "{ws}/bad/deep.jsonl"]),
+    ("run-config-deep-toml", RUN + ["--config", "{ws}/deep.toml"]),
+    ("run-config-huge-int-toml", RUN + ["--config", "{ws}/hugeint.toml"]),
+    ("judge-template-deep-toml", JUDGE + ["--template", "{ws}/deep.toml"]),
+    ("hyperfit-data-huge-int", HYPER[:3] + ["--data", "{ws}/bad/hugeint.jsonl"] + HYPER[5:]),
+    ("hyperfit-data-deep", HYPER[:3] + ["--data", "{ws}/bad/deep.jsonl"] + HYPER[5:]),
+    # --- hostile model folders ---
+    *[(f"run-model-{name}", ["run", "--model", "{ws}/hostile/" + name] + RUN[3:]) for name in HOSTILE_MODELS],
+    ("run-model-chat-template-blocked", ["run", "--model", "{ws}/hostile/blocked-template"] + RUN[3:]
+     + ["--chat-template"]),
+    ("judge-local-chat-template-blocked", ["judge", "{G}", "{G2}", "--judge-local", "{ws}/hostile/blocked-template",
+                                           "--cache", "{ws}/c.jsonl"]),
+    ("judge-local-truncated", ["judge", "{G}", "{G2}", "--judge-local", "{ws}/hostile/truncated-weights",
+                               "--cache", "{ws}/c.jsonl"]),
+    ("hyperfit-model-truncated", ["hyperfit", "--model", "{ws}/hostile/truncated-weights"] + HYPER[3:]),
+    ("hyperfit-model-vocab-absurd", ["hyperfit", "--model", "{ws}/hostile/vocab-absurd"] + HYPER[3:]),
+    ("run-amateur-truncated", RUN + ["--decoder", "contrastive-decoding", "--amateur", "{ws}/hostile/truncated-weights"]),
+    # --- decoder values refused at plan time, before loading ---
+    ("run-beam-n-past-vocab", RUN + ["--decoder", "beam:n=600"]),
+    ("run-beam-n-huge", RUN + ["--decoder", "beam:n=" + "9" * 30]),
+    ("run-beam-n-over-bound", RUN + ["--decoder", "beam:n=5000"]),
+    ("run-contrastive-k-past-vocab", RUN + ["--decoder", "contrastive:k=600"]),
+    ("run-contrastive-k-near-int64", RUN + ["--decoder", "contrastive:k=9223372036854775000"]),
+    ("run-contrastive-k-huge", RUN + ["--decoder", "contrastive:k=" + "9" * 30]),
+    ("run-top-k-past-int64", RUN + ["--decoder", "top-k:k=" + "9" * 30]),
+    ("run-entropy-calib-tokens-huge", RUN + ["--decoder", "entropy-matched:target=2,calib_tokens=9000000000000000000"]),
+    ("run-entropy-calib-prompts-huge", RUN + ["--decoder", "entropy-matched:target=2,calib_prompts=9000000000000"]),
+    ("run-samples-huge", RUN + ["--samples-per-prompt", "9" * 22]),
+    ("run-samples-over-bound", RUN + ["--samples-per-prompt", "2000000"]),
+    ("compare-n-boot-huge", ["compare", "{run}", "{run}", "--n-boot", "9" * 13]),
+    ("analyze-n-boot-huge", ANALYZE + ["--n-boot", "9" * 13]),
+    # --- a hyperfit resume state that is corrupt or hostile (never unpickled) ---
+    *[(f"hyperfit-state-{name}", HF_STATE + ["{ws}/states/" + name]) for name in HOSTILE_STATES],
     # --- the group ---
     ("unknown-command", ["frobnicate"]),
     ("unknown-top-option", ["--frob"]),
 ]
+
+
+def _model_copy(src: str, dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    for f in Path(src).iterdir():
+        if f.is_file():
+            shutil.copy(f, dst / f.name)
+    return dst
+
+
+def _edit_config(folder: Path, **changes: object) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _hostile_models(root: Path, model: str) -> None:
+    """Copies of ``model`` with one hostile file each (issue 24, part 5)."""
+    import struct
+
+    made = {name: _model_copy(model, root / name) for name in HOSTILE_MODELS + ("blocked-template",)}
+    _edit_config(made["vocab-absurd"], vocab_size=10 ** 12)
+    _edit_config(made["hidden-absurd"], hidden_size=10 ** 9)
+    _edit_config(made["layers-absurd"], num_hidden_layers=10 ** 6)
+    weights = (Path(model) / "model.safetensors").read_bytes()
+    (made["truncated-weights"] / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    (made["header-2-60"] / "model.safetensors").write_bytes(struct.pack("<Q", 2 ** 60) + weights[8:])
+    (made["header-not-json"] / "model.safetensors").write_bytes(struct.pack("<Q", 16) + b"not a json table" + weights[8:])
+    (made["empty-weights"] / "model.safetensors").write_bytes(b"")
+    (made["config-deep"] / "config.json").write_text('{"a": ' + "[" * 100000 + "]" * 100000 + "}")
+    text = (made["config-huge-int"] / "config.json").read_text()
+    (made["config-huge-int"] / "config.json").write_text(text.replace('"vocab_size": 512', '"vocab_size": ' + "9" * 5000))
+    (made["config-a-list"] / "config.json").write_text("[1, 2, 3]")
+    tok = made["blocked-template"] / "tokenizer_config.json"
+    tok.write_text(json.dumps(dict(json.loads(tok.read_text()), chat_template="{{ ''.__class__.__mro__ }}")))
+
+
+def _hostile_states(root: Path, model: str) -> None:
+    """Hyperfit folders stopped after epoch 1 of 2, each with one damaged file in ``state/``."""
+    import pickle
+
+    base = root / "_base"
+    result = CliRunner().invoke(main, ["hyperfit", "--model", model, "--data", str(root.parent / "train.txt"),
+                                       "--num-sequences", "2", "--seq-len", "8", "--epochs", "1", "--no-progress",
+                                       "--out", str(base)])
+    assert result.exit_code == 0, result.output
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, (f"touch {root}/PWNED",))
+
+    for name in HOSTILE_STATES:
+        folder = root / name
+        shutil.copytree(base, folder)
+        state = folder / "state"
+        if name == "progress-invalid":
+            (state / "progress.json").write_text("{not json")
+        elif name == "progress-hostile":
+            (state / "progress.json").write_text('{"epoch": "x", "history": {}, "epoch_losses": ["a"]}')
+        elif name == "progress-huge-int":
+            (state / "progress.json").write_text('{"epoch": ' + "9" * 5000 + ', "history": [], "epoch_losses": []}')
+        elif name == "weights-truncated":
+            data = (state / "weights.safetensors").read_bytes()
+            (state / "weights.safetensors").write_bytes(data[: len(data) // 2])
+        elif name == "pickle":
+            (state / "trainer.pt").write_bytes(pickle.dumps(Hostile()))
+        elif name == "trainer-json-list":
+            (state / "trainer.json").write_text("[1, 2]")
+        elif name == "trainer-tensors-missing":
+            (state / "trainer.safetensors").unlink()
+        elif name == "weights-of-another-run":
+            import torch
+            from safetensors.torch import save_file
+
+            save_file({"lm_head.weight": torch.zeros(3, 4)}, str(state / "weights.safetensors"))
+    shutil.rmtree(base)
 
 
 def _tree_hash(root: Path) -> str:
@@ -367,6 +489,10 @@ def ws(tmp_path_factory: pytest.TempPathFactory, stories260k: str) -> dict[str, 
     shutil.copytree(stories260k, same)
     (root / "train.txt").write_text("Once upon a time there was a little cat. " * 40)
     (root / "empty.txt").write_text("")
+    (root / "deep.toml").write_text("a = " + "[" * 100000 + "]" * 100000 + "\n")
+    (root / "hugeint.toml").write_text("max_new_tokens = " + "9" * 5000 + "\n")
+    _hostile_models(root / "hostile", stories260k)
+    _hostile_states(root / "states", stories260k)
     return {"ws": str(root), "store": str(store), "run": str(run), "model": stories260k, "F": str(root / "F"),
             "D": str(root / "D"), "P": str(good), "G": str(root / "gens.jsonl"), "G2": str(root / "gens2.jsonl"),
             "CSV": str(root / "leaderboard.csv"), "Pk": str(pickle_only), "Same": str(same)}

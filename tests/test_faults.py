@@ -81,6 +81,32 @@ def test_disk_full_while_appending_keeps_whole_records(tmp_path, prompts, storie
     assert len(recs) == 6 and len({r["prompt_id"] for r in recs}) == 6
 
 
+@pytest.mark.parametrize("command", ["view", "leaderboard", "compare-markdown", "compare-csv"])
+def test_disk_full_while_publishing_leaves_no_partial_file(tmp_path, prompts, stories260k, monkeypatch, command):
+    out = tmp_path / "runs"
+    assert CliRunner().invoke(main, _run(stories260k, prompts, out)).exit_code == 0
+    run = next(p.parent for p in out.glob("*/header.json"))
+    dest = tmp_path / "pub"
+    argv = {"view": ["view", str(out), "--out", str(dest)],
+            "leaderboard": ["leaderboard", str(out), "--out", str(dest / "board")],
+            "compare-markdown": ["compare", str(run), str(run), "--n-boot", "10", "--markdown", str(dest / "c.md")],
+            "compare-csv": ["compare", str(run), str(run), "--n-boot", "10", "--csv", str(dest / "c.csv")]}[command]
+    real = Path.write_text
+
+    def write_text(self, data, *a, **kw):
+        if self.name.endswith(".tmp") and str(self).startswith(str(dest)):
+            real(self, data[: len(data) // 2], *a, **kw)  # half of it reaches the disk, then it is full
+            raise _enospc(str(self))
+        return real(self, data, *a, **kw)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code != 0
+    # what failed is absent, not half there (the leaderboard's CSV is written whole before its pages)
+    partial = (".tmp", ".html", ".md") + ((".csv",) if command == "compare-csv" else ())
+    assert not [p for p in dest.rglob("*") if p.is_file() and p.suffix in partial], sorted(dest.rglob("*"))
+
+
 def test_disk_full_while_writing_scores_leaves_no_empty_tmp(tmp_path, prompts, stories260k, monkeypatch):
     out = tmp_path / "runs"
     real = Path.write_text

@@ -9,6 +9,7 @@ extend a run, ``state/`` (trainable weights, optimizer, RNG and progress at the 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -172,6 +173,51 @@ def state_dir(directory: Path) -> Path | None:
     return None
 
 
+def check_state(directory: Path, meta: dict[str, Any]) -> None:
+    """Before any model is loaded: the state's files are whole, hold no pickle, and carry as many
+    trainable values as ``meta`` (the run's hyperfit.json) says; else one line naming the file."""
+    from bench.runtime.weights_check import read_header
+
+    source = state_dir(directory)
+    if source is None:
+        raise BenchError(f"'{directory}' holds no saved training state to resume from")
+    _refuse_pickles(source)
+    _read_progress(source / "progress.json")
+    _read_trainer_json(source)
+    for name in ("weights.safetensors", TRAINER_TENSORS):
+        try:
+            table = read_header(source / name)
+        except OSError as exc:
+            raise BenchError(f"'{source / name}' is missing or unreadable ({exc.strerror or exc}); delete "
+                             f"'{source}' to train from the start") from None
+        if name == "weights.safetensors":
+            count = sum(math.prod(e.get("shape") or []) for k, e in table.items()
+                        if k != "__metadata__" and isinstance(e, dict))
+            expected = meta.get("trainable_parameters")
+            if type(expected) is int and count != expected:
+                raise BenchError(f"'{source / name}' holds {count:,} values, but this run trains {expected:,}; "
+                                 f"it is another run's state: delete '{source}' to train from the start")
+
+
+def _refuse_pickles(source: Path) -> None:
+    pickles = sorted(p.name for p in source.iterdir() if p.suffix in (".pt", ".pth", ".bin", ".pkl", ".pickle"))
+    if pickles:
+        raise BenchError(f"'{source}' holds {pickles[0]}, a pickle; decbench never unpickles a training state "
+                         f"(it may run code). Delete '{source}' to train from the start")
+
+
+def _read_trainer_json(source: Path) -> dict[str, Any]:
+    try:
+        plain = json.loads((source / TRAINER_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        plain = None
+    if not (isinstance(plain, dict) and isinstance(plain.get("param_groups"), list)
+            and isinstance(plain.get("values"), dict)):
+        raise BenchError(f"'{source / TRAINER_JSON}' is missing or damaged; delete '{source}' to train "
+                         "from the start")
+    return plain
+
+
 def load_state(directory: Path, model: Any, optimizer: Any) -> dict[str, Any]:
     """Restore weights, optimizer and RNG saved by :func:`save_state`; return the progress.
 
@@ -183,18 +229,15 @@ def load_state(directory: Path, model: Any, optimizer: Any) -> dict[str, Any]:
     source = state_dir(directory)
     if source is None:
         raise BenchError(f"'{directory}' holds no saved training state to resume from")
-    pickles = sorted(p.name for p in source.iterdir() if p.suffix in (".pt", ".pth", ".bin", ".pkl", ".pickle"))
-    if pickles:
-        raise BenchError(f"'{source}' holds {pickles[0]}, a pickle; decbench never unpickles a training state "
-                         f"(it may run code). Delete '{source}' to train from the start")
+    _refuse_pickles(source)
     progress = _read_progress(source / "progress.json")
     weights = _read_tensors(source / "weights.safetensors")
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     if set(weights) != set(trainable) or any(weights[n].shape != p.shape for n, p in trainable.items()):
         raise BenchError(f"the saved state in '{source}' does not match this model's trainable parameters")
     tensors = _read_tensors(source / TRAINER_TENSORS)
+    plain = _read_trainer_json(source)
     try:
-        plain = json.loads((source / TRAINER_JSON).read_text(encoding="utf-8"))
         optimizer_state = _join_optimizer_state(tensors, plain)
         rng = tensors["rng/cpu"]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, RecursionError):

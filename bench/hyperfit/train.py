@@ -374,6 +374,8 @@ def train(
                 f"(loss {old['final_loss']:.5f}); nothing to train")
             return TrainResult(old)
 
+    if old is not None and old.get("epochs_done") and ckpt.state_dir(out) is not None:
+        ckpt.check_state(out, old)  # a damaged or foreign state stops here, before the model loads
     torch.manual_seed(recipe.seed)
     model = ckpt.load_base_model(model_name, recipe.dtype)
     if gradient_checkpointing:

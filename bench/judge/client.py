@@ -151,6 +151,13 @@ class LocalJudge:
 
         self.path, self.max_tokens = path, max_tokens
         self.model, self.tok = load_scorer(path, device, role="judge model")
+        try:  # rendered once now: a template the Jinja sandbox blocks stops here, not mid-judging
+            self._prompt("system", "user")
+        except Exception as exc:  # jinja2's SecurityError / TemplateError and whatever a template raises
+            from bench.errors import one_line
+
+            raise BenchError(f"--judge-local: the chat template of '{path}' cannot be rendered "
+                             f"({type(exc).__name__}: {one_line(exc, 160)})") from None
         self._lock = threading.Lock()  # generate() on one model is not safe to run concurrently
         self.requests = 0
         self.retries = 0

@@ -30,6 +30,7 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
     from bench.publish.front import front_markdown, png_paths, write_front_png
     from bench.publish.html import render_html
     from bench.publish.markdown import render_markdown
+    from bench.runtime.provenance import write_text_atomic
 
     from bench.outputs import writable_file
 
@@ -56,8 +57,8 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
     write_csv(rows, paths["csv"])
     pngs = {suite: png for suite, png in png_paths(out, list(by_suite)).items()
             if write_front_png(by_suite[suite], suite, png)}
-    paths["md"].write_text(render_markdown(title, by_suite, metrics, notes) + front_markdown(by_suite, pngs))
-    paths["html"].write_text(render_html(title, by_suite, metrics, notes, samples=samples))
+    write_text_atomic(paths["md"], render_markdown(title, by_suite, metrics, notes) + front_markdown(by_suite, pngs))
+    write_text_atomic(paths["html"], render_html(title, by_suite, metrics, notes, samples=samples))
     return dict(paths, **{f"front {suite}": png for suite, png in pngs.items()})
 
 

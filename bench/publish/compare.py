@@ -168,12 +168,17 @@ def _num(value: Any, spec: str = ".6g") -> str:
 
 
 def write_csv(diffs: list[Diff], path: str | Path) -> None:
+    import io
+
+    from bench.runtime.provenance import write_text_atomic
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in as_rows(diffs):
-            writer.writerow({k: _num(v) if isinstance(v, float) or v is None else v for k, v in row.items()})
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in as_rows(diffs):
+        writer.writerow({k: _num(v) if isinstance(v, float) or v is None else v for k, v in row.items()})
+    write_text_atomic(path, buffer.getvalue())  # a full disk leaves the old file, not half a table
 
 
 def title(run_a: RunDir, run_b: RunDir, n_shared: int, n_boot: int) -> str:
@@ -185,13 +190,14 @@ def title(run_a: RunDir, run_b: RunDir, n_shared: int, n_boot: int) -> str:
 
 def write_markdown(diffs: list[Diff], path: str | Path, heading: str) -> None:
     from bench.publish.markdown import md_text
+    from bench.runtime.provenance import write_text_atomic
 
     lines = [f"# {md_text(heading)}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 7 + ["---"]) + "|"]
     for row in as_rows(diffs):
         lines.append("| " + " | ".join(_num(v, ".4g") if isinstance(v, float) or v is None else str(v)
                                        for v in row.values()) + " |")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def render(diffs: list[Diff], heading: str) -> Any:

@@ -204,11 +204,10 @@ def render_view(runs: list[RunDir], title: str = "decbench samples") -> str:
 def write_view(inputs: list[str], out: str | Path, *, title: str | None = None) -> Path:
     """Write ``out/index.html`` for the runs under ``inputs`` (run folders or stores)."""
     from bench.publish import find_runs
+    from bench.runtime.provenance import write_text_atomic
 
     runs = find_runs(inputs)
     path = Path(out) / PAGE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_view(runs, title or "decbench samples"), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, render_view(runs, title or "decbench samples"))  # a full disk leaves no part page
     return path

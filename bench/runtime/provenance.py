@@ -36,6 +36,19 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``<path>.<pid>.tmp`` and rename it over ``path``; a failed write (a full
+    disk) removes the temporary file and leaves the old ``path`` as it was."""
+    target = Path(path)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_json_atomic(path: str | os.PathLike, data: Any, *, sort_keys: bool = False) -> None:
     """Write JSON to ``<path>.tmp`` and rename it over ``path``: readers see the old file or the new
     one, never half of one. A failed write (a full disk) removes the temporary file.
