@@ -268,8 +268,11 @@ def run(**kw: Any) -> None:
         variants = load_sweep(config, kw, ctx.command.params, given, overridden)
         for key in overridden:
             click.echo(f"note: the command line's --{key.replace('_', '-')} overrides '{key}' in {config}", err=True)
-    options = [run_options(v) for v in variants]
-    the_plan = plan_sweep(options)
+    try:
+        options = [run_options(v) for v in variants]
+        the_plan = plan_sweep(options)
+    except BenchError as exc:
+        raise _from_sweep_file(exc, config, kw, variants) from None
     for name, reason in the_plan.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
     for warning in the_plan.warnings:
@@ -277,6 +280,19 @@ def run(**kw: Any) -> None:
     from bench.sweep import execute
 
     execute(the_plan, options[0])
+
+
+def _from_sweep_file(exc: BenchError, config: str | None, flags: dict[str, Any],
+                     variants: list[dict[str, Any]]) -> BenchError:
+    """A planning error about a value the sweep file set names the file (the message names the option)."""
+    if not config or str(exc).startswith(config):
+        return exc
+    from_file = {k for v in variants for k, value in v.items() if value != flags.get(k)}
+    message = str(exc)
+    mentioned = [k for k in from_file if f"--{k.replace('_', '-')}" in message or f"'{k}'" in message]
+    if mentioned or ("decoders" in from_file and message.startswith("decoder '")):
+        return BenchError(f"{config}: {message}")
+    return exc
 
 
 @main.command()

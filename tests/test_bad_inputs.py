@@ -298,6 +298,8 @@ CASES: list[tuple[str, list[str]]] = [
     ("score-deep", ["score", "{ws}/bad/deep.jsonl"]),
     ("run-config-deep-toml", RUN + ["--config", "{ws}/deep.toml"]),
     ("run-config-huge-int-toml", RUN + ["--config", "{ws}/hugeint.toml"]),
+    ("run-config-zero-tokens", RUN[:-6] + ["--config", "{ws}/zero-tokens.toml", "--out", "{store}"]),
+    ("run-config-beam-past-vocab", RUN[:5] + ["--config", "{ws}/beam-600.toml", "--out", "{store}"]),
     ("judge-template-deep-toml", JUDGE + ["--template", "{ws}/deep.toml"]),
     ("hyperfit-data-huge-int", HYPER[:3] + ["--data", "{ws}/bad/hugeint.jsonl"] + HYPER[5:]),
     ("hyperfit-data-deep", HYPER[:3] + ["--data", "{ws}/bad/deep.jsonl"] + HYPER[5:]),
@@ -491,6 +493,8 @@ def ws(tmp_path_factory: pytest.TempPathFactory, stories260k: str) -> dict[str, 
     (root / "empty.txt").write_text("")
     (root / "deep.toml").write_text("a = " + "[" * 100000 + "]" * 100000 + "\n")
     (root / "hugeint.toml").write_text("max_new_tokens = " + "9" * 5000 + "\n")
+    (root / "zero-tokens.toml").write_text("max_new_tokens = 0\n")
+    (root / "beam-600.toml").write_text('decoders = ["beam:n=600"]\n')
     _hostile_models(root / "hostile", stories260k)
     _hostile_states(root / "states", stories260k)
     return {"ws": str(root), "store": str(store), "run": str(run), "model": stories260k, "F": str(root / "F"),
@@ -552,3 +556,12 @@ def test_bad_input_in_a_real_process(name: str, ws: dict[str, str]) -> None:
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert _tree_hash(root) == before
+
+
+@pytest.mark.parametrize("name,toml", [("run-config-zero-tokens", "zero-tokens.toml"),
+                                       ("run-config-beam-past-vocab", "beam-600.toml"),
+                                       ("run-config-deep-toml", "deep.toml")])
+def test_a_sweep_files_error_names_the_file(name: str, toml: str, ws: dict[str, str]) -> None:
+    argv = dict(CASES)[name]
+    result = CliRunner().invoke(main, [a.format(**ws) for a in argv])
+    assert result.exit_code == 2 and result.stderr.startswith(f"error: {ws['ws']}/{toml}: "), result.stderr
