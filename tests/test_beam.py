@@ -138,7 +138,8 @@ def test_runs_through_the_hf_backend(stories260k):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("beam:n=0", "decoder 'beam': n must be >= 1, got 0"),
+    ("beam:n=0", "decoder 'beam': n must be between 1 and 4096, got 0"),
+    ("beam:n=4097", "decoder 'beam': n must be between 1 and 4096, got 4097"),
     ("beam:length_penalty=nan", "decoder 'beam': length_penalty must be a finite number, got nan"),
 ])
 def test_bad_arguments_are_one_line_errors(text, message):

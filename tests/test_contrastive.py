@@ -171,7 +171,8 @@ def test_eager_attention_gives_the_same_tokens(models):
 
 
 @pytest.mark.parametrize("args, message", [
-    (dict(k=0), "k must be >= 1, got 0"),
+    (dict(k=0), "k must be in 1..65,536, got 0"),
+    (dict(k=65537), "k must be in 1..65,536, got 65537"),
     (dict(alpha=-0.1), "alpha must be in [0, 1], got -0.1"),
     (dict(alpha=1.5), "alpha must be in [0, 1], got 1.5"),
     (dict(alpha=float("nan")), "alpha must be in [0, 1], got nan"),
