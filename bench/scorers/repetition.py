@@ -220,7 +220,7 @@ def score_texts(texts: list[str], token_ids: list[list[int]] | None = None) -> d
 
 @dataclass
 class _DistinctPlan:
-    """distinct-n of a resample = exclusive @ present + number of shared n-grams hit by a present text."""
+    """distinct-n of a resample = exclusive @ present + shared n-grams hit by a present text + sure hits."""
 
     exclusive: np.ndarray
     """Per text, distinct n-grams found in no other text."""
@@ -230,16 +230,52 @@ class _DistinctPlan:
     """Start of each n-gram's group in ``shared_text``."""
     total: np.ndarray
     """Per text, n-gram count."""
+    sure: int = 0
+    """Shared n-grams in so many prompts that no resample can miss them (see :data:`MISS_BOUND`)."""
 
 
-def _distinct_plan(stats: _WordStats, n: int, n_texts: int) -> _DistinctPlan:
+MISS_BOUND = 1e-15
+"""The n-grams of the most prompts are counted as hit by every resample, without a look at which
+prompts it drew, as long as the chance that one resample misses any of them is at most this (so at
+most 1e-9 over :data:`MISS_BOUND_REPLICATES` resamples). An n-gram in ``k`` of ``P`` prompts is
+missed by a resample with probability ``((P - k) / P) ** P``, below ``exp(-k)``: the n-grams shared by
+most prompts (the bulk of the work at 100k records: every text holds the common words) are then
+free, and intervals equal the exact computation's, under the same seed, but for that chance."""
+MISS_BOUND_REPLICATES = 1_000_000
+"""Replicates the bound is sized for (``bench compare``'s ``--n-boot`` at most)."""
+
+
+def _distinct_plan(stats: _WordStats, n: int, n_texts: int, prompt_index: np.ndarray | None = None,
+                   n_prompts: int | None = None) -> _DistinctPlan:
     grams, text = stats.incidence[n]
     texts_per_gram = np.bincount(grams) if len(grams) else np.zeros(0, dtype=np.int64)
     shared = texts_per_gram[grams] > 1
     exclusive = np.bincount(text[~shared], minlength=n_texts)
-    shared_grams = grams[shared]  # sorted, since incidence pairs are sorted by n-gram first
+    shared_grams, shared_text = grams[shared], text[shared]  # sorted by n-gram: incidence pairs are
+    sure = 0
+    if len(shared_grams) and n_prompts and n_prompts > 1:
+        keep, sure = _drop_sure_hits(shared_grams, shared_text, prompt_index, n_prompts)
+        shared_grams, shared_text = shared_grams[keep], shared_text[keep]
     starts = np.flatnonzero(np.r_[True, shared_grams[1:] != shared_grams[:-1]]) if len(shared_grams) else shared_grams
-    return _DistinctPlan(exclusive, text[shared], starts, stats.distinct_total(n))
+    return _DistinctPlan(exclusive, shared_text, starts, stats.distinct_total(n), sure)
+
+
+def _drop_sure_hits(grams: np.ndarray, texts: np.ndarray, prompt_index: np.ndarray | None,
+                    n_prompts: int) -> tuple[np.ndarray, int]:
+    """Which (n-gram, text) cells to keep, and how many n-grams every resample hits (see :data:`MISS_BOUND`)."""
+    prompts = prompt_index[texts] if prompt_index is not None else texts
+    pairs = _distinct_sorted(grams * n_prompts + prompts)  # distinct (n-gram, prompt)
+    per_gram = np.bincount(pairs // n_prompts)
+    ids = np.flatnonzero(per_gram)
+    k = per_gram[ids]
+    with np.errstate(divide="ignore"):  # log(0) = -inf when k = P: such an n-gram is never missed
+        miss = np.exp(n_prompts * np.log1p(-np.minimum(k, n_prompts) / n_prompts))
+    order = np.argsort(-k, kind="stable")
+    # the cumulative chance grows as k falls: the sure n-grams are a prefix of the order
+    sure_ids = ids[order[: int((np.cumsum(miss[order]) <= MISS_BOUND).sum())]]
+    is_sure = np.zeros(int(grams.max()) + 1, dtype=bool)
+    is_sure[sure_ids] = True
+    return ~is_sure[grams], len(sure_ids)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -267,7 +303,7 @@ def _batch_metrics(
     present = counts > 0
     drawn = present.astype(np.float64)
     for n, plan in plans.items():
-        unique = drawn @ plan.exclusive
+        unique = drawn @ plan.exclusive + plan.sure
         if len(plan.group_starts):
             hit = np.logical_or.reduceat(present[:, plan.shared_text], plan.group_starts, axis=1)
             unique = unique + hit.sum(axis=1)
@@ -290,7 +326,8 @@ class CorpusResampler:
     ``bench compare`` and multi-seed leaderboard rows.
     """
 
-    def __init__(self, texts: list[str], token_ids: list[list[int]] | None, prompt_ids: Sequence[str] | None = None):
+    def __init__(self, texts: list[str], token_ids: list[list[int]] | None, prompt_ids: Sequence[str] | None = None,
+                 *, exact: bool = False):
         from bench.stats import unit_index
 
         _check_texts(texts)
@@ -302,7 +339,9 @@ class CorpusResampler:
         self.prompt_index, self.n_prompts = unit_index(ids)
         self.stats = _word_stats(texts, incidence=True)
         self.tokens = _token_arrays(token_ids, len(texts)) if token_ids is not None else None
-        self.plans = {n: _distinct_plan(self.stats, n, len(texts)) for n in DISTINCT_ORDERS}
+        # exact: every shared n-gram looked up in every resample (the reference the shortcut is tested against)
+        self.plans = {n: _distinct_plan(self.stats, n, len(texts), self.prompt_index, None if exact else self.n_prompts)
+                      for n in DISTINCT_ORDERS}
         self.width = max(max(len(p.shared_text) for p in self.plans.values()), len(texts), 1)
         """The widest per-record array a replicate gathers (sizes the batches)."""
 
@@ -318,6 +357,7 @@ def bootstrap_ci(
     seed: int = 0,
     level: float = 0.95,
     prompt_ids: Sequence[str] | None = None,
+    exact: bool = False,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals for every metric of :func:`score_texts`.
 
@@ -349,7 +389,7 @@ def bootstrap_ci(
         raise BenchError(f"n_boot must be a positive integer, got {n_boot!r}")
     if not 0 < level < 1:
         raise BenchError(f"level must be in (0, 1), got {level!r}")
-    corpus = CorpusResampler(texts, token_ids, prompt_ids)
+    corpus = CorpusResampler(texts, token_ids, prompt_ids, exact=exact)
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
     for size in batch_sizes(n_boot, corpus.width):
