@@ -277,6 +277,8 @@ def run(**kw: Any) -> None:
         click.echo(f"skipped {name}: {reason}", err=True)
     for warning in the_plan.warnings:
         click.echo(f"warning: {warning}", err=True)
+    for notice in the_plan.notices:
+        click.echo(f"notice: {notice}", err=True)
     from bench.sweep import execute
 
     execute(the_plan, options[0])

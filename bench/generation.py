@@ -102,6 +102,12 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
         reference = backends.reference(spec.model, spec.model.hyperfit) if spec.model.hyperfit else base
         planned.resolved.update(decoder.calibrate(base, reference, planned.prompts))
         on_calibrate(False)
+    from bench.applied import applied_settings, model_sampling_defaults
+
+    planned.resolved["applied"] = applied_settings(backend, decoder, spec.generation.max_new_tokens)
+    defaults = model_sampling_defaults(spec.model.name, spec.model.revision) if spec.backend != "fake" else {}
+    if defaults:
+        planned.resolved["model_sampling_defaults"] = {**defaults, "applied": False}
     new_run = not (store.root / spec.run_id).exists()
     try:
         with store.writing(spec, expected_records=planned.expected_records, device=backend.device,

@@ -194,4 +194,5 @@ def plan_sweep(options: list[Any]) -> Any:
     order = list(dict.fromkeys(r.spec.model.name for r in runs))
     runs.sort(key=lambda r: order.index(r.spec.model.name))
     skipped = list(dict.fromkeys(s for p in plans for s in p.skipped))
-    return replace(plans[0], runs=runs, skipped=skipped) if len(plans) > 1 else plans[0]
+    notices = list(dict.fromkeys(n for p in plans for n in p.notices))
+    return replace(plans[0], runs=runs, skipped=skipped, notices=notices) if len(plans) > 1 else plans[0]

@@ -110,6 +110,8 @@ class Plan:
     """(decoder, reason) for decoders that ``all`` could not run."""
     warnings: list[str] = field(default_factory=list)
     """Things the user should know before trusting the numbers (a hyperfit above its target loss)."""
+    notices: list[str] = field(default_factory=list)
+    """Things worth one line that change nothing (a model's sampling defaults, which are not applied)."""
 
 
 def expand_decoders(names: tuple[str, ...], available: dict[str, bool]) -> tuple[list[DecoderSpec], list[tuple[str, str]]]:
@@ -228,9 +230,14 @@ def plan(options: RunOptions) -> Plan:
     hyperfit_fp = _hyperfit_fingerprint(options.hyperfit) if options.hyperfit else ""
     hyperfit_info, warnings = _hyperfit_summary(options.hyperfit) if options.hyperfit else ({}, [])
     amateur_fp = amateur_fingerprint(options.amateur) if options.amateur else ""
-    runs = []
+    from bench.applied import defaults_notice, model_sampling_defaults
+
+    runs, notices = [], []
     for text in options.models:
         base, model_dtype, tokenizer, config = plan_model(options, text, dtype)
+        defaults = model_sampling_defaults(base.name, base.revision) if options.backend in ("hf", "vllm") else {}
+        if defaults:
+            notices.append(defaults_notice(base.label, defaults))
         if options.hyperfit and any(uses_hyperfit(get_decoder(d.name), d) for d in decoders):
             from bench.hyperfit.checkpoint import check_hyperfit
 
@@ -251,7 +258,7 @@ def plan(options: RunOptions) -> Plan:
                     spec = RunSpec(model, dspec, suite_spec, replace(gen, seed=seed), options.backend,
                                    backend_version, model_dtype)
                     runs.append(PlannedRun(spec, prompts, info, dict(hyperfit_info) if hyper else {}))
-    return Plan(runs, skipped, warnings)
+    return Plan(runs, skipped, warnings, notices)
 
 
 def plan_model(options: RunOptions, text: str, run_dtype: str) -> tuple[ModelSpec, str, Any, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -178,8 +179,9 @@ class RunSpec:
                 d["model"][key] = d["model"][key].rstrip("/").split("/")[-1]
         return d
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
+        """The first 16 hex digits of the identity's hash (computed once: a spec is frozen)."""
         canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -180,6 +180,8 @@ class RunDir:
 
     path: Path
     _hash_checked: bool = field(default=False, repr=False, compare=False)
+    _snapshot: Any = field(default=None, repr=False, compare=False)
+    """(size, mtime, inode) of the generations file and what :meth:`snapshot` read from it."""
 
     @property
     def run_id(self) -> str:
@@ -236,6 +238,13 @@ class RunDir:
         which records they were computed from. Duplicate keys (two writers before there was a lock)
         keep their first record: the same key always has the same seed and text."""
         path = self.path / GENERATIONS
+        try:
+            stat = path.stat()
+            stat_key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        except FileNotFoundError:
+            stat_key = None
+        if stat_key is not None and self._snapshot is not None and self._snapshot[0] == stat_key:
+            return self._snapshot[1]  # the file is as it was read: no second parse of a large run
         numbered, digest = _read_numbered(path)
         seen: set[tuple[str, int]] = set()
         unique = []
@@ -245,6 +254,8 @@ class RunDir:
             if key not in seen:
                 seen.add(key)
                 unique.append(r)
+        if stat_key is not None:
+            self._snapshot = (stat_key, (unique, digest))
         return unique, digest
 
     def scores(self) -> dict[str, Any] | None:

@@ -128,6 +128,15 @@ class EntropyMatched(LogitsDecoder):
         logits = logits.double()
         return logits / solve_temperature(logits, self.target, per_row=True)
 
+    def steps(self) -> list[str]:
+        """What :meth:`select` does, for the run header (:mod:`bench.applied`)."""
+        self.engine_params()  # raises before calibration
+        if self.mode == "global":
+            scale = f"divide the logits by the calibrated temperature {self.temperature:.6g}"
+        else:
+            scale = f"divide each row's logits by the temperature that gives it entropy {self.target:.6g} nats"
+        return [scale + " (float64)", "softmax, then one draw (inverse CDF) from the record's seed"]
+
     def select(self, logits: "torch.Tensor", rng: RowRNG) -> "torch.Tensor":
         self.engine_params()  # raises before calibration
         logits = logits.double()

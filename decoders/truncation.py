@@ -44,6 +44,12 @@ class TemperedTruncation:
             self._chain = chain + [getattr(logits_process, WARPERS[self.kind])(self.value)]
         return self._chain
 
+    def describe(self) -> str:
+        """The transformers warpers this step chains, for the run header (:mod:`bench.applied`)."""
+        from bench.applied import _describe
+
+        return "transformers' " + ", then ".join(_describe(w) for w in self.warpers())
+
     def __call__(self, logits: "torch.Tensor") -> "torch.Tensor":
         for warp in self.warpers():
             logits = warp(None, logits)

@@ -84,6 +84,13 @@ class FakeBackend:
     def decode(self, token_ids: Sequence[int]) -> str:
         return " ".join(WORDS[i - 1] for i in token_ids)
 
+    def applied(self, decoder: Decoder, max_new_tokens: int) -> dict[str, Any]:
+        """The engine parameters the fake words are drawn by (recorded in the run header)."""
+        params = decoder.engine_params()
+        return {"backend": "fake", "max_new_tokens": max_new_tokens,
+                "engine_params": {"temperature": params.temperature, "top_k": params.top_k, "top_p": params.top_p,
+                                  "min_p": params.min_p}}
+
     def continue_batch(self, prompts: Sequence[str], decoder: Decoder, *, max_new_tokens: int,
                        seeds: Sequence[int]) -> list[Continuation]:
         params = decoder.engine_params()

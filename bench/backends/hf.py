@@ -126,6 +126,16 @@ class HFBackend:
     def decode(self, token_ids: Sequence[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
+    def applied(self, decoder: Decoder, max_new_tokens: int) -> dict[str, Any]:
+        """What this backend runs for ``decoder`` (recorded in the run header; see :mod:`bench.applied`)."""
+        from bench.applied import logits_steps
+
+        base = {"backend": "hf", "max_new_tokens": max_new_tokens, "stop_token_ids": list(self.eos_token_ids),
+                "generate() called": False}
+        if decoder.needs == "model":
+            return {**base, "loop": f"{type(decoder).__name__}.generate, decbench's own, over the model's forward"}
+        return {**base, "loop": "decbench's decode loop over the model's forward", "steps": logits_steps(decoder)}
+
     def continue_batch(
         self, prompts: Sequence[str], decoder: Decoder, *, max_new_tokens: int, seeds: Sequence[int]
     ) -> list[Continuation]:

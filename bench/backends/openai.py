@@ -171,6 +171,14 @@ class OpenAIBackend:
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies)) or 1) as pool:
             return list(pool.map(self._complete, bodies))
 
+    def applied(self, decoder: Any, max_new_tokens: int) -> dict[str, Any]:
+        """The body of each request, as sent (no key is ever in it; recorded in the run header)."""
+        from bench.applied import PER_RECORD_SEED
+
+        body = self.body("<the prompt>", decoder.engine_params(), max_new_tokens, 0)
+        return {"backend": "openai", "url": redact(f"{self.base_url}/completions"),
+                "body": dict(body, seed=PER_RECORD_SEED)}
+
     def body(self, prompt: str, params: EngineParams, max_new_tokens: int, seed: int) -> dict[str, Any]:
         """The JSON body of one ``/v1/completions`` request."""
         body: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": max_new_tokens,

@@ -190,6 +190,19 @@ class VLLMBackend:
     def decode(self, token_ids: Sequence[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
+    def applied(self, decoder: Any, max_new_tokens: int) -> dict[str, Any]:
+        """The ``SamplingParams`` each request is sent with (recorded in the run header)."""
+        from bench.applied import PER_RECORD_SEED
+
+        params = decoder.engine_params()
+        kwargs = sampling_kwargs(params, seed=0, max_new_tokens=max_new_tokens, stop_token_ids=self.eos_token_ids)
+        if "seed" in kwargs:
+            kwargs["seed"] = PER_RECORD_SEED
+        out: dict[str, Any] = {"backend": "vllm", "SamplingParams": kwargs}
+        if vllm_engine.step_payload(params) is not None:
+            out["extra_args"] = f"{vllm_engine.EXTRA_KEY}: decbench's logits processor (bias, transform)"
+        return out
+
     def continue_batch(self, prompts: Sequence[str], decoder: Any, *, max_new_tokens: int,
                        seeds: Sequence[int]) -> list[Continuation]:
         from vllm import SamplingParams
