@@ -380,6 +380,7 @@ PLUGIN_COMMANDS = (
     ("bench.publish.cli", "view"),
     ("bench.analysis.cli", "analyze"),
     ("bench.judge.cli", "judge"),
+    ("bench.parity", "parity"),
 )
 """Commands that live in their own modules, attached to the group by name."""
 

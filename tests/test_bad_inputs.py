@@ -330,6 +330,14 @@ CASES: list[tuple[str, list[str]]] = [
     ("analyze-n-boot-huge", ANALYZE + ["--n-boot", "9" * 13]),
     # --- a hyperfit resume state that is corrupt or hostile (never unpickled) ---
     *[(f"hyperfit-state-{name}", HF_STATE + ["{ws}/states/" + name]) for name in HOSTILE_STATES],
+    # --- bench parity ---
+    ("parity-missing", ["parity", "{ws}/nothing", "{run}"]),
+    ("parity-store-many", ["parity", "{ws}/two", "{run}"]),
+    ("parity-incomplete", ["parity", "{ws}/incomplete", "{run}"]),
+    ("parity-corrupt", ["parity", "{ws}/corrupt", "{run}"]),
+    ("parity-fail-below-2", ["parity", "{run}", "{run}", "--fail-below", "2"]),
+    ("parity-tie-margin-nan", ["parity", "{run}", "{run}", "--tie-margin", "nan"]),
+    ("parity-tie-margin-neg", ["parity", "{run}", "{run}", "--tie-margin", "-1"]),
     # --- the group ---
     ("unknown-command", ["frobnicate"]),
     ("unknown-top-option", ["--frob"]),
