@@ -218,6 +218,8 @@ CASES: list[tuple[str, list[str]]] = [
     ("check-no-baseline", ["check", "{store}"]),
     # --- bench compare ---
     ("compare-missing", ["compare", "{ws}/nothing", "{run}"]),
+    ("compare-one-run", ["compare", "{run}"]),
+    ("compare-three-unknown-metric", ["compare", "{run}", "{run}", "{run}", "--metric", "bleu", "--n-boot", "20"]),
     ("compare-store-many", ["compare", "{ws}/two", "{run}"]),
     ("compare-csv-no-row", ["compare", "{CSV}#nope", "{run}"]),
     ("compare-csv-missing", ["compare", "{ws}/none.csv#x", "{run}"]),

@@ -117,33 +117,41 @@ def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, 
 
 
 @click.command()
-@click.argument("run_a", metavar="A")
-@click.argument("run_b", metavar="B")
+@click.argument("runs", nargs=-1, metavar="A B [C ...]")
 @click.option("--store", "stores", multiple=True, metavar="DIR",
               help="Run store(s) holding the runs named as CSV#run_id (the CSV's folder is searched too).")
 @click.option("--n-boot", type=int, default=20_000, show_default=True,
               help="Paired bootstrap replicates (Monte Carlo error of p: 0.002 near p=0.05 at the default; printed).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
+@click.option("--metric", "metrics", multiple=True, metavar="NAME",
+              help="With three or more runs: the metrics shown (default: diversity, rep-2, rep-4, distinct-2 and "
+                   "any model-based ones; 'all' for every one). The CSV always holds all.")
 @click.option("--csv", "csv_path", default=None, metavar="PATH", help="Also write the table as CSV.")
 @click.option("--markdown", "md_path", default=None, metavar="PATH", help="Also write the table as Markdown.")
-def compare(run_a: str, run_b: str, stores: tuple[str, ...], n_boot: int, seed: int,
+def compare(runs: tuple[str, ...], stores: tuple[str, ...], n_boot: int, seed: int, metrics: tuple[str, ...],
             csv_path: str | None, md_path: str | None) -> None:
     """Per metric, B - A over the shared prompts with a paired bootstrap interval and p-value.
 
-    A and B are run folders, or rows of a leaderboard CSV written CSV#run_id.
+    A and B are run folders, or rows of a leaderboard CSV written CSV#run_id. With three or more
+    runs, every pair, with p-values Holm-corrected within each metric, and a ranking by Pareto rank.
     """
     from bench.outputs import writable_file
     from bench.publish import compare as cmp
 
     from bench.stats import MAX_N_BOOT
 
+    if len(runs) < 2:
+        raise BenchError(f"bench compare needs two runs or more, got {len(runs)}")
     if not 1 <= n_boot <= MAX_N_BOOT or seed < 0:
         raise BenchError(f"--n-boot must be in 1..{MAX_N_BOOT:,} and --seed >= 0, got {str(n_boot)[:40]} and "
                          f"{str(seed)[:40]}")
     for option, path in (("--csv", csv_path), ("--markdown", md_path)):
         if path:
-            writable_file(path, option, (run_a, run_b, *stores))
-    a, b = cmp.resolve(run_a, stores), cmp.resolve(run_b, stores)
+            writable_file(path, option, (*runs, *stores))
+    resolved = [cmp.resolve(r, stores) for r in runs]
+    if len(resolved) > 2:
+        return _compare_many(resolved, n_boot, seed, metrics, csv_path, md_path)
+    a, b = resolved
     diffs, n_shared = cmp.compare_runs(a, b, n_boot=n_boot, seed=seed)
     heading = cmp.title(a, b, n_shared, n_boot)
     _console().print(cmp.render(diffs, heading))
@@ -151,6 +159,58 @@ def compare(run_a: str, run_b: str, stores: tuple[str, ...], n_boot: int, seed: 
         cmp.write_csv(diffs, csv_path)
     if md_path:
         cmp.write_markdown(diffs, md_path, heading)
+
+
+HEADLINE_METRICS = ("diversity", "rep-2", "rep-4", "distinct-2")
+
+
+def _compare_many(runs: list[Any], n_boot: int, seed: int, metrics: tuple[str, ...], csv_path: str | None,
+                  md_path: str | None) -> None:
+    """Every pair of three or more runs (see :mod:`bench.publish.compare_many`)."""
+    from bench.publish import compare_many as many
+    from bench.runtime.provenance import write_text_atomic
+
+    labels = [f"{r.spec().model.label} {r.spec().decoder.label}" for r in runs]
+    if len(set(labels)) < len(labels):  # the same decoder twice (two seeds, two stores): tell them apart
+        labels = [f"{label} ({r.run_id})" for label, r in zip(labels, runs)]
+    pairs = many.compare_all(runs, labels, n_boot, seed)
+    known = list(dict.fromkeys(p.diff.metric for p in pairs))
+    unknown = [m for m in metrics if m != "all" and m not in known]
+    if unknown:
+        raise BenchError(f"--metric {unknown[0]}: not a metric of these runs (they have: {', '.join(known)})")
+    shown = known if "all" in metrics else list(metrics) or \
+        [m for m in known if m in HEADLINE_METRICS or m in ("mauve", "coherence", "perplexity", "judge-win-rate")]
+    heading = (f"{len(runs)} runs, {len(runs) * (len(runs) - 1) // 2} pairs, B - A over each pair's shared prompts, "
+               f"{n_boot} paired bootstrap replicates; p_holm: Holm-corrected within each metric")
+    _console().print(many.render(pairs, shown, heading))
+    quality, ranked = many.ranking(runs, labels)
+    if quality is None:
+        click.echo("Pareto ranking: no quality metric on every run")
+    else:
+        click.echo(f"Pareto rank on the front of {quality} against diversity (1 = on the front):")
+        for label, rank, diversity, value in ranked:
+            click.echo(f"  {rank}  {label}: diversity {diversity:.4g}, {quality} {value:.4g}")
+    rows = many.pair_rows(pairs)
+    for path in (csv_path, md_path):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if csv_path:
+        import csv
+        import io
+
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=many.PAIR_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+        write_text_atomic(csv_path, buffer.getvalue())
+    if md_path:
+        from bench.publish.markdown import md_text
+
+        lines = [f"# {md_text(heading)}", "", "| " + " | ".join(many.PAIR_COLUMNS) + " |",
+                 "|" + "|".join(["---"] * len(many.PAIR_COLUMNS)) + "|"]
+        lines += ["| " + " | ".join(md_text(format(v, ".4g") if isinstance(v, float) else "" if v is None else str(v))
+                                  for v in row.values()) + " |" for row in rows if row["metric"] in shown]
+        write_text_atomic(md_path, "\n".join(lines) + "\n")
 
 
 @click.command()

@@ -1,0 +1,118 @@
+"""``bench compare A B C ...``: every pair of runs, Holm-corrected, and a ranking (issue 25, part 4).
+
+With more than two runs, each pair (i < j) is compared as ``bench compare`` compares two (a paired
+bootstrap over their shared prompts, :func:`bench.publish.compare.compare_runs`). Testing many pairs
+inflates false positives, so within each metric the pairs' p-values are Holm-corrected (step-down:
+the k-th smallest of m p-values is multiplied by m - k + 1, kept monotone, capped at 1); a verdict
+is significant when the corrected p is below 0.05. The family is one metric's pairs: metrics
+answer different questions and are read one at a time.
+
+The runs are also ranked by Pareto rank on the quality-diversity front the leaderboard draws
+(diversity against the first quality metric every run has: MAUVE, coherence, else rep-2): rank 1
+is the front, rank 2 the front once rank 1 is set aside, and so on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.publish.compare import ALPHA, Diff, compare_runs
+from bench.store import RunDir
+
+
+@dataclass
+class PairDiff:
+    """One metric of one pair: B - A with its Holm-corrected p-value."""
+
+    a: str
+    b: str
+    diff: Diff
+    p_holm: float | None = None
+
+    @property
+    def verdict(self) -> str:
+        if self.p_holm is None:
+            return self.diff.verdict
+        return self.diff.verdict if self.p_holm < ALPHA else "n.s."
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input's order."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def compare_all(runs: list[RunDir], labels: list[str], n_boot: int, seed: int) -> list[PairDiff]:
+    """Every pair's comparison, with Holm-corrected p-values within each metric."""
+    out: list[PairDiff] = []
+    for i in range(len(runs)):
+        for j in range(i + 1, len(runs)):
+            diffs, _ = compare_runs(runs[i], runs[j], n_boot=n_boot, seed=seed)
+            out += [PairDiff(labels[i], labels[j], d) for d in diffs]
+    for metric in dict.fromkeys(p.diff.metric for p in out):
+        tested = [p for p in out if p.diff.metric == metric and p.diff.p is not None]
+        for pair, adjusted in zip(tested, holm([p.diff.p for p in tested])):
+            pair.p_holm = adjusted
+    return out
+
+
+def pareto_ranks(points: list[tuple[float, float]], higher_is_better: tuple[bool, bool]) -> list[int]:
+    """Non-dominated sorting: 1 for the front, 2 for the front of the rest, ..."""
+    from bench.publish.front import pareto_mask
+
+    ranks, left, rank = [0] * len(points), list(range(len(points))), 1
+    while left:
+        mask = pareto_mask([points[i] for i in left], higher_is_better)
+        for i, on in zip(left, mask):
+            if on:
+                ranks[i] = rank
+        left = [i for i, on in zip(left, mask) if not on]
+        rank += 1
+    return ranks
+
+
+def ranking(runs: list[RunDir], labels: list[str]) -> tuple[str | None, list[tuple[str, int, float, float]]]:
+    """(quality metric, [(label, Pareto rank, diversity, quality)]) by rank, or (None, []) without a quality metric."""
+    from bench.leaderboard import rows_for_runs
+    from bench.metrics import METRICS
+    from bench.publish.front import DIVERSITY, quality_metric
+
+    rows = [next(r for r in rows_for_runs([run], per_seed=True) if r.get("model") != "human") for run in runs]
+    quality = quality_metric(rows)
+    if quality is None:
+        return None, []
+    points = [(float(r[DIVERSITY]), float(r[quality])) for r in rows]
+    ranks = pareto_ranks(points, (True, METRICS[quality].direction != "lower"))
+    order = sorted(range(len(runs)), key=lambda i: (ranks[i], -points[i][0]))
+    return quality, [(labels[i], ranks[i], *points[i]) for i in order]
+
+
+PAIR_COLUMNS = ["metric", "A", "B", "B-A", "ci_lo", "ci_hi", "p", "p_holm", "verdict"]
+
+
+def pair_rows(pairs: list[PairDiff]) -> list[dict[str, Any]]:
+    return [{"metric": p.diff.metric, "A": p.a, "B": p.b, "B-A": p.diff.diff, "ci_lo": p.diff.lo, "ci_hi": p.diff.hi,
+             "p": p.diff.p, "p_holm": p.p_holm, "verdict": p.verdict} for p in pairs]
+
+
+def render(pairs: list[PairDiff], metrics: list[str], heading: str) -> Any:
+    from rich.table import Table
+
+    from bench.publish.compare import _num
+
+    table = Table(title=heading)
+    for col in PAIR_COLUMNS:
+        table.add_column(col, justify="left" if col in ("metric", "A", "B", "verdict") else "right")
+    styles = {"B better": "green", "B worse": "red", "differs": "yellow"}
+    for row in pair_rows([p for p in pairs if p.diff.metric in metrics]):
+        cells = [_num(v, ".4g") if isinstance(v, float) or v is None else str(v) for v in row.values()]
+        if row["verdict"] in styles:
+            cells[-1] = f"[{styles[row['verdict']]}]{cells[-1]}[/]"
+        table.add_row(*cells)
+    return table
