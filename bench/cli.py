@@ -149,7 +149,8 @@ def run_options(kw: dict[str, Any]) -> Any:
     seeds = parse_seeds((kw["seed"],) if isinstance(kw["seed"], int) else tuple(kw["seed"]), kw.get("seeds"))
     return RunOptions(
         models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
-        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], seeds[0]), seeds=seeds,
+        generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], seeds[0],
+                                  log_probs=bool(kw.get("log_probs"))), seeds=seeds,
         num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], amateur=kw["amateur"],
         device=kw["device"], dtype=kw["dtype"], batch_size=kw["batch_size"], compile=kw.get("compile", False),
         data_dir=kw["data_dir"], suite_path=kw["suite_path"],
@@ -169,7 +170,7 @@ def run_options(kw: dict[str, Any]) -> Any:
 RUN_SECTIONS = (
     ("What to run", ("config", "models", "decoders", "suites", "num_prompts", "hyperfit", "amateur", "revision",
                      "chat_template", "system_prompt", "data_dir", "suite_path")),
-    ("Generation", ("max_new_tokens", "samples_per_prompt", "seed", "seeds", "batch_size", "compile", "device",
+    ("Generation", ("max_new_tokens", "samples_per_prompt", "log_probs", "seed", "seeds", "batch_size", "compile", "device",
                     "dtype", "threads")),
     ("Where results go", ("out",)),
     ("Model-based scores", ("scores", "featurizer", "featurizer_dtype", "mauve_length", "scorer_model", "sentence_model")),
@@ -204,6 +205,9 @@ RUN_SECTIONS = (
               help="Most tokens generated per continuation; a continuation also stops at EOS.")
 @click.option("--samples-per-prompt", type=int, default=1, show_default=True,
               help="Continuations per prompt (sampling decoders get a different seed for each).")
+@click.option("--log-probs", is_flag=True,
+              help="Store per-token traces: each token's log-probability under the model, the step's entropy "
+                   "and the token's rank (computed by the HF model; part of the run identity).")
 @click.option("--seed", type=int, multiple=True, default=(0,), show_default=True,
               help="Base seed; each record's seed derives from (seed, prompt id, sample index). Repeat for several seeds.")
 @click.option("--seeds", default=None, metavar="S1,S2,...",

@@ -103,6 +103,7 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
         planned.resolved.update(decoder.calibrate(base, reference, planned.prompts))
         on_calibrate(False)
     from bench.applied import applied_settings, model_sampling_defaults
+    from bench.traces import token_traces
 
     planned.resolved["applied"] = applied_settings(backend, decoder, spec.generation.max_new_tokens)
     defaults = model_sampling_defaults(spec.model.name, spec.model.revision) if spec.backend != "fake" else {}
@@ -112,7 +113,11 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
     try:
         with store.writing(spec, expected_records=planned.expected_records, device=backend.device,
                            resolved=planned.resolved) as run:
-            return _generate_records(planned, backend, decoder, store, run, batch_size, on_records)
+            tracer = None
+            if spec.generation.log_probs:  # the HF model of the weights that decode (the checkpoint's, for one)
+                scorer = backends.reference(spec.model, spec.model.hyperfit if info.runs_on_hyperfit else None)
+                tracer = lambda prompts, ids: token_traces(scorer, prompts, ids)  # noqa: E731
+            return _generate_records(planned, backend, decoder, store, run, batch_size, on_records, tracer)
     except BaseException:
         if new_run and not (store.root / spec.run_id / GENERATIONS).exists():
             shutil.rmtree(store.root / spec.run_id, ignore_errors=True)  # never leave a folder holding only its header
@@ -120,7 +125,8 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
 
 
 def _generate_records(planned: PlannedRun, backend: Any, decoder: Any, store: RunStore, run: RunDir,
-                      batch_size: int, on_records: Callable[[int], None]) -> RunResult:
+                      batch_size: int, on_records: Callable[[int], None],
+                      tracer: Callable[[list[str], list[Any]], list[Any]] | None = None) -> RunResult:
     """The batches of :func:`generate`, appended to ``run`` as each finishes (under the run's lock)."""
     spec, info = planned.spec, planned.decoder_info
     # Read under the lock: what another process wrote meanwhile is not generated again.
@@ -140,6 +146,9 @@ def _generate_records(planned: PlannedRun, backend: Any, decoder: Any, store: Ru
         records = [record(spec, run.run_id, p, i, seed if info.sampling else None, out,
                           out.text if out.text is not None else backend.decode(out.token_ids), per_record)
                    for (p, i), seed, out in zip(chunk, seeds, outs)]
+        if tracer is not None:
+            for r, trace in zip(records, tracer([p.text for p, _ in chunk], [o.token_ids for o in outs])):
+                r["trace"] = trace
         store.append(run, records)
         generated += len(records)
         tokens += sum(len(o.token_ids) if o.token_ids is not None else (o.num_tokens or 0) for o in outs)

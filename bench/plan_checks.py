@@ -31,6 +31,9 @@ def check_options(options: Any) -> None:
                                       or getattr(options, "enforce_eager", False)):
         raise BenchError("--tensor-parallel-size, --gpu-memory-utilization, --kv-cache-gib and --enforce-eager "
                          "apply to --backend vllm only")
+    if options.generation.log_probs and options.backend == "fake":
+        raise BenchError("--log-probs needs the model's weights (traces come from the HF model); "
+                         "the fake backend has none")
     writable_dir(options.out, "--out")
 
 

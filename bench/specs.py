@@ -129,6 +129,9 @@ class GenerationSpec:
     """The random streams sampled records draw from (:data:`bench.random_streams.SAMPLER_VERSION`).
     New runs get the current version; a stored header without the field was written by version 1,
     which is left out of the identity so that those runs keep their ids (see :meth:`RunSpec.identity`)."""
+    log_probs: bool = False
+    """Store per-token traces (log-probability, entropy, rank: :mod:`bench.traces`); in the
+    identity only when set, so runs without them keep their ids."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,8 @@ class RunSpec:
         d = self.to_dict()
         if d["generation"]["sampler"] == 1:
             del d["generation"]["sampler"]
+        if not d["generation"].get("log_probs"):
+            d["generation"].pop("log_probs", None)
         d["extra"] = []  # a field of the first format, always empty; kept so that run ids do not change
         d["suite"].pop("source", None)
         d["model"].pop("display", None)  # a table label, not what produces the records

@@ -328,6 +328,7 @@ CASES: list[tuple[str, list[str]]] = [
     ("run-entropy-calib-prompts-huge", RUN + ["--decoder", "entropy-matched:target=2,calib_prompts=9000000000000"]),
     ("run-samples-huge", RUN + ["--samples-per-prompt", "9" * 22]),
     ("run-samples-over-bound", RUN + ["--samples-per-prompt", "2000000"]),
+    ("run-log-probs-on-fake", ["run", "--backend", "fake", "--suite", "{P}", "--log-probs", "--out", "{store}"]),
     ("compare-n-boot-huge", ["compare", "{run}", "{run}", "--n-boot", "9" * 13]),
     ("analyze-n-boot-huge", ANALYZE + ["--n-boot", "9" * 13]),
     # --- a hyperfit resume state that is corrupt or hostile (never unpickled) ---
