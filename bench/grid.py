@@ -183,8 +183,12 @@ def _read_toml(path: str) -> dict[str, Any]:
 def plan_sweep(options: list[Any]) -> Any:
     """Plan every combination first (so any error stops the sweep before anything runs), then one
     plan whose runs are grouped by model (each model loaded once) with duplicates dropped."""
+    from bench.hyperfit.checkpoint import expand_hyperfit
     from bench.planning import Plan, plan
 
+    # --hyperfit DIR@every: one combination per kept epoch (DIR@epoch=K: that epoch's checkpoint)
+    options = [replace(o, hyperfit=h) if h != o.hyperfit else o
+               for o in options for h in (expand_hyperfit(o.hyperfit) if o.hyperfit else [None])]
     plans = [plan(o) for o in options]
     runs, seen = [], set()
     for planned in (r for p in plans for r in p.runs):
@@ -195,4 +199,6 @@ def plan_sweep(options: list[Any]) -> Any:
     runs.sort(key=lambda r: order.index(r.spec.model.name))
     skipped = list(dict.fromkeys(s for p in plans for s in p.skipped))
     notices = list(dict.fromkeys(n for p in plans for n in p.notices))
-    return replace(plans[0], runs=runs, skipped=skipped, notices=notices) if len(plans) > 1 else plans[0]
+    warnings = list(dict.fromkeys(w for p in plans for w in p.warnings))
+    return replace(plans[0], runs=runs, skipped=skipped, notices=notices, warnings=warnings) \
+        if len(plans) > 1 else plans[0]

@@ -182,7 +182,8 @@ def rows_for_runs(runs: list[RunDir], per_seed: bool = False, length_matched: bo
             if cut:
                 human[key + ("cut",)] = _row(dict(human[key], decoder="reference-cut"), cut)
     rows = [{k: v for k, v in r.items() if k != "_run"} for r in (rows if per_seed else merge_seeds(rows))]
-    rows.sort(key=lambda r: (r["suite"], r["model"], r["decoder"], r["decoder_args"], str(r["seed"]), r["run_id"]))
+    rows.sort(key=lambda r: (r["suite"], r["model"], r["decoder"], r["decoder_args"], int(r.get("hyperfit_epoch") or 0),
+                             str(r["seed"]), r["run_id"]))
     return rows + sorted(human.values(), key=lambda r: (r["suite"], r["n_prompts"], r["decoder"]))
 
 

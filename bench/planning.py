@@ -346,7 +346,12 @@ def _hyperfit_summary(path: str) -> tuple[dict[str, Any], list[str]]:
     meta = read_metadata(path) or {}
     loss = meta.get("final_loss")
     warnings = [f"--hyperfit {path}: {w}" for w in (target_warning(meta), loss_warning(meta)) if w]
-    return ({"hyperfit_loss": loss} if loss is not None else {}), warnings
+    if meta.get("epoch_checkpoint") is not None:  # an epoch kept along the way (--save-every): no warning,
+        warnings = []                             # its loss is high on purpose; the epoch is the axis
+    info = {"hyperfit_loss": loss} if loss is not None else {}
+    if isinstance(meta.get("epoch_checkpoint"), int):
+        info["hyperfit_epoch"] = meta["epoch_checkpoint"]
+    return info, warnings
 
 
 def uses_amateur(info: DecoderInfo) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 from bench.stats import N_BOOT, percentile_interval, seed_mean_replicates
 
 SEEDLESS = ("suite", "suite_version", "model", "decoder", "decoder_args", "n_prompts", "backend", "dtype",
-            "max_new_tokens", "samples_per_prompt", "amateur")
+            "max_new_tokens", "samples_per_prompt", "amateur", "hyperfit_epoch")
 """What runs of one decoder at several seeds share: they merge into one row."""
 
 

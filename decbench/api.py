@@ -45,14 +45,14 @@ def run(models: str | Iterable[str] | None = None, decoders: str | Iterable[str]
     """
     from bench.cli import run as run_command
     from bench.cli import run_options
+    from bench.grid import plan_sweep
     from bench.sweep import execute
-    from bench.planning import plan
 
     given = dict(options, models=models, decoders=decoders, suites=suites)
     kw = _command_values(run_command, given)
     options = run_options(kw)
     with _silenced():
-        the_plan = plan(options)
+        the_plan = plan_sweep([options])
         rows = execute(the_plan, options, quiet=True)
     frame = _frame(rows)
     frame.attrs["skipped"] = list(the_plan.skipped)

@@ -277,6 +277,9 @@ CASES: list[tuple[str, list[str]]] = [
     ("hyperfit-method-bogus", HYPER + ["--method", "qlora"]),
     ("hyperfit-device-bogus", HYPER + ["--device", "tpu"]),
     ("hyperfit-resume-nothing", HYPER + ["--resume"]),
+    ("hyperfit-save-every-0", HYPER + ["--save-every", "0"]),
+    ("run-hyperfit-every-without-epochs", RUN + ["--hyperfit", "{Same}@every", "--decoder", "greedy-hyperfit"]),
+    ("run-hyperfit-at-bogus", RUN + ["--hyperfit", "{Same}@epoch=x", "--decoder", "greedy-hyperfit"]),
     # --- bench analyze ---
     ("analyze-out-file", ANALYZE[:-1] + ["{F}"]),
     ("analyze-out-under-file", ANALYZE[:-1] + ["{F}/an"]),

@@ -100,6 +100,53 @@ def save_final(directory: Path, model: Any, tokenizer: Any) -> None:
     staging.rmdir()
 
 
+EPOCHS = "epochs"
+"""``bench hyperfit --save-every K`` keeps a checkpoint of every K-th epoch in ``OUT/epochs/epoch-KKK``."""
+
+
+def epoch_dir(directory: Path, epoch: int) -> Path:
+    return Path(directory) / EPOCHS / f"epoch-{epoch:03d}"
+
+
+def save_epoch(directory: Path, epoch: int, model: Any, tokenizer: Any, meta: dict[str, Any]) -> Path:
+    """A finished, loadable checkpoint of the model after ``epoch`` (its own ``hyperfit.json`` says
+    which epoch of which run), written whole under a temporary name and renamed into place."""
+    target = epoch_dir(directory, epoch)
+    staging = target.with_name(f".{target.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    model.save_pretrained(str(staging))
+    tokenizer.save_pretrained(str(staging))
+    losses = list(meta.get("epoch_losses") or [])[:epoch]
+    own = dict(meta, finished=True, epochs_done=epoch, epoch_losses=losses, final_loss=losses[-1] if losses else None,
+               epoch_checkpoint=epoch, epoch_of=str(Path(directory).name))
+    (staging / METADATA).write_text(json.dumps(own, indent=2) + "\n", encoding="utf-8")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return target
+
+
+def expand_hyperfit(value: str) -> list[str]:
+    """``DIR@epoch=K`` -> the epoch-K checkpoint of DIR; ``DIR@every`` -> every saved epoch of DIR;
+    anything else as it is. One line when the epochs were not saved."""
+    if "@" not in value:
+        return [value]
+    base, _, which = value.rpartition("@")
+    saved = sorted((p for p in (Path(base) / EPOCHS).glob("epoch-*") if p.is_dir()), key=lambda p: p.name)
+    names = ", ".join(p.name.removeprefix("epoch-").lstrip("0") or "0" for p in saved) or "none"
+    if which == "every":
+        if not saved:
+            raise BenchError(f"--hyperfit {value}: '{base}' kept no epochs (train it with --save-every K)")
+        return [str(p) for p in saved]
+    key, eq, number = which.partition("=")
+    if key != "epoch" or not eq or not number.isdigit():
+        raise BenchError(f"--hyperfit {value}: after '@' give epoch=K or every")
+    path = epoch_dir(Path(base), int(number))
+    if not path.is_dir():
+        raise BenchError(f"--hyperfit {value}: '{base}' kept no epoch {int(number)} (kept: {names})")
+    return [str(path)]
+
+
 # --- resumable training state -------------------------------------------------------------------
 
 

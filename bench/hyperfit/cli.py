@@ -59,13 +59,17 @@ def _targets(value: str | None) -> tuple[str, ...] | None:
 @click.option("--resume", is_flag=True,
               help="Require continuing the run in --out (an unfinished run of the same "
                    "model/data/recipe is continued even without this flag).")
+@click.option("--save-every", type=int, default=None, metavar="K",
+              help="Keep a loadable checkpoint of every K-th epoch (and the last) in OUT/epochs/; "
+                   "'bench run --hyperfit OUT@every' then decodes each.")
 @threads_option
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def hyperfit(model: str, data_source: str, out: str, method: str, num_sequences: int, seq_len: int,
              epochs: int, lr: float, weight_decay: float, batch_size: int, schedule: str, seed: int,
              lora_r: int, lora_alpha: float, lora_dropout: float, target_modules: str | None,
              late_layers: int, stop_at_loss: float | None, device: str, dtype: str, bf16: bool,
-             gradient_checkpointing: bool, resume: bool, threads: int | None, no_progress: bool) -> None:
+             gradient_checkpointing: bool, resume: bool, save_every: int | None, threads: int | None,
+             no_progress: bool) -> None:
     """Fine-tune MODEL to near-zero training loss on a small dataset (hyperfitting).
 
     Defaults are the recipe of Carlsson et al. (2025): 2000 sequences of 256 tokens, 20 epochs,
@@ -77,6 +81,8 @@ def hyperfit(model: str, data_source: str, out: str, method: str, num_sequences:
     from bench.outputs import writable_dir
 
     writable_dir(out, "--out")
+    if save_every is not None and save_every < 1:
+        raise BenchError(f"--save-every must be >= 1, got {save_every}")
     from bench.runtime.threads import apply
 
     apply(threads)
@@ -92,7 +98,7 @@ def hyperfit(model: str, data_source: str, out: str, method: str, num_sequences:
     check_models([model])
     result = train(model, data_source, out, recipe, device=device,
                    gradient_checkpointing=gradient_checkpointing, resume=resume or None,
-                   show_progress=not no_progress)
+                   show_progress=not no_progress, save_every=save_every)
     meta = result.metadata
     click.echo(f"{out}: {meta['epochs_done']} epochs, final mean training loss {meta['final_loss']:.5f}"
                + ("" if result.trained else " (already finished; nothing trained)"))

@@ -346,12 +346,15 @@ def train(
     log: Callable[[str], None] | None = None,
     show_progress: bool = True,
     on_epoch_end: Callable[[int, float], None] | None = None,
+    save_every: int | None = None,
 ) -> TrainResult:
     """Hyperfit ``model_name`` on ``data_source`` into ``out``; see the module docstring.
 
     ``resume``: None continues an unfinished run of the same model/data/recipe found in ``out``
     (or starts a new one); True additionally requires that ``out`` holds such a run.
-    ``on_epoch_end(epoch, mean_loss)`` runs after each epoch's state is saved.
+    ``on_epoch_end(epoch, mean_loss)`` runs after each epoch's state is saved. ``save_every``: keep a
+    loadable checkpoint of every K-th epoch, and of the last, in ``out/epochs/`` (not part of the
+    recipe: it changes no weights).
     """
     import torch
 
@@ -404,10 +407,29 @@ def train(
                              "starting; run the command again (it then resumes that run or refuses it)")
         ckpt.write_metadata(out, meta)
         if not _is_done(meta, recipe):  # killed after its last epoch: only the final save is left
-            _run_epochs(model, optimizer, data, recipe, device, out, meta, progress, on_epoch_end, log,
+            _run_epochs(model, optimizer, data, recipe, device, out, meta, progress,
+                        _keeping_epochs(out, model, tokenizer, meta, recipe, save_every, on_epoch_end, log), log,
                         show_progress)
         finish(out, model, tokenizer, recipe, meta, progress["history"], log)
     return TrainResult(meta, model, True)
+
+
+def _keeping_epochs(out: Path, model: Any, tokenizer: Any, meta: dict[str, Any], recipe: Recipe,
+                    save_every: int | None, on_epoch_end: Callable | None, log: Callable[[str], None]) -> Callable | None:
+    """``on_epoch_end`` that first keeps the epoch's checkpoint when ``save_every`` asks for it."""
+    if not save_every:
+        return on_epoch_end
+
+    def keep(epoch: int, loss: float) -> None:
+        last = epoch == recipe.epochs or (recipe.stop_at_loss is not None and loss < recipe.stop_at_loss)
+        if epoch % save_every == 0 or last:
+            model.eval()
+            path = ckpt.save_epoch(out, epoch, model, tokenizer, meta)
+            log(f"kept epoch {epoch} in '{path}'")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, loss)
+
+    return keep
 
 
 @contextmanager

@@ -64,13 +64,15 @@ def row_label(row: dict[str, Any]) -> str:
     """``suite model decoder:args`` for messages and tables."""
     decoder = row["decoder"] + (f":{row['decoder_args']}" if row.get("decoder_args") else "")
     amateur = f" (amateur {row['amateur']})" if row.get("amateur") else ""
-    return f"{row['suite']} {row['model']} {decoder}{amateur}"
+    epoch = f" @ epoch {row['hyperfit_epoch']}" if row.get("hyperfit_epoch") not in (None, "") else ""
+    return f"{row['suite']} {row['model']} {decoder}{amateur}{epoch}"
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, ...]:
     # Contrastive decoding with two amateurs is two rows; rows without one keep their old key.
     amateur = (str(row["amateur"]),) if row.get("amateur") else ()
-    return tuple(str(row.get(k, "")) for k in ROW_KEY) + amateur
+    epoch = (f"epoch {row['hyperfit_epoch']}",) if row.get("hyperfit_epoch") not in (None, "") else ()
+    return tuple(str(row.get(k, "")) for k in ROW_KEY) + amateur + epoch
 
 
 def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,7 +101,7 @@ def unique_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 SETTING_COLUMNS = ("suite_version", "n_prompts", "max_new_tokens", "samples_per_prompt", "seed", "backend", "dtype",
-                   "amateur")
+                   "amateur", "hyperfit_epoch")
 """Settings shown beside a row's metrics whenever two rows of a leaderboard differ in them."""
 
 

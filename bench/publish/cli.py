@@ -57,7 +57,15 @@ def build_leaderboard(inputs: list[str], out: str, *, skip_incomplete: bool = Fa
     write_csv(rows, paths["csv"])
     pngs = {suite: png for suite, png in png_paths(out, list(by_suite)).items()
             if write_front_png(by_suite[suite], suite, png)}
-    write_text_atomic(paths["md"], render_markdown(title, by_suite, metrics, notes) + front_markdown(by_suite, pngs))
+    from bench.publish.epochs import write_epochs_png
+
+    epochs_png = Path(f"{out}-epochs.png")
+    extra = ""
+    if write_epochs_png(rows, epochs_png, f"{title}: metrics against hyperfitting epochs"):
+        paths["epochs"] = epochs_png
+        extra = f"\n## Against hyperfitting epochs\n\n![metrics against hyperfitting epochs]({epochs_png.name})\n"
+    write_text_atomic(paths["md"], render_markdown(title, by_suite, metrics, notes) + front_markdown(by_suite, pngs)
+                      + extra)
     write_text_atomic(paths["html"], render_html(title, by_suite, metrics, notes, samples=samples))
     return dict(paths, **{f"front {suite}": png for suite, png in pngs.items()})
 
