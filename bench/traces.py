@@ -6,7 +6,8 @@ They are computed by the HF backend's model, teacher-forced over the prompt and 
 tokens in one forward pass, so every decoder gets them (contrastive search and beam search
 included) and every backend whose model loads here (vLLM, an ``openai`` server serving a local
 model): a trace describes the model's view of the tokens the decoder chose, not the decoder's
-own reweighted distribution. The forward runs in the run's dtype on the run's device, in chunks
+own reweighted distribution. Each token's text (``pieces``) is kept too, for the viewer's shading.
+The forward runs in the run's dtype on the run's device, in chunks
 that keep the logits under :data:`LOGITS_BUDGET` bytes.
 """
 
@@ -62,5 +63,20 @@ def _chunk(hf: Any, rows: list[tuple[int, list[int], list[int]]], torch: Any) ->
             "log_probs": [round(v, DIGITS) for v in log_probs.gather(-1, chosen[:, None])[:, 0].tolist()],
             "entropies": [round(v, DIGITS) for v in (-(log_probs.exp() * log_probs).nansum(-1)).tolist()],
             "ranks": (step > picked).sum(-1).add(1).tolist(),
+            "pieces": token_pieces(hf.tokenizer, c),
         }))
     return out
+
+
+def token_pieces(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    """Each token's text as it reads inside the continuation (for the viewer's shading): what token i
+    adds after token i - 1, so word-initial spaces land where they belong (SentencePiece, byte BPE)."""
+    pieces = []
+    for i, t in enumerate(ids):
+        if i == 0:
+            pieces.append(tokenizer.decode([t]))
+            continue
+        before = tokenizer.decode([ids[i - 1]])
+        both = tokenizer.decode([ids[i - 1], t])
+        pieces.append(both[len(before):] if both.startswith(before) else tokenizer.decode([t]))
+    return pieces

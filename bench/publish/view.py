@@ -39,6 +39,7 @@ section.prompt h2{font-size:1em;color:#555;margin:.2em 0}
 .label{font-size:12px;color:#666;margin-top:.3em}
 form.filters input[type=number]{width:6em}
 .hidden{display:none}
+mark{background:#ffe08a;padding:0}.tok{border-radius:2px}
 """
 
 # Filtering: a continuation is shown when its decoder is ticked, its finish reason selected, the
@@ -146,10 +147,52 @@ def _continuation(label: str, rec: dict[str, Any], metrics: dict[str, float]) ->
     sample = f" sample {rec['sample_index']}" if rec.get("sample_index") else ""
     spans = " ".join(f"<span>{html.escape(m)} {_fmt(m, v)}</span>" for m, v in metrics.items())
     text = str(rec["continuation"])
+    trace = rec.get("trace") if isinstance(rec.get("trace"), dict) else None
+    body = shaded_tokens(trace) if trace and trace.get("pieces") else marked_repeats(text)
+    if trace and trace.get("log_probs"):
+        mean = sum(trace["log_probs"]) / len(trace["log_probs"])
+        spans += f" <span>mean log-prob {mean:.3f}</span>"
     return (f'<div class="cont" data-decoder="{html.escape(label)}" data-finish="{html.escape(finish)}" {data}>'
             f"<h3>{html.escape(label)}{html.escape(sample)}</h3>"
             f'<div class="metrics">{spans} <span>finish {html.escape(finish or "n/a")}</span></div>'
-            f'<div class="text{" empty" if not text else ""}">{html.escape(text)}</div></div>')
+            f'<div class="text{" empty" if not text else ""}">{body}</div></div>')
+
+
+REPEAT_N = 4
+"""Word n-grams that occur twice or more in one continuation are marked (rep-4's n-grams)."""
+
+
+def marked_repeats(text: str) -> str:
+    """The text, escaped, with every word inside a repeated word 4-gram marked (``<mark>``)."""
+    import re
+
+    parts = re.split(r"(\s+)", text)  # words at even indices, the whitespace between them kept
+    words = parts[0::2]
+    seen: dict[tuple[str, ...], int] = {}
+    for i in range(len(words) - REPEAT_N + 1):
+        gram = tuple(words[i:i + REPEAT_N])
+        seen[gram] = seen.get(gram, 0) + 1
+    marked = [False] * len(words)
+    for i in range(len(words) - REPEAT_N + 1):
+        if seen[tuple(words[i:i + REPEAT_N])] > 1:
+            marked[i:i + REPEAT_N] = [True] * REPEAT_N
+    out = []
+    for j, part in enumerate(parts):
+        escaped = html.escape(part)
+        out.append(f"<mark>{escaped}</mark>" if j % 2 == 0 and part and marked[j // 2] else escaped)
+    return "".join(out)
+
+
+def shaded_tokens(trace: dict[str, Any]) -> str:
+    """Each token on a background as strong as it was unlikely under the model (probability 1: none),
+    its probability, entropy and rank in its tooltip (``bench run --log-probs``)."""
+    out = []
+    for piece, lp, h, rank in zip(trace["pieces"], trace["log_probs"], trace["entropies"], trace["ranks"]):
+        p = math.exp(lp)
+        tip = f"p={p:.3f} entropy={h:.2f} rank {rank}"
+        out.append(f'<span class="tok" style="background:rgba(230,120,0,{1 - p:.2f})" title="{tip}">'
+                   f"{html.escape(piece)}</span>")
+    return "".join(out)
 
 
 def _prompt_section(entry: dict[str, Any]) -> str:
