@@ -219,6 +219,9 @@ CASES: list[tuple[str, list[str]]] = [
     # --- bench compare ---
     ("compare-missing", ["compare", "{ws}/nothing", "{run}"]),
     ("compare-one-run", ["compare", "{run}"]),
+    ("compare-judged-two-runs", ["compare", "{run}", "{run}", "--judged", "{F}"]),
+    ("compare-judged-not-json", ["compare", "{run}", "{run}", "{run}", "--judged", "{F}", "--n-boot", "20"]),
+    ("compare-judged-missing", ["compare", "{run}", "{run}", "{run}", "--judged", "{ws}/none.json", "--n-boot", "20"]),
     ("compare-three-unknown-metric", ["compare", "{run}", "{run}", "{run}", "--metric", "bleu", "--n-boot", "20"]),
     ("compare-store-many", ["compare", "{ws}/two", "{run}"]),
     ("compare-csv-no-row", ["compare", "{CSV}#nope", "{run}"]),

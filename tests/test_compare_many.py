@@ -65,3 +65,46 @@ def test_one_run_or_an_unknown_metric_is_one_line(store: Path) -> None:
                          (["compare", *runs, "--metric", "bleu", "--n-boot", "50"], "--metric bleu: not a metric")):
         result = CliRunner().invoke(main, argv)
         assert result.exit_code == 2 and needle in result.stderr and len(result.stderr.splitlines()) == 1, result.output
+
+
+def _judged(path: Path, a: Path, b: Path, wins_a: int, wins_b: int, ties: int = 0) -> str:
+    outcomes = ["a"] * wins_a + ["b"] * wins_b + ["tie"] * ties
+    path.write_text(json.dumps({"run_a": a.name, "run_b": b.name, "outcomes": [
+        {"prompt_id": f"p{i}", "sample_index": 0, "outcome": o} for i, o in enumerate(outcomes)]}))
+    return str(path)
+
+
+def test_bradley_terry_orders_the_runs_by_their_judged_wins(store: Path) -> None:
+    runs = sorted((p.parent for p in (store / "runs").glob("*/header.json")), key=lambda p: p.name)
+    a, b, c = runs
+    files = [_judged(store / "ab.json", a, b, 20, 5, 5), _judged(store / "bc.json", b, c, 18, 6, 6),
+             _judged(store / "ac.json", a, c, 25, 2, 3)]
+    judged = [f for x in files for f in ("--judged", x)]
+    result = CliRunner().invoke(main, ["compare", *map(str, runs), "--n-boot", "200", *judged])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.split("Bradley-Terry ranking")[1].splitlines()[1:4]
+    from bench.store import RunDir
+
+    label = {r: f"{RunDir(r).spec().model.label} {RunDir(r).spec().decoder.label}" for r in runs}
+    assert [line.split("]  ")[1] for line in lines] == [label[a], label[b], label[c]]
+    strengths = [float(line.split()[0]) for line in lines]
+    assert strengths[0] > strengths[1] > strengths[2] and sum(strengths) == pytest.approx(0, abs=1e-6)
+
+
+def test_two_runs_reduce_to_the_closed_form() -> None:
+    import numpy as np
+
+    from bench.publish.compare_many import PRIOR_TIES, bradley_terry
+
+    wins = np.array([[0.0, 12.0], [4.0, 0.0]])
+    theta = bradley_terry(wins, np.array([[0, 1], [1, 0]]))
+    assert theta[0] - theta[1] == pytest.approx(np.log((12 + PRIOR_TIES / 2) / (4 + PRIOR_TIES / 2)), rel=1e-6)
+
+
+def test_judged_pairs_that_do_not_connect_the_runs_are_refused(store: Path) -> None:
+    runs = sorted((p.parent for p in (store / "runs").glob("*/header.json")), key=lambda p: p.name)
+    only = _judged(store / "ab-only.json", runs[0], runs[1], 3, 2)
+    result = CliRunner().invoke(main, ["compare", *map(str, runs), "--n-boot", "50", "--judged", only])
+    assert result.exit_code == 2 and "do not connect every run" in result.stderr, result.output
+    result = CliRunner().invoke(main, ["compare", str(runs[0]), str(runs[1]), "--judged", only])
+    assert result.exit_code == 2 and "--judged ranks three runs or more" in result.stderr

@@ -134,10 +134,13 @@ def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, 
 @click.option("--metric", "metrics", multiple=True, metavar="NAME",
               help="With three or more runs: the metrics shown (default: diversity, rep-2, rep-4, distinct-2 and "
                    "any model-based ones; 'all' for every one). The CSV always holds all.")
+@click.option("--judged", "judged", multiple=True, metavar="FILE",
+              help="With three or more runs: 'bench judge --out' files of pairs of them; adds a Bradley-Terry "
+                   "ranking from the judge's verdicts, with intervals over prompts.")
 @click.option("--csv", "csv_path", default=None, metavar="PATH", help="Also write the table as CSV.")
 @click.option("--markdown", "md_path", default=None, metavar="PATH", help="Also write the table as Markdown.")
 def compare(runs: tuple[str, ...], stores: tuple[str, ...], n_boot: int, seed: int, metrics: tuple[str, ...],
-            csv_path: str | None, md_path: str | None) -> None:
+            judged: tuple[str, ...], csv_path: str | None, md_path: str | None) -> None:
     """Per metric, B - A over the shared prompts with a paired bootstrap interval and p-value.
 
     A and B are run folders, or rows of a leaderboard CSV written CSV#run_id. With three or more
@@ -156,9 +159,11 @@ def compare(runs: tuple[str, ...], stores: tuple[str, ...], n_boot: int, seed: i
     for option, path in (("--csv", csv_path), ("--markdown", md_path)):
         if path:
             writable_file(path, option, (*runs, *stores))
+    if judged and len(runs) < 3:
+        raise BenchError("--judged ranks three runs or more; for two, 'bench judge' gives the win rate")
     resolved = [cmp.resolve(r, stores) for r in runs]
     if len(resolved) > 2:
-        return _compare_many(resolved, n_boot, seed, metrics, csv_path, md_path)
+        return _compare_many(resolved, n_boot, seed, metrics, csv_path, md_path, judged)
     a, b = resolved
     diffs, n_shared = cmp.compare_runs(a, b, n_boot=n_boot, seed=seed)
     heading = cmp.title(a, b, n_shared, n_boot)
@@ -172,15 +177,23 @@ def compare(runs: tuple[str, ...], stores: tuple[str, ...], n_boot: int, seed: i
 HEADLINE_METRICS = ("diversity", "rep-2", "rep-4", "distinct-2")
 
 
+BT_BOOT = 1000
+"""Bootstrap replicates of the Bradley-Terry intervals (at most; fewer when --n-boot is smaller)."""
+
+
 def _compare_many(runs: list[Any], n_boot: int, seed: int, metrics: tuple[str, ...], csv_path: str | None,
-                  md_path: str | None) -> None:
+                  md_path: str | None, judged_files: tuple[str, ...] = ()) -> None:
     """Every pair of three or more runs (see :mod:`bench.publish.compare_many`)."""
     from bench.publish import compare_many as many
     from bench.runtime.provenance import write_text_atomic
 
+    judged = many.read_judged(list(judged_files))  # read (and refused) before the bootstrap runs
+
     labels = [f"{r.spec().model.label} {r.spec().decoder.label}" for r in runs]
     if len(set(labels)) < len(labels):  # the same decoder twice (two seeds, two stores): tell them apart
         labels = [f"{label} ({r.run_id})" for label, r in zip(labels, runs)]
+    boot = min(n_boot, BT_BOOT)
+    ranked_by_judge = many.judge_ranking(runs, labels, judged, boot, seed) if judged else []
     pairs = many.compare_all(runs, labels, n_boot, seed)
     known = list(dict.fromkeys(p.diff.metric for p in pairs))
     unknown = [m for m in metrics if m != "all" and m not in known]
@@ -198,6 +211,11 @@ def _compare_many(runs: list[Any], n_boot: int, seed: int, metrics: tuple[str, .
         click.echo(f"Pareto rank on the front of {quality} against diversity (1 = on the front):")
         for label, rank, diversity, value in ranked:
             click.echo(f"  {rank}  {label}: diversity {diversity:.4g}, {quality} {value:.4g}")
+    if judged:
+        click.echo(f"Bradley-Terry ranking from {len(judged)} judged pairs (log-strength, 95% interval over "
+                   f"{boot} resamples of prompts; ties half a win, {many.PRIOR_TIES:g} virtual tie per pair):")
+        for label, theta, lo, hi in ranked_by_judge:
+            click.echo(f"  {theta:+.3f} [{lo:+.3f}, {hi:+.3f}]  {label}")
     rows = many.pair_rows(pairs)
     for path in (csv_path, md_path):
         if path:

@@ -116,3 +116,109 @@ def render(pairs: list[PairDiff], metrics: list[str], heading: str) -> Any:
             cells[-1] = f"[{styles[row['verdict']]}]{cells[-1]}[/]"
         table.add_row(*cells)
     return table
+
+
+# --- Bradley-Terry from pairwise judge verdicts -------------------------------------------------
+
+PRIOR_TIES = 1.0
+"""Virtual ties added to every judged pair of runs (half a win each way), so that a run winning all
+its pairs keeps a finite strength; it pulls strengths towards each other by that much."""
+
+
+def read_judged(paths: list[str]) -> list[dict[str, Any]]:
+    """``bench judge --out`` files: run_a, run_b and the outcome of each prompt; one line if malformed."""
+    import json
+    from pathlib import Path
+
+    from bench.errors import BenchError
+
+    out = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise BenchError(f"--judged {path}: not a readable 'bench judge --out' file ({type(exc).__name__})") from None
+        if not (isinstance(data, dict) and isinstance(data.get("outcomes"), list) and data.get("run_a")
+                and data.get("run_b")):
+            raise BenchError(f"--judged {path}: not a 'bench judge --out' file (no run_a, run_b and outcomes)")
+        out.append(data)
+    return out
+
+
+def _wins(judged: list[dict[str, Any]], index: dict[str, int], prompts: dict[str, int] | None = None) -> Any:
+    """wins[i, j]: how often run i beat run j (ties half each), each prompt weighted by its draw count."""
+    import numpy as np
+
+    wins = np.zeros((len(index), len(index)))
+    for result in judged:
+        a, b = index[result["run_a"]], index[result["run_b"]]
+        for o in result["outcomes"]:
+            weight = 1.0 if prompts is None else prompts.get(o["prompt_id"], 0)
+            if o["outcome"] == "a":
+                wins[a, b] += weight
+            elif o["outcome"] == "b":
+                wins[b, a] += weight
+            elif o["outcome"] == "tie":
+                wins[a, b] += weight / 2
+                wins[b, a] += weight / 2
+    return wins
+
+
+def bradley_terry(wins: Any, judged_pairs: Any, iterations: int = 500) -> Any:
+    """Log-strengths (mean 0) by Hunter's (2004) MM algorithm, with :data:`PRIOR_TIES` per judged pair."""
+    import numpy as np
+
+    w = wins + judged_pairs * PRIOR_TIES / 2
+    games = w + w.T
+    p = np.ones(len(w))
+    for _ in range(iterations):
+        denom = (games / (p[:, None] + p[None, :])).sum(axis=1)
+        new = w.sum(axis=1) / np.where(denom > 0, denom, 1)
+        new = new / np.exp(np.log(new).mean())
+        if np.allclose(new, p, rtol=1e-10, atol=0):
+            p = new
+            break
+        p = new
+    return np.log(p)
+
+
+def judge_ranking(runs: list[RunDir], labels: list[str], judged: list[dict[str, Any]], n_boot: int,
+                  seed: int) -> list[tuple[str, float, float, float]]:
+    """(label, log-strength, 95% low, high) by strength; intervals resample prompts, every judge file together."""
+    import numpy as np
+
+    from bench.errors import BenchError
+    from bench.stats import percentile_interval
+
+    index = {run.run_id: i for i, run in enumerate(runs)}
+    for result in judged:
+        for side in ("run_a", "run_b"):
+            if result[side] not in index:
+                raise BenchError(f"--judged: run {result[side]} was judged but is not among the runs compared")
+    judged_pairs = np.zeros((len(runs), len(runs)))
+    for result in judged:
+        a, b = index[result["run_a"]], index[result["run_b"]]
+        judged_pairs[a, b] = judged_pairs[b, a] = 1
+    if not _connected(judged_pairs):
+        raise BenchError("--judged: the judged pairs do not connect every run; judge more pairs to rank them all")
+    theta = bradley_terry(_wins(judged, index), judged_pairs)
+    prompts = sorted({o["prompt_id"] for r in judged for o in r["outcomes"]})
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        counts = np.bincount(rng.integers(0, len(prompts), len(prompts)), minlength=len(prompts))
+        draws.append(bradley_terry(_wins(judged, index, dict(zip(prompts, counts))), judged_pairs))
+    draws = np.array(draws)
+    rows = [(labels[i], float(theta[i]), *percentile_interval(draws[:, i])) for i in range(len(runs))]
+    return sorted(rows, key=lambda r: -r[1])
+
+
+def _connected(adjacency: Any) -> bool:
+    seen, todo = {0}, [0]
+    while todo:
+        i = todo.pop()
+        for j in map(int, adjacency[i].nonzero()[0]):
+            if j not in seen:
+                seen.add(j)
+                todo.append(j)
+    return len(seen) == len(adjacency)
