@@ -122,6 +122,12 @@ def test_viewer_filters_in_chromium(store: Path, tmp_path: Path) -> None:
             page.fill("#max", "3")
             assert sorted(_visible(page)) == [("p2", "greedy"), ("p3", "top-p:p=0.9,t=1.0")]
             page.fill("#max", "")
+            # degenerate continuations (blank, whitespace runs, under 3 words), as the leaderboard flags rows
+            page.select_option("#degenerate", "only")
+            assert sorted(_visible(page)) == [("p2", "greedy"), ("p3", "top-p:p=0.9,t=1.0")]
+            page.select_option("#degenerate", "hide")
+            assert len(_visible(page)) == 4 and ("p2", "greedy") not in _visible(page)
+            page.select_option("#degenerate", "")
             # search: in the continuation, or in its prompt or reference
             page.fill("#search", "RIVER")
             assert _visible(page) == [("p2", "top-p:p=0.9,t=1.0")]

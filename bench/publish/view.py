@@ -39,7 +39,7 @@ section.prompt h2{font-size:1em;color:#555;margin:.2em 0}
 .label{font-size:12px;color:#666;margin-top:.3em}
 form.filters input[type=number]{width:6em}
 .hidden{display:none}
-mark{background:#ffe08a;padding:0}.tok{border-radius:2px}
+mark{background:#ffe08a;padding:0}.tok{border-radius:2px}.degenerate{color:#b00;font-weight:600}
 """
 
 # Filtering: a continuation is shown when its decoder is ticked, its finish reason selected, the
@@ -55,10 +55,12 @@ _JS = """
   function apply(){
     var on = {}; form.querySelectorAll('input.decoder').forEach(function(b){on[b.value] = b.checked;});
     var finish = document.getElementById('finish').value, metric = document.getElementById('metric').value;
+    var degenerate = document.getElementById('degenerate').value;
     var lo = num('min'), hi = num('max'), q = document.getElementById('search').value.toLowerCase();
     var shown = 0;
     conts.forEach(function(c){
       var ok = on[c.dataset.decoder] && (finish === '' || c.dataset.finish === finish);
+      if (ok && degenerate) ok = (degenerate === 'only') === (c.dataset.degenerate === '1');
       if (ok && (lo !== null || hi !== null)){
         var v = parseFloat(c.dataset[metric]);
         ok = !isNaN(v) && (lo === null || v >= lo) && (hi === null || v <= hi);
@@ -142,6 +144,8 @@ def _fmt(name: str, value: float) -> str:
 
 
 def _continuation(label: str, rec: dict[str, Any], metrics: dict[str, float]) -> str:
+    from bench.leaderboard import degeneracy
+
     data = " ".join(f'data-{m.replace("-", "")}="{"" if math.isnan(v) else repr(float(v))}"' for m, v in metrics.items())
     finish = str(rec.get("finish_reason") or "")
     sample = f" sample {rec['sample_index']}" if rec.get("sample_index") else ""
@@ -152,7 +156,11 @@ def _continuation(label: str, rec: dict[str, Any], metrics: dict[str, float]) ->
     if trace and trace.get("log_probs"):
         mean = sum(trace["log_probs"]) / len(trace["log_probs"])
         spans += f" <span>mean log-prob {mean:.3f}</span>"
-    return (f'<div class="cont" data-decoder="{html.escape(label)}" data-finish="{html.escape(finish)}" {data}>'
+    degenerate = bool(degeneracy([rec], None)["flags"])  # blank, whitespace runs, under 3 words: as the rows' flag
+    if degenerate:
+        spans += ' <span class="degenerate">degenerate</span>'
+    return (f'<div class="cont" data-decoder="{html.escape(label)}" data-finish="{html.escape(finish)}" '
+            f'data-degenerate="{int(degenerate)}" {data}>'
             f"<h3>{html.escape(label)}{html.escape(sample)}</h3>"
             f'<div class="metrics">{spans} <span>finish {html.escape(finish or "n/a")}</span></div>'
             f'<div class="text{" empty" if not text else ""}">{body}</div></div>')
@@ -215,6 +223,8 @@ def _filters(labels: list[str], finishes: list[str]) -> str:
             f'<fieldset><label>search <input type="search" id="search" size="24"></label></fieldset>'
             f"<fieldset>decoders: {boxes}</fieldset>"
             f'<fieldset><label>finish <select id="finish"><option value="">any</option>{finish}</select></label></fieldset>'
+            '<fieldset><label>degenerate <select id="degenerate"><option value="">shown</option>'
+            '<option value="only">only</option><option value="hide">hidden</option></select></label></fieldset>'
             f'<fieldset><label>metric <select id="metric">{metrics}</select></label>'
             '<label>from <input type="number" id="min" step="any" size="6"></label>'
             '<label>to <input type="number" id="max" step="any" size="6"></label></fieldset>'
