@@ -185,6 +185,9 @@ def parity(run_a: str, run_b: str, margins: bool, tie_margin: float | None, fail
     from bench.publish import complete_runs, find_runs
     from bench.registry import get_decoder
 
+    from bench.runtime.devices import resolve_device
+
+    device = resolve_device(device)  # one line for a device torch would not understand, before any work
     if tie_margin is not None and not (tie_margin >= 0 and math.isfinite(tie_margin)):
         raise BenchError(f"--tie-margin must be a finite number >= 0, got {tie_margin}")
     if fail_below is not None and not 0 <= fail_below <= 1:

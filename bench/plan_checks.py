@@ -34,6 +34,17 @@ def check_options(options: Any) -> None:
     if options.generation.log_probs and options.backend == "fake":
         raise BenchError("--log-probs needs the model's weights (traces come from the HF model); "
                          "the fake backend has none")
+    if options.generation.log_probs and options.backend == "openai":
+        from bench.model_args import parse_model
+        from bench.runtime import load_config
+
+        for model in options.models:  # traces are the local HF model's: it must load here
+            name = parse_model(model).name
+            try:
+                load_config(name, options.revision)
+            except BenchError:
+                raise BenchError(f"--log-probs computes traces with the local weights of --model, but '{name}' "
+                                 "does not load here; pass a local copy") from None
     writable_dir(options.out, "--out")
 
 

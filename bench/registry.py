@@ -108,6 +108,17 @@ ENTRY_POINT_GROUPS = ("decbench.decoders", "decbench.suites")
 _loaded = False
 
 
+def at_most_vocabulary(decoder_name: str, param: str, what: str) -> Callable[[Any, Any], None]:
+    """A ``check_model``: the integer argument ``param`` (a count of ``what``) is at most the model's
+    vocabulary size, so a typo is refused at plan time instead of failing inside torch."""
+    def check_model(spec: Any, config: Any) -> None:
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        vocab, value = getattr(text, "vocab_size", None), spec.kwargs[param]
+        if isinstance(vocab, int) and value > vocab:
+            raise BenchError(f"decoder '{decoder_name}': {param}={value} {what} is more than the model's {vocab} tokens")
+    return check_model
+
+
 def _canonical(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Sequence
 
 from bench.decoding import Decoder, RowRNG
 from bench.runtime.forward import cache_kwargs
-from bench.errors import BenchError, check
-from bench.registry import decoder
+from bench.errors import check
+from bench.registry import at_most_vocabulary, decoder
 
 if TYPE_CHECKING:
     import torch
@@ -40,18 +40,9 @@ MAX_BEAMS = 4096
 """More beams than any use of beam search (each beam is a row of the batch): larger is refused at once."""
 
 
-def _check_vocabulary(spec: Any, config: Any) -> None:
-    """Plan-time: more beams than the vocabulary has tokens cannot all be distinct hypotheses."""
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    vocab = getattr(text, "vocab_size", None)
-    n = spec.kwargs["n"]
-    if isinstance(vocab, int) and n > vocab:
-        raise BenchError(f"decoder 'beam': n={n} beams is more than the model's {vocab} tokens")
-
-
 @decoder(
     "beam",
-    check_model=_check_vocabulary,
+    check_model=at_most_vocabulary("beam", "n", "beams"),
     description="beam search with n beams, deterministic; generate(num_beams=n, do_sample=False)'s defaults: "
                 "length_penalty=1.0, early_stopping=False",
     sampling=False,

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Sequence
 from bench.backends.hf_decode import SYNC_EVERY
 from bench.decoding import Decoder, RowRNG
 from bench.errors import BenchError, check
-from bench.registry import decoder
+from bench.registry import at_most_vocabulary, decoder
 from bench.runtime import cache_kwargs
 
 if TYPE_CHECKING:
@@ -43,18 +43,9 @@ MAX_CANDIDATES = 1 << 16
 """Candidates per step are each a forward row: more than this is a typo, refused before loading."""
 
 
-def _check_vocabulary(spec: Any, config: Any) -> None:
-    """Plan-time: k candidates must exist among the model's tokens."""
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    vocab = getattr(text, "vocab_size", None)
-    if isinstance(vocab, int) and spec.kwargs["k"] > vocab:
-        raise BenchError(f"decoder 'contrastive': k={spec.kwargs['k']} candidates is more than the model's "
-                         f"{vocab} tokens")
-
-
 @decoder(
     "contrastive",
-    check_model=_check_vocabulary,
+    check_model=at_most_vocabulary("contrastive", "k", "candidates"),
     description="contrastive search: top-k candidates re-ranked by p - similarity to the context",
     sampling=False,
 )

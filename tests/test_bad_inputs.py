@@ -335,6 +335,9 @@ CASES: list[tuple[str, list[str]]] = [
     ("run-samples-huge", RUN + ["--samples-per-prompt", "9" * 22]),
     ("run-samples-over-bound", RUN + ["--samples-per-prompt", "2000000"]),
     ("run-log-probs-on-fake", ["run", "--backend", "fake", "--suite", "{P}", "--log-probs", "--out", "{store}"]),
+    ("run-log-probs-openai-served-only", ["run", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1",
+                                          "--model", "served-name", "--suite", "{P}", "--log-probs",
+                                          "--out", "{store}"]),
     ("compare-n-boot-huge", ["compare", "{run}", "{run}", "--n-boot", "9" * 13]),
     ("analyze-n-boot-huge", ANALYZE + ["--n-boot", "9" * 13]),
     # --- a hyperfit resume state that is corrupt or hostile (never unpickled) ---
@@ -347,6 +350,7 @@ CASES: list[tuple[str, list[str]]] = [
     ("parity-fail-below-2", ["parity", "{run}", "{run}", "--fail-below", "2"]),
     ("parity-tie-margin-nan", ["parity", "{run}", "{run}", "--tie-margin", "nan"]),
     ("parity-tie-margin-neg", ["parity", "{run}", "{run}", "--tie-margin", "-1"]),
+    ("parity-device-bogus", ["parity", "{run}", "{run}", "--margins", "--device", "bogus"]),
     # --- the group ---
     ("unknown-command", ["frobnicate"]),
     ("unknown-top-option", ["--frob"]),
