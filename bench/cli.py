@@ -340,20 +340,32 @@ def suites() -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--from", "tool", type=click.Choice(["lm-eval", "inspect"]), default=None,
+              help="FILE was written by another tool: lm-eval (a --log_samples samples_*.jsonl) or inspect "
+              "(an inspect_ai eval log). It becomes a run, scored like decbench's own.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="With --from: the run store to add the run to (then 'bench leaderboard/compare/view' take it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
 @model_score_options
 @click.option("--device", default="auto", show_default=True, help="Device of the scoring models: auto, cpu, cuda or cuda:N.")
 @threads_option
-def score(file: str, as_json: bool, scores: tuple[str, ...], threads: int | None, **kw: Any) -> None:
+def score(file: str, tool: str | None, out: str | None, as_json: bool, scores: tuple[str, ...], threads: int | None,
+          **kw: Any) -> None:
     """Score a JSONL of generations made elsewhere (field 'continuation'; 'reference' adds a human row).
 
     --score adds model-based metrics to the generations row: mauve needs 'reference' on every
     line, coherence, coherence-sim and perplexity need 'prompt'.
+
+    --from lm-eval|inspect reads another tool's file instead; with --out the run joins a store.
     """
     from bench.runtime.threads import apply
     from bench.scorers.files import score_file
 
     apply(threads)
+    if tool:
+        return _score_foreign(tool, file, out, as_json, scores, score_settings(kw))
+    if out:
+        raise BenchError("--out: only with --from (a decbench JSONL is scored in place; 'bench run' makes stores)")
     rows = score_file(file, scores, score_settings(kw))
     if rows[0].get("mauve-cut-at-context") and not as_json:
         click.echo(f"note: MAUVE: {rows[0]['mauve-cut-at-context']} texts ran past the featurizer's context and were "
@@ -374,6 +386,40 @@ def score(file: str, as_json: bool, scores: tuple[str, ...], threads: int | None
     for r in rows:
         table.add_row(r["system"], *[f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys])
     Console(width=max(160, Console().width)).print(table)  # every column readable, even when piped
+
+
+def _score_foreign(tool: str, file: str, out: str | None, as_json: bool, scores: tuple[str, ...],
+                   settings: dict[str, Any]) -> None:
+    """``bench score --from TOOL FILE``: the file becomes a run of the store ``out`` (else a temporary one)."""
+    import tempfile
+    from pathlib import Path
+
+    from bench.foreign import import_run, read_foreign
+    from bench.leaderboard import LEADERBOARD, build_rows, render, rows_for_runs, write_csv
+    from bench.outputs import writable_dir
+    from bench.run_scores import add_model_scores
+    from bench.scorers.model_based import check_names
+    from bench.store import RunStore
+
+    check_names(list(scores))
+    if out:
+        writable_dir(out, "--out", inputs=(file,))
+    foreign = read_foreign(tool, file)
+    with tempfile.TemporaryDirectory(prefix="bench-score-") as scratch:
+        run = import_run(foreign, out or scratch)
+        if scores:
+            add_model_scores(run, scores, settings)
+        rows = rows_for_runs([run])
+        if out:
+            write_csv(build_rows(RunStore(out)), Path(out) / LEADERBOARD)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.console import Console
+
+    Console(width=max(160, Console().width)).print(render(rows))
+    click.echo(f"{len(foreign.records)} generations from {tool} {foreign.tool_version} ({foreign.model}, task "
+               f"{foreign.task})" + (f": run {run.run_id} in {out}" if out else ""), err=True)
 
 
 PLUGIN_COMMANDS = (

@@ -157,7 +157,9 @@ def rows_for_runs(runs: list[RunDir], per_seed: bool = False, length_matched: bo
             "tokens_sha": tokens_sha(records),
             "run_id": spec.run_id,
         }
-        base.update(degeneracy(records, spec.generation.max_new_tokens))
+        # Lengths in tokens are known only where every record kept its ids (not for imported runs).
+        lengths_known = all(r.get("token_ids") is not None for r in records)
+        base.update(degeneracy(records, spec.generation.max_new_tokens if lengths_known else None))
         if spec.model.amateur:
             base["amateur"] = spec.model.amateur.rstrip("/").split("/")[-1]
         base.update({k: v for k, v in header.get("resolved", {}).items() if isinstance(v, (int, float, str))})

@@ -148,6 +148,9 @@ class RunSpec:
     """Version of the library behind the backend (transformers for ``hf``)."""
     dtype: str = "float32"
     """Resolved compute dtype."""
+    origin: str = ""
+    """A run imported by ``bench score --from`` (:mod:`bench.foreign`): ``TOOL:sha256`` of the file
+    its generations came from; empty for decbench's own runs, and then not in the identity."""
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -170,6 +173,8 @@ class RunSpec:
             del d["generation"]["sampler"]
         if not d["generation"].get("log_probs"):
             d["generation"].pop("log_probs", None)
+        if not d.get("origin"):
+            d.pop("origin", None)
         d["extra"] = []  # a field of the first format, always empty; kept so that run ids do not change
         d["suite"].pop("source", None)
         d["model"].pop("display", None)  # a table label, not what produces the records
@@ -200,6 +205,7 @@ class RunSpec:
             backend=d["backend"],
             backend_version=d["backend_version"],
             dtype=d["dtype"],
+            origin=d.get("origin", ""),
         )
 
 
