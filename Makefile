@@ -10,7 +10,7 @@ export BENCH_MODEL BENCH_DATA_DIR BENCH_SHARED
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup demo check test test-all reference-env vllm-env browser regression publish bench-scorers bench-generation bench-contrastive bench-vllm bench-real gpu-check clean
+.PHONY: setup demo check test test-all reference-env vllm-env peers-env browser regression publish bench-scorers bench-generation bench-contrastive bench-vllm bench-real gpu-check clean
 
 # A local virtual environment that sees an already installed torch (e.g. a CUDA build);
 # otherwise it gets the pinned CPU wheel, never an unpinned torch with gigabytes of CUDA packages.
@@ -41,6 +41,12 @@ VLLM_VENV := .venv-vllm
 vllm-env:
 	bash scripts/make_vllm_env.sh
 
+# The real lm-evaluation-harness and inspect_ai beside decbench: the tests of `bench score --from`
+# that run both tools live, and read the inspect log with inspect_ai (tests/test_foreign_runs.py).
+PEERS_VENV := .venv-peers
+peers-env:
+	bash scripts/make_peers_env.sh
+
 # Debian's chromium for the browser tests of the leaderboard page and the sample viewer (needs
 # root or sudo; without it those tests are skipped with their reason).
 browser:
@@ -55,13 +61,15 @@ regression: setup
 check: setup
 	$(BIN)/python -m pytest -q -m "not gpu and not vllm" -x
 
-test: setup reference-env vllm-env browser regression
+test: setup reference-env vllm-env peers-env browser regression
 	$(BIN)/python -m pytest -q -m "not gpu"
 	$(VLLM_VENV)/bin/python -m pytest -q -m "not gpu"
+	$(PEERS_VENV)/bin/python -m pytest -q tests/test_foreign_runs.py
 
-test-all: setup reference-env vllm-env browser
+test-all: setup reference-env vllm-env peers-env browser
 	$(BIN)/python -m pytest -q
 	$(VLLM_VENV)/bin/python -m pytest -q
+	$(PEERS_VENV)/bin/python -m pytest -q tests/test_foreign_runs.py
 
 publish: setup
 	bash scripts/publish_leaderboards.sh

@@ -84,10 +84,11 @@ def run_lm_eval(model: str, folder: Path, max_tokens: int = 16) -> Path:
 
 def run_inspect(model: str, folder: Path, max_tokens: int = 16, epochs: int = 2) -> Path:
     """``inspect eval`` on the hf provider, sampling at T=0.8, top-p 0.9, seed 7; returns the log."""
+    folder.mkdir(parents=True, exist_ok=True)
     task = folder / "inspect_task.py"
     task.write_text(INSPECT_TASK.format(prompts=str(write_suite(folder))))
     logs = folder / "inspect_logs"
-    _run([str(Path(sys.executable).with_name("inspect")), "eval", str(task), "--model", "hf/local",
+    _run([str(Path(sys.executable).with_name("inspect")), "eval", task.name, "--model", "hf/local",
           "-M", f"model_path={model}", "-M", "device=cpu", "--max-tokens", str(max_tokens), "--temperature", "0.8",
           "--top-p", "0.9", "--seed", "7", "--epochs", str(epochs), "--log-dir", str(logs)], folder)
     return next(logs.glob("*.eval"))
