@@ -43,17 +43,17 @@ def align(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[tuple[dict[s
     return pairs
 
 
-def _verdict(judge, template: Template, cache: VerdictCache, prompt: str, first: str, second: str) -> str:
-    """``first``/``second``/``tie``/``invalid`` for one ordered pair, from the cache or the judge."""
+def _verdict(judge, template: Template, cache: VerdictCache, prompt: str, first: str, second: str) -> tuple[str, str]:
+    """(``first``/``second``/``tie``/``invalid``, the judge's answer) for one ordered pair, from the cache or the judge."""
     key = verdict_key(judge.ident, template.ident, prompt, first, second)
     hit = cache.get(key)
     if hit is not None:
-        return hit["verdict"]
+        return hit["verdict"], str(hit.get("answer") or "")
     system, user = template.render(prompt, first, second)
     answer = judge.complete(system, user)
     verdict = template.parse(answer)
     cache.put({"key": key, "judge": judge.ident, "template": template.ident, "verdict": verdict, "answer": answer})
-    return verdict
+    return verdict, answer
 
 
 def combine(ab: str, ba: str) -> str:
@@ -76,17 +76,18 @@ def judge_records(a: list[dict[str, Any]], b: list[dict[str, Any]], s: JudgeSett
     stop = threading.Event()
     failure: list[str] = []
 
-    def job(rec_a: dict[str, Any], rec_b: dict[str, Any]) -> str | None:
+    def job(rec_a: dict[str, Any], rec_b: dict[str, Any]) -> tuple[str, dict[str, str] | None] | None:
+        """(outcome, the judge's answers in both orders: its rationale), None once stopped."""
         try:
             if stop.is_set():
                 return None
             if rec_a["continuation"] == rec_b["continuation"]:
-                return "tie"  # identical texts: nothing to judge, nothing to pay
-            ab = _verdict(judge, template, cache, rec_a["prompt"], rec_a["continuation"], rec_b["continuation"])
+                return "tie", None  # identical texts: nothing to judge, nothing to pay
+            ab, why_ab = _verdict(judge, template, cache, rec_a["prompt"], rec_a["continuation"], rec_b["continuation"])
             if stop.is_set():
                 return None
-            ba = _verdict(judge, template, cache, rec_a["prompt"], rec_b["continuation"], rec_a["continuation"])
-            return combine(ab, ba)
+            ba, why_ba = _verdict(judge, template, cache, rec_a["prompt"], rec_b["continuation"], rec_a["continuation"])
+            return combine(ab, ba), {"a_first": why_ab, "b_first": why_ba}
         except JudgeUnavailable as exc:
             stop.set()
             failure.append(str(exc))
@@ -106,11 +107,12 @@ def judge_records(a: list[dict[str, Any]], b: list[dict[str, Any]], s: JudgeSett
         judge.close()
     if failure:
         raise BenchError(f"{failure[0]}; {len(cache)} verdicts kept in {s.cache} (run again to resume)")
-    result = summarize(outcomes, n_boot=s.n_boot, seed=s.seed, prompt_ids=[ra["prompt_id"] for ra, _ in pairs])
+    result = summarize([o for o, _ in outcomes], n_boot=s.n_boot, seed=s.seed,
+                       prompt_ids=[ra["prompt_id"] for ra, _ in pairs])
     result.update(
         judge=judge.ident, template=template.ident, requests=judge.requests, retries=judge.retries,
-        verdicts_cached_before=cached_before, verdicts_new=len(cache) - cached_before,
-        settings=s.recorded(), outcomes=[{"prompt_id": ra["prompt_id"], "sample_index": ra["sample_index"], "outcome": o}
-                                         for (ra, _), o in zip(pairs, outcomes)],
+        verdicts_cached_before=cached_before, verdicts_new=len(cache) - cached_before, settings=s.recorded(),
+        outcomes=[{"prompt_id": ra["prompt_id"], "sample_index": ra["sample_index"], "outcome": o,
+                   **({"answers": why} if why else {})} for (ra, _), (o, why) in zip(pairs, outcomes)],
     )
     return result

@@ -244,7 +244,10 @@ def _compare_many(runs: list[Any], n_boot: int, seed: int, metrics: tuple[str, .
 @click.option("--out", required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Folder for the page (DIR/index.html, one self-contained file).")
 @click.option("--title", default=None, help="Page title (default: decbench samples).")
-def view(inputs: tuple[str, ...], out: str, title: str | None) -> None:
+@click.option("--judged", "judged", multiple=True, metavar="FILE",
+              help="'bench judge --out' files of pairs of the runs: each prompt shows the verdicts and the judge's "
+                   "rationale, and the page filters by them ('A beat B').")
+def view(inputs: tuple[str, ...], out: str, title: str | None, judged: tuple[str, ...]) -> None:
     """Write a page to read the samples: per prompt, the prompt, the reference and every decoder's continuation.
 
     Each continuation shows its own metrics; the page searches and filters by decoder, metric range
@@ -255,10 +258,10 @@ def view(inputs: tuple[str, ...], out: str, title: str | None) -> None:
     from bench.publish import find_runs
     from bench.publish.view import incomplete_count, write_view
 
-    writable_dir(out, "--out", tuple(inputs))
+    writable_dir(out, "--out", (*inputs, *judged))
 
     for run in find_runs(list(inputs)):
         if not run.is_complete():
             click.echo(f"note: run {run.run_id} is incomplete ({incomplete_count(run)}); the page shows what it "
                        "holds, marked [incomplete]", err=True)
-    click.echo(f"wrote {write_view(list(inputs), out, title=title)}")
+    click.echo(f"wrote {write_view(list(inputs), out, title=title, judged=list(judged))}")

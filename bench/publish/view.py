@@ -3,8 +3,9 @@
 Numbers alone mislead (a degenerate decoder that emits blank lines can score well on word
 diversity); reading the texts shows it. Per prompt the page shows the prompt, the human reference
 and each run's continuation with its own metrics (rep-2, rep-4, distinct-2, ttr, length, finish
-reason), whitespace kept visible. It can be searched and filtered by decoder, by a metric's range
-and by finish reason, in the browser, with no network: the page is self-contained like the
+reason), whitespace kept visible, and (``--judged``) the pairwise judge's verdicts on the prompt with
+its rationale in both orders. It can be searched and filtered by decoder, by a metric's range, by
+finish reason and by verdict ("A beat B"), in the browser, with no network: the page is self-contained like the
 leaderboard page (:mod:`bench.publish.html`) and every text in it is escaped.
 """
 
@@ -39,12 +40,17 @@ section.prompt h2{font-size:1em;color:#555;margin:.2em 0}
 .label{font-size:12px;color:#666;margin-top:.3em}
 form.filters input[type=number]{width:6em}
 .hidden{display:none}
+.verdicts{font-size:12px;margin:.4em 0}.verdicts details{margin:.2em 0}.verdicts .why{white-space:pre-wrap;
+  font-family:ui-monospace,Menlo,Consolas,monospace;font-size:11px;background:#f3f6fb;padding:.3em;margin:.2em 0}
+.verdict-a,.verdict-b{font-weight:600}
 mark{background:#ffe08a;padding:0}.tok{border-radius:2px}.degenerate{color:#b00;font-weight:600}
 """
 
 # Filtering: a continuation is shown when its decoder is ticked, its finish reason selected, the
 # chosen metric within [min, max], and the search text (case-insensitive) found in it, its prompt
-# or its reference; a prompt is shown while one of its continuations is. ``#decoder=LABEL`` in
+# or its reference, and (with --judged) the prompt holding the chosen verdict ("A beat B": a
+# section's ``data-verdicts`` lists ``PAIR:a|b|tie|invalid`` over its samples); a prompt is shown
+# while one of its continuations is. ``#decoder=LABEL`` in
 # the address ticks that decoder alone (the leaderboard page links there).
 _JS = """
 (function(){
@@ -57,9 +63,11 @@ _JS = """
     var finish = document.getElementById('finish').value, metric = document.getElementById('metric').value;
     var degenerate = document.getElementById('degenerate').value;
     var lo = num('min'), hi = num('max'), q = document.getElementById('search').value.toLowerCase();
+    var judged = document.getElementById('judged'), verdict = judged ? judged.value : '';
     var shown = 0;
     conts.forEach(function(c){
       var ok = on[c.dataset.decoder] && (finish === '' || c.dataset.finish === finish);
+      if (ok && verdict) ok = (' ' + c.closest('section.prompt').dataset.verdicts + ' ').indexOf(' ' + verdict + ' ') >= 0;
       if (ok && degenerate) ok = (degenerate === 'only') === (c.dataset.degenerate === '1');
       if (ok && (lo !== null || hi !== null)){
         var v = parseFloat(c.dataset[metric]);
@@ -137,6 +145,49 @@ def collect(runs: list[RunDir]) -> tuple[list[str], list[dict[str, Any]]]:
     return sorted(set(labels.values())), [prompts[k] for k in sorted(prompts)]
 
 
+def read_verdicts(judged: list[dict[str, Any]], runs: list[RunDir]) -> list[dict[str, Any]]:
+    """``bench judge --out`` results as pairs of the viewed runs: labels, and per (suite, prompt id) the
+    outcomes of its samples; one line when a judged run is not among them."""
+    from bench.errors import BenchError
+    from bench.leaderboard import suite_label
+
+    labels, by_id = run_labels(runs), {run.run_id: run for run in runs}
+    pairs = []
+    for result in judged:
+        for side in ("run_a", "run_b"):
+            if result[side] not in by_id:
+                raise BenchError(f"--judged: run {result[side]} was judged but is not among the runs viewed")
+        suite = suite_label(by_id[result["run_a"]].spec())
+        prompts: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for o in result["outcomes"]:
+            prompts.setdefault((suite, str(o["prompt_id"])), []).append(o)
+        pairs.append({"a": labels[result["run_a"]], "b": labels[result["run_b"]], "judge": str(result.get("judge", "")),
+                      "prompts": prompts})
+    return pairs
+
+
+def _verdicts(pairs: list[dict[str, Any]], key: tuple[str, str]) -> tuple[str, str]:
+    """(the ``data-verdicts`` tokens, the HTML) of one prompt's judge verdicts, with the rationale."""
+    tokens, lines = [], []
+    for i, pair in enumerate(pairs):
+        for o in sorted(pair["prompts"].get(key, []), key=lambda o: o.get("sample_index", 0)):
+            outcome = str(o.get("outcome"))
+            tokens.append(f"{i}:{outcome}")
+            a, b = html.escape(pair["a"]), html.escape(pair["b"])
+            said = {"a": f'<span class="verdict-a">{a}</span> beat {b}', "b": f'<span class="verdict-b">{b}</span> beat {a}',
+                    "tie": f"{a} and {b}: tie", "invalid": f"{a} vs {b}: no valid verdict"}.get(outcome, html.escape(outcome))
+            sample = f" (sample {o['sample_index']})" if o.get("sample_index") else ""
+            answers = o.get("answers") if isinstance(o.get("answers"), dict) else None
+            why = ("".join(f'<div class="label">{html.escape(shown)} shown first</div><div class="why">'
+                           f'{html.escape(str(answers.get(k, "")))}</div>' for k, shown in (("a_first", pair["a"]), ("b_first", pair["b"])))
+                   if answers else '<div class="note">identical texts: a tie without asking</div>'
+                   if outcome == "tie" and "answers" not in o else '<div class="note">no rationale recorded</div>')
+            lines.append(f'<details data-pair="{i}"><summary>judge {html.escape(pair["judge"])}{html.escape(sample)}: {said}'
+                         f"</summary>{why}</details>")
+    block = f'<div class="verdicts">{"".join(lines)}</div>' if lines else ""
+    return " ".join(dict.fromkeys(tokens)), block
+
+
 def _fmt(name: str, value: float) -> str:
     if math.isnan(value):
         return "n/a"
@@ -203,18 +254,29 @@ def shaded_tokens(trace: dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _prompt_section(entry: dict[str, Any]) -> str:
+def _prompt_section(entry: dict[str, Any], pairs: list[dict[str, Any]]) -> str:
     ref = entry["reference"]
     reference = (f'<div class="label">reference</div><div class="text ref">{html.escape(ref)}</div>'
                  if ref is not None else "")
     conts = "".join(_continuation(label, rec, m) for label, rec, m in entry["samples"])
-    return (f'<section class="prompt" data-prompt-id="{html.escape(entry["id"])}">'
+    tokens, verdicts = _verdicts(pairs, (entry["suite"], entry["id"]))
+    return (f'<section class="prompt" data-prompt-id="{html.escape(entry["id"])}" data-verdicts="{html.escape(tokens)}">'
             f"<h2>{html.escape(entry['suite'])} / {html.escape(entry['id'])}</h2>"
             f'<div class="context"><div class="label">prompt</div><div class="text prompt-text">'
-            f'{html.escape(entry["prompt"])}</div>{reference}</div><div class="grid">{conts}</div></section>')
+            f'{html.escape(entry["prompt"])}</div>{reference}</div>{verdicts}<div class="grid">{conts}</div></section>')
 
 
-def _filters(labels: list[str], finishes: list[str]) -> str:
+def _judge_filter(pairs: list[dict[str, Any]]) -> str:
+    """The "A beat B" select: per judged pair, either side winning, or a tie."""
+    if not pairs:
+        return ""
+    options = "".join(f'<option value="{i}:{o}">{html.escape(text)}</option>' for i, p in enumerate(pairs)
+                      for o, text in (("a", f"{p['a']} beat {p['b']}"), ("b", f"{p['b']} beat {p['a']}"),
+                                      ("tie", f"{p['a']} vs {p['b']}: tie")))
+    return f'<fieldset><label>judge <select id="judged"><option value="">any</option>{options}</select></label></fieldset>'
+
+
+def _filters(labels: list[str], finishes: list[str], pairs: list[dict[str, Any]] = ()) -> str:
     boxes = "".join(f'<label><input type="checkbox" class="decoder" value="{html.escape(lab)}" checked> '
                     f"{html.escape(lab)}</label>" for lab in labels)
     finish = "".join(f'<option value="{html.escape(f)}">{html.escape(f)}</option>' for f in finishes)
@@ -225,16 +287,18 @@ def _filters(labels: list[str], finishes: list[str]) -> str:
             f'<fieldset><label>finish <select id="finish"><option value="">any</option>{finish}</select></label></fieldset>'
             '<fieldset><label>degenerate <select id="degenerate"><option value="">shown</option>'
             '<option value="only">only</option><option value="hide">hidden</option></select></label></fieldset>'
+            f"{_judge_filter(list(pairs))}"
             f'<fieldset><label>metric <select id="metric">{metrics}</select></label>'
             '<label>from <input type="number" id="min" step="any" size="6"></label>'
             '<label>to <input type="number" id="max" step="any" size="6"></label></fieldset>'
             '<div id="count" class="note"></div></form>')
 
 
-def render_view(runs: list[RunDir], title: str = "decbench samples") -> str:
-    """The whole page for ``runs``."""
+def render_view(runs: list[RunDir], title: str = "decbench samples", judged: list[dict[str, Any]] = ()) -> str:
+    """The whole page for ``runs``, with the verdicts of ``judged`` (``bench judge --out`` results) on their prompts."""
     from bench.publish.html import _check_offline
 
+    pairs = read_verdicts(list(judged), runs)
     labels, prompts = collect(runs)
     finishes = sorted({str(rec.get("finish_reason") or "") for e in prompts for _, rec, _ in e["samples"]})
     n = sum(len(e["samples"]) for e in prompts)
@@ -246,21 +310,25 @@ def render_view(runs: list[RunDir], title: str = "decbench samples") -> str:
         notes += (f" {len(unfinished)} of the runs are incomplete (marked [incomplete]); their samples are "
                   "those written so far, and 'bench run' with the same options finishes them.")
     body = [f"<h1>{html.escape(title)}</h1>", f'<p class="note">{html.escape(notes)}</p>',
-            _filters(labels, [f for f in finishes if f])]
-    body += [_prompt_section(e) for e in prompts]
+            _filters(labels, [f for f in finishes if f], pairs)]
+    body += [_prompt_section(e, pairs) for e in prompts]
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{_CSS}</style></head><body>{''.join(body)}<script>{_JS}</script></body></html>\n")
     _check_offline(page)
     return page
 
 
-def write_view(inputs: list[str], out: str | Path, *, title: str | None = None) -> Path:
-    """Write ``out/index.html`` for the runs under ``inputs`` (run folders or stores)."""
+def write_view(inputs: list[str], out: str | Path, *, title: str | None = None, judged: list[str] = ()) -> Path:
+    """Write ``out/index.html`` for the runs under ``inputs`` (run folders or stores), with the
+    verdicts of the ``bench judge --out`` files ``judged``."""
     from bench.publish import find_runs
+    from bench.publish.compare_many import read_judged
     from bench.runtime.provenance import write_text_atomic
 
+    results = read_judged(list(judged))
     runs = find_runs(inputs)
+    page = render_view(runs, title or "decbench samples", results)  # refused before anything is written
     path = Path(out) / PAGE
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, render_view(runs, title or "decbench samples"))  # a full disk leaves no part page
+    write_text_atomic(path, page)  # a full disk leaves no part page
     return path
