@@ -131,6 +131,10 @@ def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, 
 @click.option("--n-boot", type=int, default=20_000, show_default=True,
               help="Paired bootstrap replicates (Monte Carlo error of p: 0.002 near p=0.05 at the default; printed).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
+@click.option("--mauve-boot", type=int, default=None, metavar="N",
+              help="Replicates of MAUVE's paired bootstrap, each drawing prompts and a k-means seed (default: "
+                   "100, or --n-boot when smaller; 0: the stored scores' difference, untested). Needs the featurizer "
+                   "(its cached features are reused).")
 @click.option("--metric", "metrics", multiple=True, metavar="NAME",
               help="With three or more runs: the metrics shown (default: diversity, rep-2, rep-4, distinct-2 and "
                    "any model-based ones; 'all' for every one). The CSV always holds all.")
@@ -139,8 +143,8 @@ def check(target: str, baseline: str, tolerances: tuple[str, ...], exact: bool, 
                    "ranking from the judge's verdicts, with intervals over prompts.")
 @click.option("--csv", "csv_path", default=None, metavar="PATH", help="Also write the table as CSV.")
 @click.option("--markdown", "md_path", default=None, metavar="PATH", help="Also write the table as Markdown.")
-def compare(runs: tuple[str, ...], stores: tuple[str, ...], n_boot: int, seed: int, metrics: tuple[str, ...],
-            judged: tuple[str, ...], csv_path: str | None, md_path: str | None) -> None:
+def compare(runs: tuple[str, ...], stores: tuple[str, ...], n_boot: int, seed: int, mauve_boot: int | None,
+            metrics: tuple[str, ...], judged: tuple[str, ...], csv_path: str | None, md_path: str | None) -> None:
     """Per metric, B - A over the shared prompts with a paired bootstrap interval and p-value.
 
     A and B are run folders, or rows of a leaderboard CSV written CSV#run_id. With three or more
@@ -156,6 +160,8 @@ def compare(runs: tuple[str, ...], stores: tuple[str, ...], n_boot: int, seed: i
     if not 1 <= n_boot <= MAX_N_BOOT or seed < 0:
         raise BenchError(f"--n-boot must be in 1..{MAX_N_BOOT:,} and --seed >= 0, got {str(n_boot)[:40]} and "
                          f"{str(seed)[:40]}")
+    if mauve_boot is not None and not 0 <= mauve_boot <= MAX_N_BOOT:
+        raise BenchError(f"--mauve-boot must be in 0..{MAX_N_BOOT:,}, got {str(mauve_boot)[:40]}")
     for option, path in (("--csv", csv_path), ("--markdown", md_path)):
         if path:
             writable_file(path, option, (*runs, *stores))
@@ -163,9 +169,9 @@ def compare(runs: tuple[str, ...], stores: tuple[str, ...], n_boot: int, seed: i
         raise BenchError("--judged ranks three runs or more; for two, 'bench judge' gives the win rate")
     resolved = [cmp.resolve(r, stores) for r in runs]
     if len(resolved) > 2:
-        return _compare_many(resolved, n_boot, seed, metrics, csv_path, md_path, judged)
+        return _compare_many(resolved, n_boot, seed, metrics, csv_path, md_path, judged, mauve_boot)
     a, b = resolved
-    diffs, n_shared = cmp.compare_runs(a, b, n_boot=n_boot, seed=seed)
+    diffs, n_shared = cmp.compare_runs(a, b, n_boot=n_boot, seed=seed, mauve_boot=mauve_boot)
     heading = cmp.title(a, b, n_shared, n_boot)
     _console().print(cmp.render(diffs, heading))
     if csv_path:
@@ -182,7 +188,7 @@ BT_BOOT = 1000
 
 
 def _compare_many(runs: list[Any], n_boot: int, seed: int, metrics: tuple[str, ...], csv_path: str | None,
-                  md_path: str | None, judged_files: tuple[str, ...] = ()) -> None:
+                  md_path: str | None, judged_files: tuple[str, ...] = (), mauve_boot: int | None = None) -> None:
     """Every pair of three or more runs (see :mod:`bench.publish.compare_many`)."""
     from bench.publish import compare_many as many
     from bench.runtime.provenance import write_text_atomic
@@ -194,7 +200,7 @@ def _compare_many(runs: list[Any], n_boot: int, seed: int, metrics: tuple[str, .
         labels = [f"{label} ({r.run_id})" for label, r in zip(labels, runs)]
     boot = min(n_boot, BT_BOOT)
     ranked_by_judge = many.judge_ranking(runs, labels, judged, boot, seed) if judged else []
-    pairs = many.compare_all(runs, labels, n_boot, seed)
+    pairs = many.compare_all(runs, labels, n_boot, seed, mauve_boot)
     known = list(dict.fromkeys(p.diff.metric for p in pairs))
     unknown = [m for m in metrics if m != "all" and m not in known]
     if unknown:

@@ -48,12 +48,13 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def compare_all(runs: list[RunDir], labels: list[str], n_boot: int, seed: int) -> list[PairDiff]:
-    """Every pair's comparison, with Holm-corrected p-values within each metric."""
+def compare_all(runs: list[RunDir], labels: list[str], n_boot: int, seed: int,
+                mauve_boot: int | None = None) -> list[PairDiff]:
+    """Every pair's comparison, with Holm-corrected p-values within each metric (MAUVE's too)."""
     out: list[PairDiff] = []
     for i in range(len(runs)):
         for j in range(i + 1, len(runs)):
-            diffs, _ = compare_runs(runs[i], runs[j], n_boot=n_boot, seed=seed)
+            diffs, _ = compare_runs(runs[i], runs[j], n_boot=n_boot, seed=seed, mauve_boot=mauve_boot)
             out += [PairDiff(labels[i], labels[j], d) for d in diffs]
     for metric in dict.fromkeys(p.diff.metric for p in out):
         tested = [p for p in out if p.diff.metric == metric and p.diff.p is not None]

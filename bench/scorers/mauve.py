@@ -178,11 +178,29 @@ def check_length(featurizer: str, length: int | None) -> None:
     token_limit(MauveSettings(featurizer=featurizer, length=length))
 
 
-def score_mauve(records: list[dict[str, Any]], settings: MauveSettings | None = None) -> dict[str, Any]:
-    """MAUVE of a run's continuations against its prompts' references, with all settings recorded."""
+@dataclass
+class MauveInputs:
+    """The featurized, paired sides of one run's MAUVE: what :func:`score_mauve` and the paired
+    bootstrap of ``bench compare`` (:func:`paired_replicates`) compute MAUVE from."""
+
+    p: np.ndarray
+    """Features of the kept continuations."""
+    q: np.ndarray
+    """Features of the kept references, one per prompt."""
+    p_prompts: list[str]
+    """The prompt of each row of ``p``."""
+    q_prompts: list[str]
+    """The prompt of each row of ``q``."""
+    info: dict[str, Any]
+    fingerprint: str
+    device: str
+    newly_featurized: int
+
+
+def mauve_inputs(records: list[dict[str, Any]], settings: MauveSettings) -> MauveInputs:
+    """Tokenize, keep (length convention) and featurize a run's continuations and references."""
     from bench.scorers.features import Featurizer, FeaturizerSettings
 
-    settings = settings or MauveSettings()
     _require_mauve()
     conts, refs, owners = _pairs(records)
     if not refs:
@@ -213,12 +231,62 @@ def score_mauve(records: list[dict[str, Any]], settings: MauveSettings | None = 
         )
     p = feat.featurize(p_texts, [cont_ids[i] for i in keep])
     q = feat.featurize(q_texts, [ref_ids[pid] for pid in kept_prompts])
-    result = mauve_from_features(p, q, settings)
-    result["settings"] = {**settings.to_dict(), "featurizer_fingerprint": feat.fingerprint(),
-                          "featurizer_device": feat.device, **info}
-    result["newly_featurized"] = feat.featurized
-    result["q_prompt_ids"] = kept_prompts
+    return MauveInputs(p, q, [owners[i] for i in keep], kept_prompts, info, feat.fingerprint(), feat.device,
+                       feat.featurized)
+
+
+def score_mauve(records: list[dict[str, Any]], settings: MauveSettings | None = None) -> dict[str, Any]:
+    """MAUVE of a run's continuations against its prompts' references, with all settings recorded."""
+    settings = settings or MauveSettings()
+    inputs = mauve_inputs(records, settings)
+    result = mauve_from_features(inputs.p, inputs.q, settings)
+    result["settings"] = {**settings.to_dict(), "featurizer_fingerprint": inputs.fingerprint,
+                          "featurizer_device": inputs.device, **inputs.info}
+    result["newly_featurized"] = inputs.newly_featurized
+    result["q_prompt_ids"] = inputs.q_prompts
     return result
+
+
+def _one_mauve(p: np.ndarray, q: np.ndarray, settings: MauveSettings, seed: int) -> float:
+    """MAUVE of one k-means seed; NaN when a side has fewer texts than the quantization needs."""
+    if min(len(p), len(q)) < needed_samples(settings):
+        return math.nan
+    return mauve_from_features(p, q, MauveSettings(**{**settings.to_dict(), "seeds": (seed,)}))["mauve"]
+
+
+def _drawn(inputs: MauveInputs, prompts: list[str], counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``inputs`` restricted to ``prompts``, each prompt's rows repeated as often as it was drawn."""
+    times = dict(zip(prompts, counts.tolist()))
+    p_rows = np.repeat(np.arange(len(inputs.p_prompts)), [times.get(pid, 0) for pid in inputs.p_prompts])
+    q_rows = np.repeat(np.arange(len(inputs.q_prompts)), [times.get(pid, 0) for pid in inputs.q_prompts])
+    return inputs.p[p_rows], inputs.q[q_rows]
+
+
+def paired_replicates(a: MauveInputs, b: MauveInputs, prompts: list[str], settings: MauveSettings,
+                      n_boot: int, seed: int) -> tuple[float, np.ndarray]:
+    """MAUVE(B) - MAUVE(A) on ``prompts`` (the mean over the k-means seeds, as scored), and its
+    paired bootstrap replicates: each draws the prompts with replacement, the same for A and B, and
+    one k-means seed of ``settings.seeds``, the same for A and B, so the spread over seeds is inside
+    the interval as well as the spread over prompts. A replicate with too few texts is NaN."""
+    ones = np.ones(len(prompts), dtype=np.int64)
+    (pa, qa), (pb, qb) = _drawn(a, prompts, ones), _drawn(b, prompts, ones)
+    point = float(np.mean([_one_mauve(pb, qb, settings, s) - _one_mauve(pa, qa, settings, s) for s in settings.seeds]))
+    rng = np.random.default_rng(seed)
+    reps = np.empty(n_boot)
+    for r in range(n_boot):
+        counts = np.bincount(rng.integers(0, len(prompts), len(prompts)), minlength=len(prompts))
+        kmeans_seed = int(rng.choice(settings.seeds))
+        (pa, qa), (pb, qb) = _drawn(a, prompts, counts), _drawn(b, prompts, counts)
+        reps[r] = _one_mauve(pb, qb, settings, kmeans_seed) - _one_mauve(pa, qa, settings, kmeans_seed)
+    return point, reps
+
+
+def settings_from_recorded(recorded: dict[str, Any]) -> MauveSettings:
+    """The :class:`MauveSettings` a stored MAUVE score records (its extra fields set aside)."""
+    fields = {k: recorded[k] for k in MauveSettings.__dataclass_fields__ if k in recorded}
+    if "seeds" in fields:
+        fields["seeds"] = tuple(fields["seeds"])
+    return MauveSettings(**fields)
 
 
 def interval(result: dict[str, Any]) -> list[float]:
