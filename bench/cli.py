@@ -150,7 +150,8 @@ def run_options(kw: dict[str, Any]) -> Any:
     return RunOptions(
         models=tuple(kw["models"] or ()), decoders=kw["decoders"], suites=kw["suites"], out=kw["out"],
         generation=GenerationSpec(kw["max_new_tokens"], kw["samples_per_prompt"], seeds[0],
-                                  log_probs=bool(kw.get("log_probs"))), seeds=seeds,
+                                  log_probs=bool(kw.get("log_probs")) or kw.get("log_probs_from") == "server",
+                                  log_probs_from=kw.get("log_probs_from") or "model"), seeds=seeds,
         num_prompts=kw["num_prompts"], revision=kw["revision"], hyperfit=kw["hyperfit"], amateur=kw["amateur"],
         device=kw["device"], dtype=kw["dtype"], batch_size=kw["batch_size"], compile=kw.get("compile", False),
         data_dir=kw["data_dir"], suite_path=kw["suite_path"],
@@ -170,7 +171,7 @@ def run_options(kw: dict[str, Any]) -> Any:
 RUN_SECTIONS = (
     ("What to run", ("config", "models", "decoders", "suites", "num_prompts", "hyperfit", "amateur", "revision",
                      "chat_template", "system_prompt", "data_dir", "suite_path")),
-    ("Generation", ("max_new_tokens", "samples_per_prompt", "log_probs", "seed", "seeds", "batch_size", "compile", "device",
+    ("Generation", ("max_new_tokens", "samples_per_prompt", "log_probs", "log_probs_from", "seed", "seeds", "batch_size", "compile", "device",
                     "dtype", "threads")),
     ("Where results go", ("out",)),
     ("Model-based scores", ("scores", "featurizer", "featurizer_dtype", "mauve_length", "scorer_model", "sentence_model")),
@@ -208,6 +209,10 @@ RUN_SECTIONS = (
 @click.option("--log-probs", is_flag=True,
               help="Store per-token traces: each token's log-probability under the model, the step's entropy "
                    "and the token's rank (computed by the HF model; part of the run identity).")
+@click.option("--log-probs-from", type=click.Choice(["model", "server"]), default=None,
+              help="Where --log-probs traces come from: the local HF model (default; exact) or, on --backend openai, "
+                   "the server's own logprobs (top 20: entropy a lower bound, rank null below the top 20); "
+                   "'server' implies --log-probs.")
 @click.option("--seed", type=int, multiple=True, default=(0,), show_default=True,
               help="Base seed; each record's seed derives from (seed, prompt id, sample index). Repeat for several seeds.")
 @click.option("--seeds", default=None, metavar="S1,S2,...",

@@ -114,7 +114,8 @@ def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_
         with store.writing(spec, expected_records=planned.expected_records, device=backend.device,
                            resolved=planned.resolved) as run:
             tracer = None
-            if spec.generation.log_probs:  # the HF model of the weights that decode (the checkpoint's, for one)
+            if spec.generation.log_probs and spec.generation.log_probs_from == "model":
+                # the HF model of the weights that decode (the checkpoint's, for one)
                 scorer = backends.reference(spec.model, spec.model.hyperfit if info.runs_on_hyperfit else None)
                 tracer = lambda prompts, ids: token_traces(scorer, prompts, ids)  # noqa: E731
             return _generate_records(planned, backend, decoder, store, run, batch_size, on_records, tracer)
@@ -149,6 +150,9 @@ def _generate_records(planned: PlannedRun, backend: Any, decoder: Any, store: Ru
         if tracer is not None:
             for r, trace in zip(records, tracer([p.text for p, _ in chunk], [o.token_ids for o in outs])):
                 r["trace"] = trace
+        elif spec.generation.log_probs:  # --log-probs-from server: the backend's own
+            for r, out in zip(records, outs):
+                r["trace"] = out.trace
         store.append(run, records)
         generated += len(records)
         tokens += sum(len(o.token_ids) if o.token_ids is not None else (o.num_tokens or 0) for o in outs)

@@ -34,7 +34,10 @@ def check_options(options: Any) -> None:
     if options.generation.log_probs and options.backend == "fake":
         raise BenchError("--log-probs needs the model's weights (traces come from the HF model); "
                          "the fake backend has none")
-    if options.generation.log_probs and options.backend == "openai":
+    if options.generation.log_probs_from == "server" and options.backend != "openai":
+        raise BenchError(f"--log-probs-from server takes the traces from an OpenAI-compatible server's answer; "
+                         f"--backend {options.backend} computes them with the model (--log-probs alone)")
+    if options.generation.log_probs and options.backend == "openai" and options.generation.log_probs_from == "model":
         from bench.model_args import parse_model
         from bench.runtime import load_config
 
@@ -44,7 +47,7 @@ def check_options(options: Any) -> None:
                 load_config(name, options.revision)
             except BenchError:
                 raise BenchError(f"--log-probs computes traces with the local weights of --model, but '{name}' "
-                                 "does not load here; pass a local copy") from None
+                                 "does not load here; pass a local copy, or --log-probs-from server") from None
     writable_dir(options.out, "--out")
 
 

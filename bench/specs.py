@@ -132,6 +132,10 @@ class GenerationSpec:
     log_probs: bool = False
     """Store per-token traces (log-probability, entropy, rank: :mod:`bench.traces`); in the
     identity only when set, so runs without them keep their ids."""
+    log_probs_from: str = "model"
+    """Where traces come from: ``model`` (the local HF model, teacher-forced: exact entropy and rank)
+    or ``server`` (``--backend openai``: the server's own logprobs, top :data:`bench.traces.TOP_LOGPROBS`);
+    in the identity only when not ``model``."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,8 @@ class RunSpec:
             del d["generation"]["sampler"]
         if not d["generation"].get("log_probs"):
             d["generation"].pop("log_probs", None)
+        if d["generation"].get("log_probs_from", "model") == "model":
+            d["generation"].pop("log_probs_from", None)
         if not d.get("origin"):
             d.pop("origin", None)
         d["extra"] = []  # a field of the first format, always empty; kept so that run ids do not change

@@ -9,11 +9,20 @@ model): a trace describes the model's view of the tokens the decoder chose, not 
 own reweighted distribution. Each token's text (``pieces``) is kept too, for the viewer's shading.
 The forward runs in the run's dtype on the run's device, in chunks
 that keep the logits under :data:`LOGITS_BUDGET` bytes.
+
+On ``--backend openai``, ``--log-probs-from server`` takes them from the server's own answer
+instead (:func:`server_trace`): the served model's log-probability of each token it chose, exact,
+and its :data:`TOP_LOGPROBS` most likely tokens, from which the rank is exact when the token is
+among them (else null: "below the top 20") and the entropy is a lower bound (the probability mass
+outside the top tokens counted as one token). Such a trace says so: ``source: server``,
+``entropy: lower-bound``, ``top_logprobs: 20``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
+
+from bench.errors import BenchError
 
 LOGITS_BUDGET = 256 << 20
 """Most bytes of float32 logits one chunk of rows may hold."""
@@ -80,3 +89,49 @@ def token_pieces(tokenizer: Any, ids: Sequence[int]) -> list[str]:
         both = tokenizer.decode([ids[i - 1], t])
         pieces.append(both[len(before):] if both.startswith(before) else tokenizer.decode([t]))
     return pieces
+
+
+TOP_LOGPROBS = 20
+"""Alternatives asked of a server per token (``logprobs`` of ``/v1/completions``; vLLM's default cap)."""
+
+
+def server_trace(logprobs: Any, count: int, where: str, pieces: list[str] | None = None) -> dict[str, Any]:
+    """The trace of the first ``count`` tokens of a ``/v1/completions`` choice's ``logprobs``
+    (``token_logprobs`` and ``top_logprobs``, OpenAI's legacy layout that vLLM serves); one line
+    naming the server when it holds none or malformed ones."""
+    import math
+
+    chosen = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
+    tops = logprobs.get("top_logprobs") if isinstance(logprobs, dict) else None
+    if not (isinstance(chosen, list) and isinstance(tops, list) and len(chosen) >= count and len(tops) >= count):
+        raise BenchError(f"{where}: --log-probs-from server, but the answer has no token_logprobs and top_logprobs "
+                         f"for its {count} tokens; the server does not return logprobs (use --log-probs-from model)")
+    trace: dict[str, Any] = {"log_probs": [], "entropies": [], "ranks": [], "source": "server",
+                             "entropy": "lower-bound", "top_logprobs": TOP_LOGPROBS}
+    tokens = logprobs.get("tokens") if isinstance(logprobs.get("tokens"), list) else [None] * len(chosen)
+    for lp, top, token in zip(chosen[:count], tops[:count], tokens[:count]):
+        values = list(top.values()) if isinstance(top, dict) else None
+        if not (_is_log_prob(lp) and values is not None and all(_is_log_prob(v) for v in values)):
+            raise BenchError(f"{where}: a logprob of the answer is not a number <= 0 ({str(lp)[:40]!r})")
+        # Every token the server named (its top ones, and the chosen one it may add) with the rest of
+        # the mass as one more token: merging tokens only lowers entropy, so this is a lower bound.
+        probs = [math.exp(v) for v in values]
+        rest = max(0.0, 1.0 - sum(probs))
+        entropy = -sum(p * math.log(p) for p in probs if p > 0) - (rest * math.log(rest) if rest > 0 else 0.0)
+        # The rank is known when the chosen token is one of the top ones (not an entry added for it):
+        # then every token above it is named. So when it is named and within the k asked for, or
+        # when a named token lies below it.
+        named = token in top if token is not None else bool(values) and lp >= min(values)
+        inside = named and (len(top) <= TOP_LOGPROBS or sum(v <= lp for v in values) > 1)
+        trace["log_probs"].append(round(float(lp), DIGITS))
+        trace["entropies"].append(round(max(entropy, 0.0), DIGITS))
+        trace["ranks"].append(1 + sum(v > lp for v in values) if inside else None)
+    if pieces is not None:
+        trace["pieces"] = pieces
+    return trace
+
+
+def _is_log_prob(value: Any) -> bool:
+    import math
+
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value <= 1e-6

@@ -48,11 +48,11 @@ class CompletionServer:
     status, a float sleeps that many seconds first (to trigger client timeouts).
     """
 
-    def __init__(self, model_dir: str, model_id: str, *, return_ids: bool = False):
+    def __init__(self, model_dir: str, model_id: str, *, return_ids: bool = False, logprobs: bool = True):
         from bench.backends.hf import HFBackend
 
         self.backend = HFBackend(model_dir, device="cpu", dtype="float32")
-        self.model_id, self.return_ids = model_id, return_ids
+        self.model_id, self.return_ids, self.logprobs = model_id, return_ids, logprobs
         self.failures: list[int | float] = []
         self.requests: list[dict] = []
         self.auth: list[str | None] = []
@@ -120,8 +120,30 @@ class CompletionServer:
                   "finish_reason": "length" if out.finish_reason == "length" else "stop"}
         if self.return_ids and body.get("return_token_ids"):
             choice["token_ids"] = out.token_ids
+        if self.logprobs and body.get("logprobs"):
+            choice["logprobs"] = self.logprobs_of(prompt_ids, out.token_ids, int(body["logprobs"]),
+                                                  bool(body.get("return_tokens_as_token_ids")))
         return {"object": "text_completion", "model": self.model_id, "choices": [choice],
                 "usage": {"prompt_tokens": 0, "completion_tokens": len(out.token_ids)}}
+
+    def logprobs_of(self, prompt_ids: list[int], ids: list[int], k: int, as_ids: bool) -> dict:
+        """OpenAI's legacy ``logprobs`` as vLLM fills it: per token its log-probability and the top
+        ``k`` (plus the chosen token when it is not among them), keyed ``token_id:N`` or by text."""
+        import torch
+
+        key = (lambda t: f"token_id:{t}") if as_ids else (lambda t: self.backend.tokenizer.decode([t]))
+        with self.lock, torch.inference_mode():
+            logits = self.backend.model(input_ids=torch.tensor([prompt_ids + ids])).logits[0].float()
+        steps = logits[len(prompt_ids) - 1:len(prompt_ids) - 1 + len(ids)].log_softmax(-1)
+        tokens, chosen, tops = [], [], []
+        for step, t in zip(steps, ids):
+            values, index = step.topk(k)
+            top = {key(int(i)): float(v) for v, i in zip(values, index)}
+            top.setdefault(key(t), float(step[t]))
+            tokens.append(key(t))
+            chosen.append(float(step[t]))
+            tops.append(top)
+        return {"tokens": tokens, "token_logprobs": chosen, "top_logprobs": tops}
 
     def close(self) -> None:
         self.httpd.shutdown()

@@ -105,6 +105,30 @@ def test_greedy_ids_come_from_the_server_and_equal_hf_at_400_tokens(server):
     assert [g.text for g in got] == [hf.decode(w.token_ids) for w in want]
 
 
+def test_server_traces_from_vllms_logprobs_equal_the_models_own(server):
+    """--log-probs-from server on vLLM's answer: log-probabilities as the local model computes them
+    for the same tokens, ranks exact (greedy: 1; top-k=5: at most 5), entropies a lower bound."""
+    from bench.backends.hf import HFBackend
+    from bench.backends.openai import OpenAIBackend, local_tokenizer
+    from bench.specs import build_decoder, parse_decoder
+    from bench.traces import token_traces
+
+    url, model = server
+    served = OpenAIBackend(url, model, tokenizer=local_tokenizer(model, None), concurrency=4, server_traces=True)
+    hf = HFBackend(model, device="cpu", dtype="float32")
+    for decoder, worst in (("greedy", 1), ("top-k:k=5", 5)):
+        got = served.continue_batch(STORY_PROMPTS, build_decoder(parse_decoder(decoder)), max_new_tokens=24,
+                                    seeds=list(range(16)))
+        exact = token_traces(hf, STORY_PROMPTS, [g.token_ids for g in got])
+        gap = max(abs(a - b) for g, e in zip(got, exact) for a, b in zip(g.trace["log_probs"], e["log_probs"]))
+        print(f"\nvLLM logprobs, {decoder} 16 x 24: largest |log p| gap to the HF model {gap:.2e}")
+        assert gap < 1e-3
+        for g, e in zip(got, exact):
+            assert len(g.trace["log_probs"]) == len(g.token_ids) and g.trace["source"] == "server"
+            assert all(r is not None and r <= worst for r in g.trace["ranks"]), g.trace["ranks"]
+            assert all(lo <= h + 1e-3 for lo, h in zip(g.trace["entropies"], e["entropies"]))
+
+
 def test_ids_from_the_server_even_without_a_local_tokenizer(server):
     """A served name that does not load here: ids still come from the server (none were stored before)."""
     from bench.backends.openai import OpenAIBackend

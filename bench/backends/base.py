@@ -30,6 +30,8 @@ class Continuation:
     """The text, when the backend has it already (a server's answer); else decoded from the ids."""
     num_tokens: int | None = None
     """Token count, when it is not ``len(token_ids)`` (a server that returns no ids)."""
+    trace: dict | None = None
+    """The per-token trace the backend itself returned (``--log-probs-from server``), else None."""
 
 
 @dataclass(frozen=True)

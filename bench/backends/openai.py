@@ -88,8 +88,11 @@ class OpenAIBackend:
     model_options: ClassVar[frozenset[str]] = frozenset()  # the server decides how its model is loaded
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", tokenizer: Any = None,
-                 concurrency: int = 8, timeout: float = 120.0, max_retries: int = 6, backoff: float = 0.5):
+                 concurrency: int = 8, timeout: float = 120.0, max_retries: int = 6, backoff: float = 0.5,
+                 server_traces: bool = False):
         self.base_url = normalize_base_url(base_url)
+        self.server_traces = server_traces
+        """Ask for the top :data:`bench.traces.TOP_LOGPROBS` logprobs per token and keep them as each record's trace."""
         self.model = model
         self.api_key_env = api_key_env  # the variable's name; the key itself is read per client, not kept
         self.tokenizer = tokenizer
@@ -149,8 +152,11 @@ class OpenAIBackend:
 
     @classmethod
     def load(cls, options: Any, model: Any, hyperfit: str | None) -> "OpenAIBackend":
+        generation = getattr(options, "generation", None)
+        server_traces = bool(generation and generation.log_probs and generation.log_probs_from == "server")
         return cls(options.base_url, model.name, api_key_env=options.api_key_env,
-                   tokenizer=local_tokenizer(model.name, model.revision), concurrency=options.batch_size)
+                   tokenizer=local_tokenizer(model.name, model.revision), concurrency=options.batch_size,
+                   server_traces=server_traces)
 
     # -- the backend interface -------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
@@ -185,6 +191,10 @@ class OpenAIBackend:
                                 "temperature": params.temperature, "seed": int(seed) % (1 << 63), "n": 1,
                                 # the continuation's ids, not its text (see the module docstring)
                                 "return_token_ids": True, "logprobs": 0, "return_tokens_as_token_ids": True}
+        if self.server_traces:
+            from bench.traces import TOP_LOGPROBS
+
+            body["logprobs"] = TOP_LOGPROBS
         if not params.greedy:
             if params.top_p < 1.0:
                 body["top_p"] = params.top_p
@@ -207,6 +217,9 @@ class OpenAIBackend:
             raise BenchError(f"{self._where}: the server answered {size} to a request for at most {limit} "
                              "tokens; refused (nothing of it was stored)")
         if ids is None:
+            if self.server_traces:
+                raise BenchError(f"{self._where}: --log-probs-from server needs the continuation's token ids "
+                                 "(return_token_ids or token_id:N logprob tokens); the server gave none")
             return Continuation(None, reason, text=text, num_tokens=count)
         if self.eos_ids:
             cut = next((i for i, t in enumerate(ids) if t in self.eos_ids), None)
@@ -216,7 +229,15 @@ class OpenAIBackend:
             # Decoded like the HF backend's records (servers keep a leading space that decoding the
             # continuation alone drops), so text metrics compare across backends.
             text = self.decode(ids)
-        return Continuation(ids, reason, text=text, num_tokens=len(ids))
+        trace = self._trace(choice, ids) if self.server_traces else None
+        return Continuation(ids, reason, text=text, num_tokens=len(ids), trace=trace)
+
+    def _trace(self, choice: dict[str, Any], ids: list[int]) -> dict[str, Any]:
+        """The server's logprobs of the record's tokens (EOS cut off) as a trace (:func:`bench.traces.server_trace`)."""
+        from bench.traces import server_trace, token_pieces
+
+        pieces = token_pieces(self.tokenizer, ids) if self.tokenizer is not None else None
+        return server_trace(choice.get("logprobs"), len(ids), self._where, pieces)
 
     @property
     def _where(self) -> str:

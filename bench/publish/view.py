@@ -246,9 +246,11 @@ def shaded_tokens(trace: dict[str, Any]) -> str:
     """Each token on a background as strong as it was unlikely under the model (probability 1: none),
     its probability, entropy and rank in its tooltip (``bench run --log-probs``)."""
     out = []
+    bound = "≥" if trace.get("entropy") == "lower-bound" else "="  # a server's top-k logprobs bound it below
+    below = f"below the top {trace.get('top_logprobs', '')}".rstrip()
     for piece, lp, h, rank in zip(trace["pieces"], trace["log_probs"], trace["entropies"], trace["ranks"]):
         p = math.exp(lp)
-        tip = f"p={p:.3f} entropy={h:.2f} rank {rank}"
+        tip = f"p={p:.3f} entropy{bound}{h:.2f} rank {rank if rank is not None else below}"
         out.append(f'<span class="tok" style="background:rgba(230,120,0,{1 - p:.2f})" title="{tip}">'
                    f"{html.escape(piece)}</span>")
     return "".join(out)
