@@ -191,8 +191,9 @@ def _mauve_diff(run_a: RunDir, run_b: RunDir, ga: dict[str, list[dict[str, Any]]
         return str(exc).split(";")[0][:120]
     prompts = sorted(set(a.q_prompts) & set(b.q_prompts))
     point, reps = paired_replicates(a, b, prompts, settings, n_boot, seed)
-    ma = float(np.mean(entries[0]["details"].get("per_seed") or [entries[0]["value"]])) if shared == sorted(ga) else math.nan
-    mb = float(np.mean(entries[1]["details"].get("per_seed") or [entries[1]["value"]])) if shared == sorted(gb) else math.nan
+    # the stored scores (means over the seeds) are of the whole runs: shown when those are the shared prompts
+    ma = float(entries[0]["value"]) if shared == sorted(ga) else math.nan
+    mb = float(entries[1]["value"]) if shared == sorted(gb) else math.nan
     reps = reps[~np.isnan(reps)]
     if not len(reps) or math.isnan(point):
         return "too few texts in the bootstrap draws"

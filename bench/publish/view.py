@@ -180,8 +180,8 @@ def _verdicts(pairs: list[dict[str, Any]], key: tuple[str, str]) -> tuple[str, s
             answers = o.get("answers") if isinstance(o.get("answers"), dict) else None
             why = ("".join(f'<div class="label">{html.escape(shown)} shown first</div><div class="why">'
                            f'{html.escape(str(answers.get(k, "")))}</div>' for k, shown in (("a_first", pair["a"]), ("b_first", pair["b"])))
-                   if answers else '<div class="note">identical texts: a tie without asking</div>'
-                   if outcome == "tie" and "answers" not in o else '<div class="note">no rationale recorded</div>')
+                   if answers else '<div class="note">no rationale recorded (identical texts are tied without '
+                   'asking the judge; files of bench judge before it kept answers have none)</div>')
             lines.append(f'<details data-pair="{i}"><summary>judge {html.escape(pair["judge"])}{html.escape(sample)}: {said}'
                          f"</summary>{why}</details>")
     block = f'<div class="verdicts">{"".join(lines)}</div>' if lines else ""
