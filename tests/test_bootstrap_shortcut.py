@@ -41,8 +41,8 @@ def test_the_shortcut_is_taken_and_bounded() -> None:
     prompt_ids = [f"p{i // per_prompt}" for i in range(len(texts))]
     fast = CorpusResampler(texts, None, prompt_ids)
     exact = CorpusResampler(texts, None, prompt_ids, exact=True)
-    assert fast.plans[1].sure == 5 and len(fast.plans[1].shared_text) == 0  # the 5 words: in every prompt
-    assert len(exact.plans[1].shared_text) > 0 and exact.plans[1].sure == 0
+    assert fast.stats.plans[1].sure == 5 and len(fast.stats.plans[1].shared_text) == 0  # the 5 words: in every prompt
+    assert len(exact.stats.plans[1].shared_text) > 0 and exact.stats.plans[1].sure == 0
     assert MISS_BOUND <= 1e-15
 
 

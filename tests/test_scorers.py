@@ -23,7 +23,8 @@ from bench.scorers.files import score_file
 from bench.scorers.repetition import (
     DISTINCT_ORDERS,
     _batch_metrics,
-    _distinct_plan,
+    TokenColumns,
+    WordColumns,
     _token_arrays,
     _word_stats,
     bootstrap_ci,
@@ -198,12 +199,11 @@ def test_bootstrap_batch_equals_recomputation():
     rng = random.Random(3)
     texts = _random_corpus(rng, 40)
     ids = [[rng.randrange(20) for _ in range(rng.randint(0, 120))] for _ in texts]
-    stats = _word_stats(texts, incidence=True)
-    plans = {n: _distinct_plan(stats, n, len(texts)) for n in DISTINCT_ORDERS}
-    tokens = _token_arrays(ids, len(texts))
-    draws = np.random.default_rng(0).integers(0, len(texts), size=(4, len(texts)))
+    stats = _word_stats(WordColumns.of(texts), bootstrap=True)
+    tokens = _token_arrays(TokenColumns.of(ids, len(texts)))
+    draws = np.random.default_rng(0).integers(0, len(texts), size=(70, len(texts)))  # two bit blocks
     counts = np.stack([np.bincount(d, minlength=len(texts)) for d in draws])
-    batch = _batch_metrics(stats, plans, tokens, counts)
+    batch = _batch_metrics(stats, tokens, counts)
     for b, draw in enumerate(draws):
         literal = score_texts([texts[i] for i in draw], [ids[i] for i in draw])
         for name in ("rep-2", "rep-3", "rep-4", "length-words", "length-tokens", "ttr", "ttr-last96"):

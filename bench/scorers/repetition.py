@@ -59,8 +59,8 @@ class _WordStats:
     """Per text, distinct n-grams of the text without its last word (SimCTG's count)."""
     distinct_unique: dict[int, int]
     """Distinct n-grams in the whole corpus."""
-    incidence: dict[int, tuple[np.ndarray, np.ndarray]]
-    """Per order, the sorted distinct (n-gram id, text index) pairs; filled for the bootstrap only."""
+    plans: dict[int, "_DistinctPlan"]
+    """Per order, what a resample's distinct-n count needs; filled for the bootstrap only."""
 
     def rep_total(self, n: int) -> np.ndarray:
         return np.maximum(self.lengths - n, 0)
@@ -79,22 +79,119 @@ def _check_texts(texts: Sequence[str]) -> None:
             raise BenchError(f"text {i} is a {type(text).__name__}, not a string")
 
 
-def _word_ids(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """All words of the corpus as integer ids, words per text, an id bound and the vocabulary size.
+@dataclass
+class WordColumns:
+    """A corpus's words as dense integer ids (0 .. vocabulary - 1), one flat array, and words per text.
 
-    Ids are the position of a word's first occurrence (``setdefault`` with a running counter is
-    the fastest exact mapping in CPython), so they are unique per word but not dense: every id is
-    below the number of words.
+    Built chunk by chunk (:meth:`add`), so a million texts never live as lists of strings at once.
     """
-    words: list[str] = []
-    lengths = np.empty(len(texts), dtype=np.int64)
-    for i, text in enumerate(texts):
-        split = text.split()
-        lengths[i] = len(split)
-        words.extend(split)
-    vocab: dict[str, int] = {}
-    ids = np.fromiter(map(vocab.setdefault, words, itertools.count()), dtype=np.int64, count=len(words))
-    return ids, lengths, max(len(words), 1), len(vocab)
+
+    ids: np.ndarray
+    lengths: np.ndarray
+    vocab_size: int
+
+    @classmethod
+    def of(cls, texts: Sequence[str]) -> "WordColumns":
+        builder = WordColumnsBuilder()
+        builder.add(texts)
+        return builder.build()
+
+
+class WordColumnsBuilder:
+    """Maps words to ids chunk by chunk (the vocabulary is shared by all chunks)."""
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.chunks: list[np.ndarray] = []
+        self.lengths: list[np.ndarray] = []
+        self.seen = 0
+
+    def add(self, texts: Sequence[str]) -> None:
+        words: list[str] = []
+        lengths = np.empty(len(texts), dtype=np.int64)
+        for i, text in enumerate(texts):
+            split = text.split()
+            lengths[i] = len(split)
+            words.extend(split)
+        # the position of a word's first occurrence (``setdefault`` with a running counter is the
+        # fastest exact mapping in CPython); made dense in :meth:`build`
+        first = np.fromiter(map(self.vocab.setdefault, words, itertools.count(self.seen)), dtype=np.int64,
+                            count=len(words))
+        self.seen += len(words)
+        self.chunks.append(first)
+        self.lengths.append(lengths)
+
+    def build(self) -> WordColumns:
+        first = np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=np.int64)
+        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, dtype=np.int64)
+        dense = np.zeros(max(self.seen, 1), dtype=np.int32)
+        dense[np.fromiter(self.vocab.values(), dtype=np.int64, count=len(self.vocab))] = np.arange(
+            len(self.vocab), dtype=np.int32)  # vocab values are in order of first occurrence
+        return WordColumns(dense[first], lengths, len(self.vocab))
+
+
+def _word_stats(words: WordColumns, bootstrap: bool = False, prompt_index: np.ndarray | None = None,
+                n_prompts: int | None = None) -> _WordStats:
+    """Count word n-grams with exact integer keys instead of string n-grams (the speed-up over SimCTG).
+
+    Order by order, a key per n-gram position (the previous order's key times the vocabulary size
+    plus the last word, made dense again before it could pass 2**62) joined with its text, sorted
+    once: the distinct (n-gram, text) pairs then give the corpus's distinct n-grams, each text's
+    distinct n-grams (SimCTG's count leaves out the text's last n-gram, which is dropped where it
+    occurs nowhere else in its text) and, with ``bootstrap``, the plan of the resampled distinct-n.
+    """
+    lengths = words.lengths
+    n_texts = len(lengths)
+    vocab = max(words.vocab_size, 1)
+    ends = np.cumsum(lengths)
+    # words from each position to the end of its text, that position included
+    room = (np.repeat(ends, lengths) - np.arange(len(words.ids), dtype=np.int64)).astype(np.int32)
+    text_of = np.repeat(np.arange(n_texts, dtype=np.int32), lengths)
+    stats = _WordStats(lengths, {}, {}, {})
+    gram, bound = words.ids.astype(np.int64), vocab  # keys of the n-grams starting at each position
+    for n in DISTINCT_ORDERS:
+        if n > 1:
+            if bound > (1 << 62) // (vocab * max(n_texts, 1)):
+                gram, bound = _dense(gram)
+            gram = gram[:-1] * vocab + words.ids[n - 1:]  # garbage where the n-gram does not fit
+            bound *= vocab
+        starts = np.flatnonzero(room[: len(gram)] >= n)
+        pairs = gram[starts] * n_texts + text_of[starts]  # below 2**62 (checked above)
+        pairs.sort()
+        new = np.empty(len(pairs), dtype=bool)
+        new[:1] = True
+        np.not_equal(pairs[1:], pairs[:-1], out=new[1:])
+        starts_of_pair = np.flatnonzero(new)
+        distinct = pairs[starts_of_pair]
+        del pairs, new
+        grams, texts = distinct // n_texts, (distinct % n_texts).astype(np.int32)
+        gram_new = np.empty(len(grams), dtype=bool)
+        gram_new[:1] = True
+        np.not_equal(grams[1:], grams[:-1], out=gram_new[1:])
+        stats.distinct_unique[n] = int(gram_new.sum())
+        if n in REP_ORDERS:
+            stats.rep_unique[n] = _rep_unique(gram, distinct, texts, starts_of_pair, len(starts), ends, n, n_texts)
+        if bootstrap:
+            dense_grams = np.cumsum(gram_new, dtype=np.int64) - 1
+            stats.plans[n] = _distinct_plan(dense_grams, texts, stats.distinct_total(n), n_texts, prompt_index, n_prompts)
+    return stats
+
+
+def _rep_unique(gram: np.ndarray, distinct: np.ndarray, texts: np.ndarray, starts_of_pair: np.ndarray,
+                n_positions: int, ends: np.ndarray, n: int, n_texts: int) -> np.ndarray:
+    """Per text, its distinct n-grams without its last n-gram (SimCTG's ``while end_idx < len``).
+
+    ``distinct`` are the sorted distinct (n-gram, text) keys of all ``n_positions`` positions,
+    ``texts`` their texts and ``starts_of_pair`` where each begins among the sorted keys of the
+    positions (a pair's occurrences are the gap to the next). A text's last n-gram is not counted
+    when it occurs nowhere else in the text."""
+    per_text = np.bincount(texts, minlength=n_texts)
+    occurrences = np.diff(np.append(starts_of_pair, n_positions))
+    lengths = np.diff(np.append(0, ends))
+    has = np.flatnonzero(lengths >= n)
+    where = np.searchsorted(distinct, gram[ends[has] - n] * n_texts + has)
+    per_text[has[occurrences[where] == 1]] -= 1
+    return per_text
 
 
 def _dense(keys: np.ndarray) -> tuple[np.ndarray, int]:
@@ -106,51 +203,7 @@ def _dense(keys: np.ndarray) -> tuple[np.ndarray, int]:
     np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
     dense = np.empty(len(keys), dtype=np.int64)
     dense[order] = np.cumsum(new) - 1
-    return dense, int(new.sum())
-
-
-def _distinct_sorted(keys: np.ndarray) -> np.ndarray:
-    """The distinct values of ``keys``, sorted (``np.unique`` without its slower hash path)."""
-    ordered = np.sort(keys)
-    if len(ordered) == 0:
-        return ordered
-    keep = np.empty(len(ordered), dtype=bool)
-    keep[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
-    return ordered[keep]
-
-
-def _word_stats(texts: Sequence[str], incidence: bool = False) -> _WordStats:
-    """Count word n-grams with integer keys instead of string n-grams (the speed-up over SimCTG).
-
-    An n-gram's dense id comes from the pair (id of its first n-1 words, id of its last word),
-    ranked among the corpus's distinct pairs order by order, so keys stay below
-    (number of words) squared and cannot overflow int64 below three billion words.
-    """
-    ids, lengths, id_bound, vocab_size = _word_ids(texts)
-    n_texts = len(lengths)
-    text_of = np.repeat(np.arange(n_texts, dtype=np.int64), lengths)
-    # words from each position to the end of its text, that position included
-    room = np.repeat(np.cumsum(lengths), lengths) - np.arange(len(ids), dtype=np.int64)
-    stats = _WordStats(lengths, {}, {}, {})
-    gram = ids  # id of the n-gram starting at each position (garbage where it does not fit)
-    n_distinct = vocab_size
-    for n in DISTINCT_ORDERS:
-        starts = np.flatnonzero(room >= n)
-        if n > 1:
-            dense, n_distinct = _dense(gram[starts] * id_bound + ids[starts + n - 1])
-            gram = np.zeros(len(ids), dtype=np.int64)
-            gram[starts] = dense
-        stats.distinct_unique[n] = n_distinct if len(starts) else 0
-        width = max(n_distinct, 1)
-        if n in REP_ORDERS:
-            inner = np.flatnonzero(room > n)  # SimCTG skips each text's last n-gram
-            pairs = _distinct_sorted(text_of[inner] * width + gram[inner])
-            stats.rep_unique[n] = np.bincount(pairs // width, minlength=n_texts)
-        if incidence:
-            pairs = _distinct_sorted(gram[starts] * n_texts + text_of[starts])
-            stats.incidence[n] = (pairs // n_texts, pairs % n_texts)
-    return stats
+    return dense, max(int(new.sum()), 1)
 
 
 def _rate(numerator: float, denominator: float) -> float:
@@ -174,28 +227,68 @@ def _word_metrics(stats: _WordStats) -> dict[str, float]:
     return out
 
 
-def _token_arrays(token_ids: Sequence[Sequence[int]], n_texts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@dataclass
+class TokenColumns:
+    """Every continuation's token ids in one flat array, and ids per continuation."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def of(cls, token_ids: Sequence[Sequence[int]], n_texts: int) -> "TokenColumns":
+        """Checked: one sequence per text, integers only (bools and floats are refused)."""
+        if len(token_ids) != n_texts:
+            raise BenchError(f"token_ids has {len(token_ids)} sequences for {n_texts} texts")
+        lengths = np.fromiter(map(len, token_ids), dtype=np.int64, count=n_texts)
+        for i, seq in enumerate(token_ids):
+            kinds = set(map(type, seq))  # C-speed, unlike a Python test per id
+            if not all(issubclass(k, (int, np.integer)) and not issubclass(k, (bool, np.bool_)) for k in kinds):
+                raise BenchError(f"token_ids[{i}] must contain only integers")
+        try:
+            ids = np.fromiter(itertools.chain.from_iterable(token_ids), dtype=np.int64, count=int(lengths.sum()))
+        except OverflowError:
+            raise BenchError("token_ids hold an integer beyond 64 bits") from None
+        return cls(ids, lengths)
+
+
+def _distinct_per_segment(values: np.ndarray, segment: np.ndarray, n_segments: int) -> np.ndarray:
+    """How many distinct values each segment (``segment``: non-decreasing ids) holds."""
+    if not len(values):
+        return np.zeros(n_segments, dtype=np.int64)
+    dense = values - values.min()
+    width = int(dense.max()) + 1
+    if width > (1 << 62) // max(n_segments, 1):
+        dense, width = _dense(dense)
+    keys = np.sort(segment.astype(np.int64) * width + dense)
+    new = np.empty(len(keys), dtype=bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    return np.bincount(keys[new] // width, minlength=n_segments)
+
+
+def _token_arrays(tokens: TokenColumns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per continuation: token count, TTR and last-96 TTR (NaN for empty continuations)."""
-    if len(token_ids) != n_texts:
-        raise BenchError(f"token_ids has {len(token_ids)} sequences for {n_texts} texts")
-    counts = np.empty(n_texts, dtype=np.int64)
-    ttr = np.full(n_texts, math.nan)
-    ttr_last = np.full(n_texts, math.nan)
-    for i, seq in enumerate(token_ids):
-        seq = list(seq)
-        if not all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in seq):
-            raise BenchError(f"token_ids[{i}] must contain only integers")
-        counts[i] = len(seq)
-        if seq:
-            ttr[i] = len(set(seq)) / len(seq)
-            tail = seq[-TTR_WINDOW:]
-            ttr_last[i] = len(set(tail)) / len(tail)
+    counts = tokens.lengths
+    n_texts = len(counts)
+    segment = np.repeat(np.arange(n_texts, dtype=np.int64), counts)
+    ends = np.cumsum(counts)
+    from_end = np.repeat(ends, counts) - np.arange(len(tokens.ids), dtype=np.int64)  # 1 for the last id
+    tail = from_end <= TTR_WINDOW
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ttr = np.where(counts > 0, _distinct_per_segment(tokens.ids, segment, n_texts) / counts, math.nan)
+        ttr_last = np.where(counts > 0, _distinct_per_segment(tokens.ids[tail], segment[tail], n_texts)
+                            / np.minimum(counts, TTR_WINDOW), math.nan)
     return counts, ttr, ttr_last
 
 
 def _nanmean(values: np.ndarray) -> float:
     kept = values[~np.isnan(values)]
     return float(kept.mean()) if len(kept) else math.nan
+
+
+def _token_metrics(tokens: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, float]:
+    counts, ttr, ttr_last = tokens
+    return {"length-tokens": float(counts.mean()), "ttr": _nanmean(ttr), "ttr-last96": _nanmean(ttr_last)}
 
 
 def score_texts(texts: list[str], token_ids: list[list[int]] | None = None) -> dict[str, float]:
@@ -206,12 +299,17 @@ def score_texts(texts: list[str], token_ids: list[list[int]] | None = None) -> d
     ``ttr-last96``. Raises :class:`BenchError` for an empty corpus or mistyped input.
     """
     _check_texts(texts)
-    out = _word_metrics(_word_stats(texts))
-    if token_ids is not None:
-        counts, ttr, ttr_last = _token_arrays(token_ids, len(texts))
-        out["length-tokens"] = float(counts.mean())
-        out["ttr"] = _nanmean(ttr)
-        out["ttr-last96"] = _nanmean(ttr_last)
+    tokens = TokenColumns.of(token_ids, len(texts)) if token_ids is not None else None
+    return score_columns(WordColumns.of(texts), tokens)
+
+
+def score_columns(words: WordColumns, tokens: TokenColumns | None = None) -> dict[str, float]:
+    """:func:`score_texts` of a corpus already turned into columns."""
+    if not len(words.lengths):
+        raise BenchError("no texts to score")
+    out = _word_metrics(_word_stats(words))
+    if tokens is not None:
+        out.update(_token_metrics(_token_arrays(tokens)))
     return out
 
 
@@ -245,26 +343,26 @@ MISS_BOUND_REPLICATES = 1_000_000
 """Replicates the bound is sized for (``bench compare``'s ``--n-boot`` at most)."""
 
 
-def _distinct_plan(stats: _WordStats, n: int, n_texts: int, prompt_index: np.ndarray | None = None,
-                   n_prompts: int | None = None) -> _DistinctPlan:
-    grams, text = stats.incidence[n]
+def _distinct_plan(grams: np.ndarray, texts: np.ndarray, total: np.ndarray, n_texts: int,
+                   prompt_index: np.ndarray | None = None, n_prompts: int | None = None) -> _DistinctPlan:
+    """The plan of one order from its distinct (dense n-gram id, text) pairs, sorted by n-gram then text."""
     texts_per_gram = np.bincount(grams) if len(grams) else np.zeros(0, dtype=np.int64)
     shared = texts_per_gram[grams] > 1
-    exclusive = np.bincount(text[~shared], minlength=n_texts)
-    shared_grams, shared_text = grams[shared], text[shared]  # sorted by n-gram: incidence pairs are
+    exclusive = np.bincount(texts[~shared], minlength=n_texts)
+    shared_grams, shared_text = grams[shared], texts[shared]
     sure = 0
     if len(shared_grams) and n_prompts and n_prompts > 1:
         keep, sure = _drop_sure_hits(shared_grams, shared_text, prompt_index, n_prompts)
         shared_grams, shared_text = shared_grams[keep], shared_text[keep]
     starts = np.flatnonzero(np.r_[True, shared_grams[1:] != shared_grams[:-1]]) if len(shared_grams) else shared_grams
-    return _DistinctPlan(exclusive, shared_text, starts, stats.distinct_total(n), sure)
+    return _DistinctPlan(exclusive, shared_text, starts, total, sure)
 
 
 def _drop_sure_hits(grams: np.ndarray, texts: np.ndarray, prompt_index: np.ndarray | None,
                     n_prompts: int) -> tuple[np.ndarray, int]:
     """Which (n-gram, text) cells to keep, and how many n-grams every resample hits (see :data:`MISS_BOUND`)."""
     prompts = prompt_index[texts] if prompt_index is not None else texts
-    pairs = _distinct_sorted(grams * n_prompts + prompts)  # distinct (n-gram, prompt)
+    pairs = np.unique(grams * n_prompts + prompts)  # distinct (n-gram, prompt)
     per_gram = np.bincount(pairs // n_prompts)
     ids = np.flatnonzero(per_gram)
     k = per_gram[ids]
@@ -283,13 +381,52 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def _batch_metrics(
-    stats: _WordStats,
-    plans: dict[int, _DistinctPlan],
-    tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-    counts: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """Every corpus-level metric for a batch of resamples given as per-text draw counts."""
+_BITS16 = (np.arange(1 << 16)[:, None] >> np.arange(16)) & 1
+"""Bit i of every 16-bit value (a 65536 x 16 table)."""
+GATHER_CELLS = 1 << 22
+"""Cells of shared n-grams gathered at a time (32 MB of 64-bit masks)."""
+
+
+def bit_counts(words: np.ndarray, rows: int) -> np.ndarray:
+    """For each bit position r < ``rows`` (at most 64), how many of the 64-bit ``words`` have bit r set."""
+    if len(words) < 1 << 14:
+        bits = np.unpackbits(words.astype("<u8").view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+        return bits.sum(axis=0, dtype=np.int64)[:rows]
+    out = np.empty(64, dtype=np.int64)
+    for j in range(4):  # a histogram of each 16-bit quarter, then its bits: 4 passes, not 64
+        quarter = ((words >> np.uint64(16 * j)) & np.uint64(0xFFFF)).astype(np.intp)
+        out[16 * j: 16 * j + 16] = np.bincount(quarter, minlength=1 << 16) @ _BITS16
+    return out[:rows]
+
+
+def _present_masks(present: np.ndarray) -> np.ndarray:
+    """Per text, a 64-bit word whose bit r says whether resample r (row r of ``present``, at most 64) drew it."""
+    packed = np.zeros((8, present.shape[1]), dtype=np.uint8)
+    packed[: (len(present) + 7) // 8] = np.packbits(present, axis=0, bitorder="little")
+    return np.ascontiguousarray(packed.T).view("<u8").ravel()
+
+
+def _shared_hits(masks: np.ndarray, plan: _DistinctPlan, rows: int) -> np.ndarray:
+    """Per resample, how many shared n-grams at least one of its drawn texts holds.
+
+    Bit-parallel: a group's OR over its texts' masks says, for 64 resamples at once, whether the
+    n-gram was drawn; the same numbers as looking each resample up on its own."""
+    hits = np.zeros(rows, dtype=np.int64)
+    starts, cells = plan.group_starts, len(plan.shared_text)
+    first = 0
+    while first < len(starts):
+        last = int(np.searchsorted(starts, starts[first] + GATHER_CELLS, side="left"))
+        last = max(last, first + 1)
+        lo, hi = int(starts[first]), int(starts[last]) if last < len(starts) else cells
+        hit = np.bitwise_or.reduceat(masks[plan.shared_text[lo:hi]], starts[first:last] - lo)
+        hits += bit_counts(hit, rows)
+        first = last
+    return hits
+
+
+def _linear_metrics(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                    counts: np.ndarray) -> dict[str, np.ndarray]:
+    """The metrics that are ratios of count-weighted sums over texts, for a batch of resamples."""
     weights = counts.astype(np.float64)
     n_texts = counts.shape[1]
     out: dict[str, np.ndarray] = {}
@@ -299,15 +436,6 @@ def _batch_metrics(
         out[f"rep-{n}"] = rep
         diversity = diversity * (1 - rep)  # unrounded, unlike the point estimate
     out["diversity"] = diversity
-    # distinct-n: each drawn text once (see bootstrap_ci), so numerator and denominator use `present`
-    present = counts > 0
-    drawn = present.astype(np.float64)
-    for n, plan in plans.items():
-        unique = drawn @ plan.exclusive + plan.sure
-        if len(plan.group_starts):
-            hit = np.logical_or.reduceat(present[:, plan.shared_text], plan.group_starts, axis=1)
-            unique = unique + hit.sum(axis=1)
-        out[f"distinct-{n}"] = _ratio(unique, drawn @ plan.total)
     out["length-words"] = weights @ stats.lengths / n_texts
     if tokens is not None:
         token_counts, ttr, ttr_last = tokens
@@ -318,46 +446,79 @@ def _batch_metrics(
     return out
 
 
+def _batch_metrics(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                   counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Every corpus-level metric for a batch of resamples given as per-text draw counts."""
+    rows_at_once = max(1, (1 << 22) // max(counts.shape[1], 1))  # float64 weights of at most 32 MB
+    parts = [_linear_metrics(stats, tokens, counts[i: i + rows_at_once]) for i in range(0, len(counts), rows_at_once)]
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    # distinct-n: each drawn text once (see bootstrap_ci), so numerator and denominator use `present`
+    for n, plan in stats.plans.items():
+        values = []
+        for i in range(0, len(counts), 64):
+            present = counts[i: i + 64] > 0
+            drawn = present.astype(np.float64)
+            unique = drawn @ plan.exclusive + plan.sure
+            if len(plan.group_starts):
+                unique = unique + _shared_hits(_present_masks(present), plan, len(present))
+            values.append(_ratio(unique, drawn @ plan.total))
+        out[f"distinct-{n}"] = np.concatenate(values)
+    return out
+
+
 class CorpusResampler:
     """Every corpus metric of a set of texts, recomputed cheaply for resamples of their prompts.
 
     Per-text counts are computed once; a replicate is then a few matrix products over the draw
-    counts of each prompt (all samples of a drawn prompt come along). Used by :func:`bootstrap_ci`,
-    ``bench compare`` and multi-seed leaderboard rows.
+    counts of each prompt (all samples of a drawn prompt come along), and for distinct-n one
+    bit-parallel pass over the n-grams shared by several texts per 64 replicates. Used by
+    :func:`bootstrap_ci`, ``bench compare`` and multi-seed leaderboard rows.
     """
 
-    def __init__(self, texts: list[str], token_ids: list[list[int]] | None, prompt_ids: Sequence[str] | None = None,
-                 *, exact: bool = False):
+    def __init__(self, texts: list[str] | None, token_ids: list[list[int]] | None,
+                 prompt_ids: Sequence[str] | None = None, *, exact: bool = False,
+                 columns: tuple[WordColumns, TokenColumns | None] | None = None):
         from bench.stats import unit_index
 
-        _check_texts(texts)
-        self.point = score_texts(texts, token_ids)
-        """The metrics of the whole corpus."""
-        ids = list(prompt_ids) if prompt_ids is not None else [str(i) for i in range(len(texts))]
-        if len(ids) != len(texts):
-            raise BenchError(f"{len(ids)} prompt ids for {len(texts)} texts")
+        if columns is None:
+            _check_texts(texts)
+            columns = (WordColumns.of(texts), TokenColumns.of(token_ids, len(texts)) if token_ids is not None else None)
+        words, token_columns = columns
+        n_texts = len(words.lengths)
+        if not n_texts:
+            raise BenchError("no texts to score")
+        ids = list(prompt_ids) if prompt_ids is not None else [str(i) for i in range(n_texts)]
+        if len(ids) != n_texts:
+            raise BenchError(f"{len(ids)} prompt ids for {n_texts} texts")
         self.prompt_index, self.n_prompts = unit_index(ids)
-        self.stats = _word_stats(texts, incidence=True)
-        self.tokens = _token_arrays(token_ids, len(texts)) if token_ids is not None else None
+        self.identity = bool(self.n_prompts == n_texts and np.array_equal(self.prompt_index, np.arange(n_texts)))
+        """One text per prompt, in prompt order: draw counts need no expansion to texts."""
         # exact: every shared n-gram looked up in every resample (the reference the shortcut is tested against)
-        self.plans = {n: _distinct_plan(self.stats, n, len(texts), self.prompt_index, None if exact else self.n_prompts)
-                      for n in DISTINCT_ORDERS}
-        self.width = max(max(len(p.shared_text) for p in self.plans.values()), len(texts), 1)
-        """The widest per-record array a replicate gathers (sizes the batches)."""
+        self.stats = _word_stats(words, True, self.prompt_index, None if exact else self.n_prompts)
+        self.tokens = _token_arrays(token_columns) if token_columns is not None else None
+        self.point = _word_metrics(self.stats)
+        """The metrics of the whole corpus."""
+        if self.tokens is not None:
+            self.point.update(_token_metrics(self.tokens))
+        self.width = max(max(len(p.shared_text) for p in self.stats.plans.values()), n_texts, 1)
+        """The widest per-record array a replicate gathered in decbench before 2026-12 (it sizes the
+        batches the random stream is drawn in, which :func:`bench.stats.count_blocks` keeps)."""
 
     def replicate(self, prompt_counts: np.ndarray) -> dict[str, np.ndarray]:
         """Metrics for a batch of resamples given as per-prompt draw counts ``(batch, n_prompts)``."""
-        return _batch_metrics(self.stats, self.plans, self.tokens, prompt_counts[:, self.prompt_index])
+        counts = prompt_counts if self.identity else prompt_counts[:, self.prompt_index]
+        return _batch_metrics(self.stats, self.tokens, counts)
 
 
 def bootstrap_ci(
-    texts: list[str],
+    texts: list[str] | None,
     token_ids: list[list[int]] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
     prompt_ids: Sequence[str] | None = None,
     exact: bool = False,
+    corpus: CorpusResampler | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals for every metric of :func:`score_texts`.
 
@@ -365,7 +526,7 @@ def bootstrap_ci(
     a drawn prompt come along; without them each text is its own prompt) and recomputes the
     corpus-level metrics from per-text counts computed once; a text drawn k times weighs k times.
     The interval is the ``level`` central percentile range of the resampled values
-    (:mod:`bench.stats`).
+    (:mod:`bench.stats`). ``corpus``: the texts already prepared (then ``texts`` is not read).
 
     Two departures, both deliberate:
 
@@ -382,18 +543,19 @@ def bootstrap_ci(
     Undefined resample values (NaN) are ignored; a metric undefined in every resample gets
     ``(nan, nan)``.
     """
-    from bench.stats import batch_sizes, percentile_interval, resample_counts
+    from bench.stats import count_blocks, percentile_interval
 
-    _check_texts(texts)
     if not isinstance(n_boot, int) or n_boot < 1:
         raise BenchError(f"n_boot must be a positive integer, got {n_boot!r}")
     if not 0 < level < 1:
         raise BenchError(f"level must be in (0, 1), got {level!r}")
-    corpus = CorpusResampler(texts, token_ids, prompt_ids, exact=exact)
+    if corpus is None:
+        _check_texts(texts)
+        corpus = CorpusResampler(texts, token_ids, prompt_ids, exact=exact)
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
-    for size in batch_sizes(n_boot, corpus.width):
-        for name, values in corpus.replicate(resample_counts(rng, size, corpus.n_prompts)).items():
+    for counts in count_blocks(rng, n_boot, corpus.width, corpus.n_prompts):
+        for name, values in corpus.replicate(counts).items():
             parts[name].append(values)
     return {name: percentile_interval(np.concatenate(chunks), level,
                                       corpus.point[name] if name.startswith("distinct-") else None)
