@@ -221,10 +221,20 @@ def _fmt(value: Any) -> Any:
     return f"{value:.6g}" if isinstance(value, float) else ("" if value is None else guard_cell(value))
 
 
+PRINT_ROWS = 40
+"""Decoder rows past which the printed table is cut: per suite, the :data:`PRINT_EACH` best and worst
+by :data:`PRINT_BY` (printing a 1000-decoder grid took half a minute and scrolled away)."""
+PRINT_EACH = 10
+PRINT_BY = ("diversity", "mauve", "coherence", "rep-2")
+"""The metric the cut table ranks by: the first with a value in some row (else the first shown with a direction)."""
+
+
 def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4", "diversity", "distinct-2",
                                                                   "ttr-last96", "mauve", "coherence", "coherence-sim",
-                                                                  "perplexity", "judge-win-rate", "length-words")) -> Any:
-    """A rich table with the headline metrics and their intervals."""
+                                                                  "perplexity", "judge-win-rate", "length-words"),
+           max_rows: int = PRINT_ROWS) -> Any:
+    """A rich table with the headline metrics and their intervals; past ``max_rows`` decoder rows, the
+    best and worst of each suite (:func:`bounded_rows`), the caption saying how many were left out."""
     from rich.table import Table
 
     from bench.metrics import METRICS
@@ -240,7 +250,11 @@ def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4
     for m in metrics:
         arrow = {"higher": " ↑", "lower": " ↓"}.get(METRICS[m].direction, "")
         table.add_column(m + arrow, justify="right", overflow="fold")
-    for r in rows:
+    printed, cut = bounded_rows(rows, metrics, max_rows)
+    for r in printed:
+        if isinstance(r, int):  # the gap between a suite's best and worst rows
+            table.add_row("", "", f"... {r} more row{'s' if r != 1 else ''} ...", style="dim")
+            continue
         decoder = r["decoder"] + (f":{r['decoder_args']}" if r["decoder_args"] else "")
         decoder += f" (amateur {r['amateur']})" if r.get("amateur") else ""
         cells = [r["suite"], r["model"], decoder, *(str(_fmt(r.get(c))) for c in settings), str(r["n"]), r.get("flags", "")]
@@ -249,7 +263,50 @@ def render(rows: list[dict[str, Any]], shown: tuple[str, ...] = ("rep-2", "rep-4
             text = "" if value is None else (f"{value:.3f}" if lo is None else f"{value:.3f} ±{(hi - lo) / 2:.3f}")
             cells.append(text + (f" {DEGENERATE_MARK}" if text and is_degenerate(r) else ""))
         table.add_row(*cells)
+    captions = []
+    if cut:
+        left = len(rows) - sum(isinstance(r, dict) for r in printed)
+        captions.append(f"{left} of {len(rows)} rows left out: past {max_rows} decoders a suite shows its {PRINT_EACH} "
+                        f"best and {PRINT_EACH} worst by {cut}; every row is in the leaderboard CSV")
     if any(is_degenerate(r) for r in rows):
-        table.caption = (f"{DEGENERATE_MARK} {sum(map(is_degenerate, rows))} row(s) flagged degenerate (see flags): "
-                         "their word metrics describe text that is barely there")
+        captions.append(f"{DEGENERATE_MARK} {sum(map(is_degenerate, rows))} row(s) flagged degenerate (see flags): "
+                        "their word metrics describe text that is barely there")
+    if captions:
+        table.caption = "\n".join(captions)
     return table
+
+
+def bounded_rows(rows: list[dict[str, Any]], metrics: list[str], max_rows: int = PRINT_ROWS,
+                 each: int = PRINT_EACH) -> tuple[list[dict[str, Any] | int], str | None]:
+    """The rows to print and what they were ranked by (None: ``rows`` as they are, none left out).
+
+    Past ``max_rows`` decoder rows, each suite keeps its ``each`` best and ``each`` worst decoders by
+    the metric (rows without it are left out), an int counting those between, then its human rows."""
+    from bench.metrics import METRICS
+
+    if sum(r["model"] != "human" for r in rows) <= max_rows:
+        return list(rows), None
+    candidates = [m for m in PRINT_BY if m in metrics] + [m for m in metrics if METRICS[m].direction != "none"]
+    # the first that ranks something: diversity is NaN for continuations shorter than its n-grams
+    by = next((m for m in candidates if any(_ranks(r.get(m)) for r in rows if r["model"] != "human")), None)
+    suites: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        suites.setdefault(r["suite"], []).append(r)
+    out: list[dict[str, Any] | int] = []
+    for members in suites.values():
+        decoders = [r for r in members if r["model"] != "human"]
+        ranked = decoders if by is None else sorted((r for r in decoders if _ranks(r.get(by))), key=lambda r: r[by],
+                                                    reverse=METRICS[by].direction == "higher")
+        if len(ranked) > 2 * each:
+            out += ranked[:each] + [len(decoders) - 2 * each] + ranked[-each:]
+        else:  # the rows without the metric, if any, counted after the others
+            out += ranked + ([len(decoders) - len(ranked)] if len(decoders) > len(ranked) else [])
+        out += [r for r in members if r["model"] == "human"]
+    if by is None:
+        return out, "their order (no metric to rank by)"
+    arrow = {"higher": "higher is better", "lower": "lower is better"}[METRICS[by].direction]
+    return out, f"{by} ({arrow})"
+
+def _ranks(value: Any) -> bool:
+    """A value a row can be ranked by: a number, not NaN."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value

@@ -29,6 +29,15 @@ COLOURS = ("#0067A5", "#BE0032", "#008856", "#F38400", "#875692", "#848482", "#F
 """Twenty colours that stay apart (Kelly's colours of maximum contrast, less white, black and the
 nearest pairs, plus navy): ``bench run --decoder all`` draws about twenty families, and tab10's ten
 colours gave DoLa and top-p the same red."""
+MANY_POINTS = 40
+"""Past this many decoder rows a suite's plots draw for the crowd: no label beside each point, and a
+legend of at most :data:`LEGEND_MAX` families (a 1000-decoder grid wrote 1000 labels over each other)."""
+LEGEND_MAX = 20
+LIST_MAX = 40
+"""Pareto-optimal decoders listed as text at most (tied scores put 9826 of 10,000 on the front)."""
+RASTER_POINTS = 2000
+"""Past this many points the plots' markers and curves are drawn as an image inside the SVG (text and
+axes stay vector): as vector marks, 10,000 points made the front alone 2.8 MB."""
 
 
 @dataclass(frozen=True)
@@ -62,13 +71,24 @@ def quality_metric(rows: list[dict[str, Any]]) -> str | None:
 def pareto_mask(points: list[tuple[float, float]], higher_is_better: tuple[bool, bool]) -> list[bool]:
     """For each (x, y), whether no other point dominates it (>= on both oriented axes, > on one).
 
-    Equal points do not dominate each other, so duplicates are both on the front.
+    Equal points do not dominate each other, so duplicates are both on the front. One sort, not
+    every pair: 10,000 decoders took minutes pairwise.
     """
     oriented = [(x if higher_is_better[0] else -x, y if higher_is_better[1] else -y) for x, y in points]
-    mask = []
-    for i, (x, y) in enumerate(oriented):
-        dominated = any(ox >= x and oy >= y and (ox > x or oy > y) for j, (ox, oy) in enumerate(oriented) if j != i)
-        mask.append(not dominated)
+    mask = [False] * len(oriented)
+    order = sorted(range(len(oriented)), key=lambda i: oriented[i][0], reverse=True)
+    best_right = -math.inf  # the highest y among points strictly right of the current x
+    start = 0
+    while start < len(order):
+        end = start
+        while end < len(order) and oriented[order[end]][0] == oriented[order[start]][0]:
+            end += 1
+        group = order[start:end]  # the points sharing this x
+        top = max(oriented[i][1] for i in group)
+        for i in group:  # dominated: a point right of it at least as high, or one above it at this x
+            mask[i] = not (best_right >= oriented[i][1] or top > oriented[i][1])
+        best_right = max(best_right, top)
+        start = end
     return mask
 
 
@@ -82,13 +102,17 @@ def front_points(rows: list[dict[str, Any]], quality: str) -> tuple[list[FrontPo
     sound = [r for r in decoders if not is_degenerate(r)]
     mask = dict(zip(map(id, sound), pareto_mask([(_value(r, DIVERSITY), _value(r, quality)) for r in sound],
                                                 (True, higher))))
-    points = [FrontPoint(f"{r['model']} {r['decoder']}" + (f" (amateur {r['amateur']})" if r.get("amateur") else ""),
-                         _label(r), _value(r, DIVERSITY), _value(r, quality), mask.get(id(r), False),
+    points = [FrontPoint(family_of(r), _label(r), _value(r, DIVERSITY), _value(r, quality), mask.get(id(r), False),
                          is_degenerate(r))
               for r in decoders]
     human = next((r for r in placed if r.get("model") == "human"), None)
     reference = FrontPoint("human", "human reference", _value(human, DIVERSITY), _value(human, quality)) if human else None
     return points, reference
+
+
+def family_of(row: dict[str, Any]) -> str:
+    """``model decoder`` (and its amateur): the rows of one decoder's grid."""
+    return f"{row['model']} {row['decoder']}" + (f" (amateur {row['amateur']})" if row.get("amateur") else "")
 
 
 def axis_label(quality: str) -> str:
@@ -118,9 +142,12 @@ def front_figure(rows: list[dict[str, Any]], suite: str) -> Any:
     for i, family in enumerate(families):
         curve = sorted((p for p in points if p.family == family), key=lambda p: (p.diversity, p.quality))
         # past twenty families the marker changes too, so no two families look alike
-        line, = ax.plot([p.diversity for p in curve], [p.quality for p in curve], marker=MARKERS[i // len(COLOURS) % len(MARKERS)],
+        line, = ax.plot([p.diversity for p in curve], [p.quality for p in curve], marker=family_marker(i),
                         markersize=4, color=family_colour(i), label=family.split(" ", 1)[1] if one_model else family)
         line.set_gid(f"family-{i}")
+        line.set_rasterized(len(points) > RASTER_POINTS)
+        if len(points) > MANY_POINTS:
+            continue  # the legend names the families; the table and the CSV name each point
         for p, text in zip(curve, grid_labels([p.label for p in curve])):
             if text:
                 ax.annotate(text, (p.diversity, p.quality), textcoords="offset points", xytext=(3, 3), fontsize=6)
@@ -129,10 +156,12 @@ def front_figure(rows: list[dict[str, Any]], suite: str) -> Any:
         cross = ax.scatter([p.diversity for p in flagged], [p.quality for p in flagged], marker="x", s=80,
                            color="red", linewidths=1.5, label="flagged degenerate (not on the front)", zorder=4)
         cross.set_gid("degenerate")
+        cross.set_rasterized(len(flagged) > RASTER_POINTS)
     best = [p for p in points if p.pareto]
     ring = ax.scatter([p.diversity for p in best], [p.quality for p in best], s=110, facecolors="none",
                       edgecolors="black", linewidths=1.2, label="Pareto-optimal", zorder=3)
     ring.set_gid("pareto")
+    ring.set_rasterized(len(best) > RASTER_POINTS)
     if human is not None:
         star = ax.scatter([human.diversity], [human.quality], marker="*", s=140, color="black", label="human reference",
                           zorder=4)
@@ -143,13 +172,34 @@ def front_figure(rows: list[dict[str, Any]], suite: str) -> Any:
         ax.invert_yaxis()  # better quality upwards, as for MAUVE and coherence
     ax.set_title(f"{suite}: {quality} against diversity")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside, not over, the points
+    capped_legend(ax, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside the points
     return fig
+
+
+def capped_legend(ax: Any, **kwargs: Any) -> None:
+    """The axes' legend with its first :data:`LEGEND_MAX` families (artists whose gid is ``family-*``),
+    an entry counting the others, and every other entry (the front, the human reference)."""
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    families = [i for i, h in enumerate(handles) if str(h.get_gid() or "").startswith("family-")]
+    if len(families) > LEGEND_MAX + 1:
+        dropped = set(families[LEGEND_MAX:])
+        entries = [(h, text) for i, (h, text) in enumerate(zip(handles, labels)) if i not in dropped]
+        # nothing before the last family kept was dropped: the count goes right after it
+        entries.insert(families[LEGEND_MAX - 1] + 1, (Line2D([], [], linestyle="none"), f"... and {len(dropped)} more"))
+        handles, labels = [list(x) for x in zip(*entries)]
+    ax.legend(handles, labels, **kwargs)
 
 
 def family_colour(index: int) -> str:
     """The colour of the ``index``-th family's curve."""
     return COLOURS[index % len(COLOURS)]
+
+
+def family_marker(index: int) -> str:
+    """The marker of the ``index``-th family: past twenty families the marker changes too."""
+    return MARKERS[index // len(COLOURS) % len(MARKERS)]
 
 
 def grid_labels(labels: list[str]) -> list[str]:
@@ -231,7 +281,9 @@ def front_html(rows: list[dict[str, Any]], suite: str) -> str:
     quality, best = summary
     items = "".join(f'<li data-pareto="{html.escape(p.label)}" data-family="{html.escape(p.family)}">'
                     f"{html.escape(p.family.split(' ', 1)[0])} {html.escape(p.label)}: diversity {p.diversity:.4f}, "
-                    f"{html.escape(quality)} {p.quality:.4f}</li>" for p in best)
+                    f"{html.escape(quality)} {p.quality:.4f}</li>" for p in best[:LIST_MAX])
+    if len(best) > LIST_MAX:
+        items += f'<li class="more">... and {len(best) - LIST_MAX} more: the CSV has every row</li>'
     caption = (f"{suite}: the quality-diversity front, {axis_label(quality)} against diversity; one curve per "
                "decoder across its grid, Pareto-optimal points ringed, the human reference as a star")
     return (f'<figure class="plot" data-plot="front" data-quality="{html.escape(quality)}">{svg}'
@@ -253,7 +305,8 @@ def front_markdown(by_suite: dict[str, list[dict[str, Any]]], pngs: dict[str, Pa
         parts.append(f"\n## {md_text(suite)}: quality-diversity front\n\n![{quality} against diversity]({pngs[suite].name})\n\n"
                      f"Quality axis: {axis_label(quality)}. Pareto-optimal:\n\n"
                      + "".join(f"- {md_text(p.family.split(' ', 1)[0])} {md_code(p.label)}: diversity {p.diversity:.4f}, "
-                               f"{quality} {p.quality:.4f}\n" for p in best))
+                               f"{quality} {p.quality:.4f}\n" for p in best[:LIST_MAX])
+                     + (f"- ... and {len(best) - LIST_MAX} more: the CSV has every row\n" if len(best) > LIST_MAX else ""))
     return "".join(parts)
 
 

@@ -1,9 +1,14 @@
 """Leaderboards as one self-contained HTML page: sortable tables and inline SVG plots, no network.
 
 Per suite: a table whose headers sort on click (the first click puts the best value first, as the
-metric's direction says; the next click reverses), the best value of each column highlighted,
-a scatter of diversity against a quality metric (MAUVE or coherence when measured, else rep-2
-or distinct-2), one point per model x decoder, and bars with intervals for every metric.
+metric's direction says; the next click reverses), the best value of each column highlighted
+(:mod:`bench.publish.html_table`; paged, with a search box, past a hundred rows), a scatter of
+diversity against a quality metric (MAUVE or coherence when measured, else rep-2 or distinct-2),
+one point per model x decoder, and bars with intervals for every metric.
+
+Past :data:`~bench.publish.front.MANY_POINTS` decoder rows the plots draw for the crowd: the
+scatter one colour per decoder family without labels or intervals, and each bar panel the
+:data:`BAR_EACH` best and worst rows by its own metric; the captions say so.
 """
 
 from __future__ import annotations
@@ -14,13 +19,18 @@ import re
 from typing import Any
 
 from bench.publish import DEGENERATE_MARK, is_degenerate, is_number
+from bench.publish.front import MANY_POINTS, RASTER_POINTS, capped_legend, family_colour, family_marker, family_of, front_html
 from bench.publish.front import figure_svg as _svg
-from bench.publish.front import front_html
-from bench.publish.markdown import best_values, fmt
+from bench.publish.html_table import JS as _JS
+from bench.publish.html_table import PAGED_CSS, PAGED_JS, table_html
+from bench.publish.html_table import decoder_label as _decoder
+from bench.publish.html_table import direction as _direction
 
 QUALITY_METRICS = ("mauve", "coherence")
 """Substrings of metric names plotted against diversity when a run measured them."""
 FALLBACK_X = ("rep-2", "distinct-2")
+BAR_EACH = 10
+"""Bars per end (best, worst) of each panel past MANY_POINTS rows."""
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1400px;color:#222;padding:0 1em}
@@ -35,102 +45,6 @@ table.lb tr.human td{font-style:italic;color:#555}
 .wrap{overflow-x:auto;max-width:100%}.ci{color:#777;font-size:11px}.note{color:#555}
 figure.plot{display:inline-block;margin:1em 0;vertical-align:top}figure.plot svg{max-width:100%;height:auto}
 """
-
-# Sorting: numbers by data-value, text by content; missing values always last.
-_JS = """
-document.querySelectorAll('table.lb').forEach(function(table){
-  table.querySelectorAll('th').forEach(function(th, col){
-    th.addEventListener('click', function(){
-      var dir = th.dataset.direction, cur = th.getAttribute('aria-sort');
-      var asc = cur ? cur !== 'ascending' : dir !== 'higher';
-      table.querySelectorAll('th').forEach(function(o){o.removeAttribute('aria-sort');});
-      th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
-      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-      var key = function(r){var c = r.cells[col]; return c.dataset.value !== undefined ? c.dataset.value : c.textContent;};
-      rows.sort(function(a, b){
-        var x = key(a), y = key(b), sign = asc ? 1 : -1;
-        if (th.dataset.type === 'num'){
-          x = x === '' ? NaN : parseFloat(x); y = y === '' ? NaN : parseFloat(y);
-          if (isNaN(x) || isNaN(y)) return isNaN(x) - isNaN(y);
-          return sign * (x - y);
-        }
-        return sign * x.localeCompare(y);
-      });
-      rows.forEach(function(r){body.appendChild(r);});
-    });
-  });
-});
-"""
-
-
-def _direction(name: str) -> str:
-    from bench.metrics import METRICS
-
-    return METRICS[name].direction if name in METRICS else "none"
-
-
-def _decoder(row: dict[str, Any]) -> str:
-    return row["decoder"] + (f":{row['decoder_args']}" if row.get("decoder_args") else "")
-
-
-def _setting(value: Any) -> str:
-    return str(int(value)) if is_number(value) and not math.isnan(value) and float(value).is_integer() else str(value or "")
-
-
-def table_html(rows: list[dict[str, Any]], metrics: list[str], suite: str, samples: str | None = None) -> str:
-    """One suite's sortable table; with ``samples`` (the sample viewer's address) each decoder links to its texts."""
-    from bench.publish import varying_settings
-
-    best = best_values(rows, metrics)
-    arrows = {"higher": " ↑", "lower": " ↓"}
-    settings = varying_settings(rows)  # settings that differ between rows, shown beside each
-    head = ['<th data-type="text">model</th>', '<th data-type="text">decoder</th>',
-            *(f'<th data-type="text">{html.escape(c)}</th>' for c in settings), '<th data-type="text">flags</th>',
-            '<th data-type="num" data-direction="none">n</th>']
-    for m in metrics:
-        d = _direction(m)
-        head.append(f'<th data-type="num" data-metric="{html.escape(m)}" data-direction="{d}" '
-                    f'title="{html.escape(_description(m))}">{html.escape(m)}{arrows.get(d, "")}</th>')
-    body = []
-    for r in rows:
-        cls = ' class="human"' if r["model"] == "human" else ""
-        n = r.get("n")
-        cells = [f"<td>{html.escape(str(r['model']))}</td>", f"<td>{_decoder_cell(r, rows, samples)}</td>",
-                 *(f"<td>{html.escape(_setting(r.get(c)))}</td>" for c in settings),
-                 f"<td>{html.escape(str(r.get('flags') or ''))}</td>",
-                 f'<td class="num" data-value="{int(n) if is_number(n) else ""}">{int(n) if is_number(n) else ""}</td>']
-        for m in metrics:
-            v, lo, hi = r.get(m), r.get(f"{m}_lo"), r.get(f"{m}_hi")
-            ok = is_number(v) and not math.isnan(v)
-            text = html.escape(fmt(m, v))
-            if ok and is_number(lo) and is_number(hi) and not (math.isnan(lo) or math.isnan(hi)):
-                text += f' <span class="ci">[{html.escape(fmt(m, lo))}, {html.escape(fmt(m, hi))}]</span>'
-            if ok and is_degenerate(r):
-                text += f' <span class="flag" title="{html.escape(str(r.get("flags")))}">{DEGENERATE_MARK}</span>'
-            is_best = ok and r["model"] != "human" and not is_degenerate(r) and m in best and float(v) == best[m]
-            cells.append(f'<td class="num{" best" if is_best else ""}" data-value="{repr(float(v)) if ok else ""}">{text}</td>')
-        body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
-    return (f'<div class="wrap"><table class="lb" data-suite="{html.escape(suite)}"><thead><tr>{"".join(head)}</tr>'
-            f'</thead><tbody>{"".join(body)}</tbody></table></div>')
-
-
-def _decoder_cell(row: dict[str, Any], rows: list[dict[str, Any]], samples: str | None) -> str:
-    """The decoder's name, linked to the sample viewer filtered on it (the viewer's own run label)."""
-    text = html.escape(_decoder(row))
-    if samples is None or row["model"] == "human":
-        return text
-    from urllib.parse import quote
-
-    several = len({r["model"] for r in rows if r["model"] != "human"}) > 1
-    label = f"{row['model']} {_decoder(row)}" if several else _decoder(row)
-    return f'<a href="{html.escape(samples + "#decoder=" + quote(label, safe=""))}">{text}</a>'
-
-
-def _description(name: str) -> str:
-    from bench.metrics import METRICS
-
-    return METRICS[name].description if name in METRICS else ""
-
 
 def scatter_axes(metrics: list[str]) -> list[str]:
     """The x metrics to plot diversity against: every measured quality metric, else one fallback."""
@@ -163,6 +77,8 @@ def scatter_svg(rows: list[dict[str, Any]], x: str, y: str = "diversity") -> str
         return None
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "decbench", "font.size": 9}):
         fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        if _crowded(rows):
+            return _crowd_scatter(fig, ax, pts, x, y)
         models = sorted({r["model"] for r in pts})
         markers = "osD^vP*X"
         for i, r in enumerate(pts):
@@ -180,11 +96,40 @@ def scatter_svg(rows: list[dict[str, Any]], x: str, y: str = "diversity") -> str
         return _svg(fig)
 
 
-def _bar_labels(rows: list[dict[str, Any]], width: int = 34) -> list[str]:
-    """Decoder labels wrapped at argument boundaries; the model only when the rows have several."""
+def _crowded(rows: list[dict[str, Any]]) -> bool:
+    return sum(r["model"] != "human" for r in rows) > MANY_POINTS
+
+
+def _crowd_scatter(fig: Any, ax: Any, pts: list[dict[str, Any]], x: str, y: str) -> str:
+    """Many points: one collection per decoder family (the front's colours), its name in the legend."""
+    families: dict[str, list[dict[str, Any]]] = {}
+    for r in pts:
+        if r["model"] != "human":
+            families.setdefault(family_of(r), []).append(r)
+    one_model = len({r["model"] for r in pts if r["model"] != "human"}) == 1
+    for i, (family, members) in enumerate(families.items()):
+        dots = ax.scatter([r[x] for r in members], [r[y] for r in members], s=10, linewidths=0,
+                          marker=family_marker(i), color=family_colour(i),
+                          label=family.split(" ", 1)[1] if one_model else family)
+        dots.set_gid(f"family-{i}")
+        dots.set_rasterized(len(pts) > RASTER_POINTS)
+    humans = [r for r in pts if r["model"] == "human"]
+    if humans:
+        ax.scatter([r[x] for r in humans], [r[y] for r in humans], marker="*", s=120, color="black",
+                   label="human reference", zorder=3).set_gid("human")
+    ax.set_xlabel(x + {"higher": " (higher is better)", "lower": " (lower is better)"}.get(_direction(x), ""))
+    ax.set_ylabel(y + " (higher is better)")
+    ax.set_title(f"{y} against {x}: {len(pts) - len(humans)} decoders")
+    ax.grid(alpha=0.3)
+    capped_legend(ax, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    return _svg(fig)
+
+
+def _bar_labels(rows: list[dict[str, Any]], width: int = 34, models: set[str] | None = None) -> list[str]:
+    """Decoder labels wrapped at argument boundaries; the model only when the rows (or ``models``) have several."""
     import textwrap
 
-    models = {r["model"] for r in rows if r["model"] != "human"}
+    models = {r["model"] for r in rows if r["model"] != "human"} if models is None else models
     out = []
     for r in rows:
         if r["model"] == "human":
@@ -205,6 +150,8 @@ def bars_svg(rows: list[dict[str, Any]], metrics: list[str]) -> str | None:
     shown = [m for m in metrics if any(is_number(r.get(m)) and not math.isnan(r[m]) for r in rows)]
     if not shown:
         return None
+    if _crowded(rows):
+        return _ranked_bars_svg(rows, shown)
     cols = 3
     nrows = math.ceil(len(shown) / cols)
     labels = _bar_labels(rows)
@@ -229,10 +176,72 @@ def bars_svg(rows: list[dict[str, Any]], metrics: list[str]) -> str | None:
         return _svg(fig)
 
 
+def _picked(rows: list[dict[str, Any]], m: str) -> tuple[list[dict[str, Any] | None], int]:
+    """The :data:`BAR_EACH` best decoder rows by ``m``, None, the worst (best first; highest first for a
+    metric without a direction), or all when they are few; and how many rows have a value of ``m``."""
+    have = [r for r in rows if r["model"] != "human" and is_number(r.get(m)) and not math.isnan(r[m])]
+    ranked = sorted(have, key=lambda r: float(r[m]), reverse=_direction(m) != "lower")
+    if len(ranked) <= 2 * BAR_EACH:
+        return list(ranked), len(ranked)
+    return ranked[:BAR_EACH] + [None] + ranked[-BAR_EACH:], len(ranked)
+
+
+def _ranked_bars_svg(rows: list[dict[str, Any]], shown: list[str]) -> str:
+    """Many rows: per metric, its own panel of the :data:`BAR_EACH` best and worst rows by it, the human
+    reference as a dashed line; a bar's colour is its decoder family's, as in the scatter and the front."""
+    import matplotlib.pyplot as plt
+
+    families = list(dict.fromkeys(family_of(r) for r in rows if r["model"] != "human"))
+    colour = {f: family_colour(i) for i, f in enumerate(families)}
+    picks = {m: _picked(rows, m) for m in shown}
+    labelled = list({id(r): r for p in picks.values() for r in p[0] if r is not None}.values())
+    models = {r["model"] for r in rows if r["model"] != "human"}
+    labels = {id(r): text + (f" {DEGENERATE_MARK}" if is_degenerate(r) else "")
+              for r, text in zip(labelled, _bar_labels(labelled, models=models))}
+    lines = max((text.count("\n") + 1 for text in labels.values()), default=1)
+    height = 0.18 * (2 * BAR_EACH + 1) * (1 + 0.6 * (lines - 1)) + 1.0
+    cols, nrows = 3, math.ceil(len(shown) / 3)
+    humans = [r for r in rows if r["model"] == "human"]
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "decbench", "font.size": 8}):
+        fig, axes = plt.subplots(nrows, cols, figsize=(13, height * nrows), squeeze=False)
+        for ax, m in zip(axes.flat, shown):
+            picked, ranked = picks[m]
+            bars = [r for r in picked if r is not None]
+            ax.barh([i for i, r in enumerate(picked) if r is not None], [float(r[m]) for r in bars],
+                    xerr=_err(bars, m), capsize=2, color=[colour[family_of(r)] for r in bars])
+            ticks = [labels[id(r)] if r is not None else f"... {ranked - 2 * BAR_EACH} more ..." for r in picked]
+            ax.set_yticks(range(len(picked)), ticks, fontsize=6)
+            for human in humans:
+                if is_number(human.get(m)) and not math.isnan(human[m]):
+                    ax.axvline(float(human[m]), color="#555555", linestyle="--", linewidth=1)
+            ends = ("highest", "lowest") if _direction(m) == "none" else ("best", "worst")
+            counts = f"{ends[0]} {BAR_EACH}, {ends[1]} {BAR_EACH} of {ranked}" if ranked > 2 * BAR_EACH else f"all {ranked}"
+            ax.set_title(m + {"higher": " ↑", "lower": " ↓"}.get(_direction(m), "") + f": {counts}", fontsize=9)
+            ax.grid(axis="x", alpha=0.3)
+            ax.invert_yaxis()  # the best on top
+        for ax in list(axes.flat)[len(shown):]:
+            ax.set_visible(False)
+        fig.tight_layout()
+        return _svg(fig)
+
+
 def _figure(kind: str, svg: str | None, caption: str) -> str:
     if svg is None:
         return ""
     return f'<figure class="plot" data-plot="{kind}">{svg}<figcaption>{html.escape(caption)}</figcaption></figure>'
+
+
+def _captions(rows: list[dict[str, Any]], suite: str) -> tuple[str, str]:
+    """The scatter's caption (a template of its ``{x}``) and the bars' caption, which say how a crowd is drawn."""
+    if not _crowded(rows):
+        return (f"{suite}: diversity against {{x}}, one point per model and decoder, 95% intervals",
+                f"{suite}: every metric with its 95% interval")
+    n = sum(r["model"] != "human" for r in rows)
+    return (f"{suite}: diversity against {{x}}, {n} decoders, one colour per decoder family (intervals and names "
+            "in the table)",
+            f"{suite}: every metric with its 95% interval; of the {n} decoders each panel shows the {BAR_EACH} best "
+            f"and the {BAR_EACH} worst by its own metric (the table and the CSV have them all)"
+            + ("; the dashed line is the human reference" if any(r["model"] == "human" for r in rows) else ""))
 
 
 def render_html(title: str, by_suite: dict[str, list[dict[str, Any]]], metrics: list[str],
@@ -253,14 +262,18 @@ def render_html(title: str, by_suite: dict[str, list[dict[str, Any]]], metrics: 
         parts.append(f'<section data-suite="{html.escape(suite)}"><h2>{html.escape(suite)}</h2>')
         parts.append(table_html(rows, shown, suite, samples))
         parts.append(front_html(rows, suite))
+        scatter, bars = _captions(rows, suite)
         if "diversity" in shown:
             for x in scatter_axes(shown):
-                parts.append(_figure("scatter", scatter_svg(rows, x),
-                                     f"{suite}: diversity against {x}, one point per model and decoder, 95% intervals"))
-        parts.append(_figure("bars", bars_svg(rows, shown), f"{suite}: every metric with its 95% interval"))
+                parts.append(_figure("scatter", scatter_svg(rows, x), scatter.format(x=x)))
+        parts.append(_figure("bars", bars_svg(rows, shown), bars))
         parts.append("</section>")
+    body = "".join(parts)
+    # the paged tables' style and script only where there is one: smaller pages stay as they were
+    paged = 'class="lbp"' in body
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>{''.join(parts)}<script>{_JS}</script></body></html>\n")
+            f"<style>{_CSS}{PAGED_CSS if paged else ''}</style></head><body>{body}"
+            f"<script>{_JS}{PAGED_JS if paged else ''}</script></body></html>\n")
     _check_offline(page)
     return page
 
