@@ -6,6 +6,7 @@ The browser part is skipped with its reason when chromium or playwright is missi
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -54,19 +55,68 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_store(tmp_path_factory.mktemp("view") / "runs")
 
 
+def read_view_data(folder: Path) -> tuple[dict, dict[int, dict]]:
+    """The page's metadata and its chunks (by number), read back from ``bench view``'s data folder."""
+    (data,) = folder.glob("data-*")
+
+    def args(name: str, call: str) -> list:
+        text = (data / name).read_text(encoding="ascii")
+        assert text.startswith(f"VIEW.{call}(") and text.endswith(");\n"), text[:80]
+        return json.loads("[" + text[len(call) + 6:-3] + "]")
+
+    chunks = {}
+    for path in data.glob("c*.js"):
+        k, chunk = args(path.name, "chunk")
+        chunks[k] = chunk
+    return args("meta.js", "meta")[0], chunks
+
+
 def test_page_escapes_everything_and_shows_each_continuations_metrics(store: Path, tmp_path: Path) -> None:
     from bench.publish.view import record_metrics, write_view
     from bench.scorers.repetition import score_texts
 
     page = write_view([str(store)], tmp_path / "v").read_text()
     assert HOSTILE not in page and "<script>window" not in page and "<b>" not in page
-    assert "&lt;img src=x onerror=" in page and "evil&lt;b&gt;" not in page  # one model: names not shown per card
-    assert page.count('class="cont"') == 6 and page.count('class="prompt"') == 3
+    assert "evil&lt;b&gt;" not in page  # one model: names not shown per card
+    meta, chunks = read_view_data(tmp_path / "v")
+    assert meta["n"] == 6 and meta["prompts"] == 3 and meta["decoders"] == ["greedy", "top-p:p=0.9,t=1.0"]
+    (chunk,) = chunks.values()
+    assert [p[1:4] for p in chunk["p"]] == [[pid, *PROMPTS[pid]] for pid in ("p1", "p2", "p3")]
+    assert chunk["t"] == [TEXTS[d][pid][0] for pid in ("p1", "p2", "p3") for d in ("greedy", "top-p")]
+    for f in (tmp_path / "v").glob("data-*/*.js"):  # data files: ASCII, no '<' that could end a script
+        assert "<" not in f.read_text(encoding="ascii")
     rec = {"continuation": "the the the the the the the the", "token_ids": [5] * 8}
     expected = score_texts([rec["continuation"]], [rec["token_ids"]])
     got = record_metrics(rec)
     assert got["rep-2"] == expected["rep-2"] and got["rep-2"] > 0.8 and got["ttr"] == 1 / 8
     assert math.isnan(record_metrics({"continuation": "", "token_ids": []})["rep-2"])
+
+
+TRICKY = ["", " ", "one", "a b", "a b c", "the the the the the", "x\x1cy\x1cz w", "a\u3000b\u3000c\u3000d",
+          "word " * 30, "....", "--- --- ---", "tab\tand\nnew line here", "a" + " " * 16 + "b c d",
+          "é è ê ë", "a_b c_d e_f", "\u200bzero width\u200b space", "  lead and trail  ", "\n\n\n"]
+
+
+def test_each_continuations_metrics_and_flag_are_the_scorers_own() -> None:
+    """The viewer counts n-grams itself (a million records through score_texts one at a time would
+    take minutes): the same values, and the same degenerate flag as the leaderboard's."""
+    import random
+
+    from bench.leaderboard import degeneracy
+    from bench.publish.view import SHOWN_METRICS, record_metrics
+    from bench.publish.view_data import _degenerate_test, continuation_counts
+    from bench.scorers.repetition import score_texts
+
+    rng = random.Random(1)
+    texts = TRICKY + [" ".join(rng.choices(["a", "b", "c", "dd", "\n", ""], k=rng.randint(0, 12))) for _ in range(300)]
+    degenerate = _degenerate_test()
+    for text in texts:
+        ids = [rng.randint(0, 5) for _ in range(rng.randint(0, 9))]
+        want, got = score_texts([text], [ids]), record_metrics({"continuation": text, "token_ids": ids})
+        for m in SHOWN_METRICS:
+            assert got[m] == want[m] or (math.isnan(got[m]) and math.isnan(want[m])), (text, m, got[m], want[m])
+        words = continuation_counts(text, ids)[1]
+        assert degenerate(text, words) == bool(degeneracy([{"continuation": text}], None)["flags"]), repr(text)
 
 
 def test_view_command_and_bad_input(store: Path, tmp_path: Path) -> None:
@@ -80,6 +130,8 @@ def test_view_command_and_bad_input(store: Path, tmp_path: Path) -> None:
 
 
 def _visible(page) -> list[tuple[str, str]]:
+    """(prompt id, decoder) of each continuation shown, once the page has applied its filters."""
+    page.wait_for_function("document.documentElement.dataset.busy === '0'", timeout=20_000)
     return [tuple(x) for x in page.eval_on_selector_all(
         ".cont:not(.hidden)", "cs => cs.map(c => [c.closest('section').dataset.promptId, c.dataset.decoder])")]
 
@@ -134,6 +186,8 @@ def test_viewer_filters_in_chromium(store: Path, tmp_path: Path) -> None:
             page.fill("#search", "zebra")
             assert sorted(_visible(page)) == [("p2", "greedy"), ("p2", "top-p:p=0.9,t=1.0")]
             assert page.text_content("#count") == "2 of 6 continuations shown"
+            page.fill("#search", "")
+            assert len(_visible(page)) == 6
             # from the leaderboard page: a decoder's link opens the viewer on that decoder alone
             page.goto(paths["html"].as_uri())
             assert page.get_attribute("#samples", "href") == "board-samples/index.html"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_view import HOSTILE, _visible, make_store
+from test_view import HOSTILE, _visible, make_store, read_view_data
 
 from bench.cli import main
 from bench.judge import JudgeSettings
@@ -65,10 +65,15 @@ def test_page_shows_verdicts_escaped_and_refuses_unknown_runs(judged, tmp_path: 
     result = CliRunner().invoke(main, ["view", str(store), "--judged", str(path), "--out", str(tmp_path / "v")])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "v" / "index.html").read_text()
-    assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt; &amp; more" in page and HOSTILE not in page
-    assert page.count("<details data-pair=\"0\">") == 3 and page.count("shown first</div>") == 6
-    assert 'data-prompt-id="p1" data-verdicts="0:b"' in page and 'data-prompt-id="p3" data-verdicts="0:a"' in page
+    assert "<b>bold</b>" not in page and HOSTILE not in page
     assert '<option value="0:a">greedy beat top-p:p=0.9,t=1.0</option>' in page
+    meta, chunks = read_view_data(tmp_path / "v")
+    prompts = {p[1]: p for c in chunks.values() for p in c["p"]}  # [suite, id, prompt, reference, tokens, html]
+    blocks = "".join(p[5] for p in prompts.values())
+    assert "<b>bold</b>" not in blocks and "&lt;b&gt;bold&lt;/b&gt; &amp; more" in blocks
+    assert blocks.count("<details data-pair=\"0\">") == 3 and blocks.count("shown first</div>") == 6
+    assert prompts["p1"][4] == "0:b" and prompts["p3"][4] == "0:a"
+    assert meta["verdicts"] == {"0:b": [0, 1], "0:a": [2]}  # the filter's prompts, by their order on the page
     # a judge file of another store's run: one line, nothing written
     other = json.loads(path.read_text())
     other["run_b"] = "0123456789abcdef"
@@ -107,6 +112,8 @@ def test_a_beat_b_filter_in_chromium(judged, tmp_path: Path) -> None:
             page.select_option("#judged", "")
             assert len(_visible(page)) == 6
             # the rationale opens under its verdict, as text
+            page.select_option("#judged", "0:b")  # only p1 and p2 are rendered
+            assert page.locator("section.prompt").count() == 2 == len({pid for pid, _ in _visible(page)})
             page.click("section[data-prompt-id='p1'] details summary")
             assert page.is_visible("section[data-prompt-id='p1'] .why")
             assert RATIONALE.strip() in page.text_content("section[data-prompt-id='p1'] .why")

@@ -248,7 +248,7 @@ def _compare_many(runs: list[Any], n_boot: int, seed: int, metrics: tuple[str, .
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="STORE_OR_RUN...")
 @click.option("--out", required=True, type=click.Path(file_okay=False), metavar="DIR",
-              help="Folder for the page (DIR/index.html, one self-contained file).")
+              help="Folder for the page: DIR/index.html and its data folder beside it, to open offline.")
 @click.option("--title", default=None, help="Page title (default: decbench samples).")
 @click.option("--judged", "judged", multiple=True, metavar="FILE",
               help="'bench judge --out' files of pairs of the runs: each prompt shows the verdicts and the judge's "
@@ -261,13 +261,9 @@ def view(inputs: tuple[str, ...], out: str, title: str | None, judged: tuple[str
     [incomplete] on the page and named here.
     """
     from bench.outputs import writable_dir
-    from bench.publish import find_runs
-    from bench.publish.view import incomplete_count, write_view
+    from bench.publish.view import write_view
 
     writable_dir(out, "--out", (*inputs, *judged))
-
-    for run in find_runs(list(inputs)):
-        if not run.is_complete():
-            click.echo(f"note: run {run.run_id} is incomplete ({incomplete_count(run)}); the page shows what it "
-                       "holds, marked [incomplete]", err=True)
-    click.echo(f"wrote {write_view(list(inputs), out, title=title, judged=list(judged))}")
+    path = write_view(list(inputs), out, title=title, judged=list(judged),
+                      note=lambda text: click.echo(f"note: {text}", err=True))
+    click.echo(f"wrote {path}")

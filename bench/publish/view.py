@@ -1,103 +1,44 @@
-"""The sample viewer: every decoder's continuation of each prompt side by side, as one HTML page.
+"""The sample viewer: every decoder's continuation of each prompt side by side, as one folder to open offline.
 
 Numbers alone mislead (a degenerate decoder that emits blank lines can score well on word
 diversity); reading the texts shows it. Per prompt the page shows the prompt, the human reference
 and each run's continuation with its own metrics (rep-2, rep-4, distinct-2, ttr, length, finish
 reason), whitespace kept visible, and (``--judged``) the pairwise judge's verdicts on the prompt with
 its rationale in both orders. It can be searched and filtered by decoder, by a metric's range, by
-finish reason and by verdict ("A beat B"), in the browser, with no network: the page is self-contained like the
-leaderboard page (:mod:`bench.publish.html`) and every text in it is escaped.
+finish reason and by verdict ("A beat B"), in the browser, with no network and no server.
+
+A store can hold a million records, more than one HTML page can (Chromium gave up on 100k inline
+records), so ``bench view --out DIR`` writes ``DIR/index.html`` (the filters and the script, no
+records) and ``DIR/data-<digest>/``: a binary column file of what the filters need and the texts in
+chunk files the page loads as it shows or searches them (:mod:`bench.publish.view_data`,
+:mod:`bench.publish.view_js`). The records are read one at a time, not held as dicts. Every text
+reaches the page as a text node, or escaped here (the verdicts' HTML).
 """
 
 from __future__ import annotations
 
 import html
-import math
+import os
+import re
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bench.store import RunDir
 
 SHOWN_METRICS = ("rep-2", "rep-4", "distinct-2", "ttr", "length-words", "length-tokens")
-"""Per-continuation metrics shown and filterable, computed by the leaderboard's own scorer."""
+"""Per-continuation metrics shown and filterable, computed as the leaderboard's scorer computes them."""
 PAGE = "index.html"
-"""The file ``bench view --out DIR`` writes in DIR."""
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;max-width:1600px;color:#222;padding:0 1em}
-h1{font-size:1.5em}.note{color:#555}
-form.filters{position:sticky;top:0;background:#fafafa;border:1px solid #ddd;padding:.6em;z-index:1;font-size:13px}
-form.filters fieldset{display:inline-block;border:none;margin:0 1em 0 0;padding:0;vertical-align:top}
-form.filters label{margin-right:.8em;white-space:nowrap}
-section.prompt{border-top:2px solid #ccc;margin-top:1.5em;padding-top:.5em}
-section.prompt h2{font-size:1em;color:#555;margin:.2em 0}
-.text{white-space:pre-wrap;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;background:#f6f6f6;
-  padding:.4em;border-radius:3px;margin:.2em 0;overflow-wrap:anywhere}
-.text.empty::after{content:"(empty)";color:#999}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:.8em;margin-top:.6em}
-.cont{border:1px solid #ddd;border-radius:4px;padding:.4em}.cont h3{font-size:13px;margin:0 0 .2em}
-.metrics{font-size:11px;color:#444}.metrics span{margin-right:.7em;white-space:nowrap}
-.label{font-size:12px;color:#666;margin-top:.3em}
-form.filters input[type=number]{width:6em}
-.hidden{display:none}
-.verdicts{font-size:12px;margin:.4em 0}.verdicts details{margin:.2em 0}.verdicts .why{white-space:pre-wrap;
-  font-family:ui-monospace,Menlo,Consolas,monospace;font-size:11px;background:#f3f6fb;padding:.3em;margin:.2em 0}
-.verdict-a,.verdict-b{font-weight:600}
-mark{background:#ffe08a;padding:0}.tok{border-radius:2px}.degenerate{color:#b00;font-weight:600}
-"""
-
-# Filtering: a continuation is shown when its decoder is ticked, its finish reason selected, the
-# chosen metric within [min, max], and the search text (case-insensitive) found in it, its prompt
-# or its reference, and (with --judged) the prompt holding the chosen verdict ("A beat B": a
-# section's ``data-verdicts`` lists ``PAIR:a|b|tie|invalid`` over its samples); a prompt is shown
-# while one of its continuations is. ``#decoder=LABEL`` in
-# the address ticks that decoder alone (the leaderboard page links there).
-_JS = """
-(function(){
-  var form = document.querySelector('form.filters');
-  var conts = Array.prototype.slice.call(document.querySelectorAll('.cont'));
-  var sections = Array.prototype.slice.call(document.querySelectorAll('section.prompt'));
-  function num(id){var v = document.getElementById(id).value; return v === '' ? null : parseFloat(v);}
-  function apply(){
-    var on = {}; form.querySelectorAll('input.decoder').forEach(function(b){on[b.value] = b.checked;});
-    var finish = document.getElementById('finish').value, metric = document.getElementById('metric').value;
-    var degenerate = document.getElementById('degenerate').value;
-    var lo = num('min'), hi = num('max'), q = document.getElementById('search').value.toLowerCase();
-    var judged = document.getElementById('judged'), verdict = judged ? judged.value : '';
-    var shown = 0;
-    conts.forEach(function(c){
-      var ok = on[c.dataset.decoder] && (finish === '' || c.dataset.finish === finish);
-      if (ok && verdict) ok = (' ' + c.closest('section.prompt').dataset.verdicts + ' ').indexOf(' ' + verdict + ' ') >= 0;
-      if (ok && degenerate) ok = (degenerate === 'only') === (c.dataset.degenerate === '1');
-      if (ok && (lo !== null || hi !== null)){
-        var v = parseFloat(c.dataset[metric]);
-        ok = !isNaN(v) && (lo === null || v >= lo) && (hi === null || v <= hi);
-      }
-      if (ok && q){
-        var s = c.closest('section.prompt');
-        ok = (c.querySelector('.text').textContent + '\\n' + s.querySelector('.context').textContent).toLowerCase().indexOf(q) >= 0;
-      }
-      c.classList.toggle('hidden', !ok); if (ok) shown++;
-    });
-    sections.forEach(function(s){s.classList.toggle('hidden', !s.querySelector('.cont:not(.hidden)'));});
-    document.getElementById('count').textContent = shown + ' of ' + conts.length + ' continuations shown';
-  }
-  form.addEventListener('input', apply); form.addEventListener('change', apply);
-  form.addEventListener('submit', function(e){e.preventDefault();});
-  var hash = decodeURIComponent(location.hash.slice(1));
-  if (hash.indexOf('decoder=') === 0){
-    var want = hash.slice(8), boxes = form.querySelectorAll('input.decoder');
-    if (Array.prototype.some.call(boxes, function(b){return b.value === want;}))
-      boxes.forEach(function(b){b.checked = b.value === want;});
-  }
-  apply();
-})();
-"""
+"""The page ``bench view --out DIR`` writes in DIR (beside its data folder)."""
+PAGE_SIZE = 20
+"""Prompts per page of the viewer."""
+_DATA_DIR = re.compile(r"data-[0-9a-f]{16}")
 
 
-def run_labels(runs: list[RunDir]) -> dict[str, str]:
+def run_labels(runs: list[RunDir], records: dict[str, int]) -> dict[str, str]:
     """What each run's continuations are called on the page, by run id: the decoder with its
-    arguments, the model when there are several, the run id when that is still ambiguous."""
+    arguments, the model when there are several, the run id when that is still ambiguous; a run
+    with fewer ``records`` (by run id) than expected is marked ``[incomplete: 3/10 records]``."""
     from bench.leaderboard import suite_label
 
     specs = {run.run_id: run.spec() for run in runs}
@@ -110,53 +51,44 @@ def run_labels(runs: list[RunDir]) -> dict[str, str]:
     labels = {rid: labels[rid] + (f" ({rid[:8]})" if seen[(suite_label(specs[rid]), labels[rid])] > 1 else "")
               for rid in specs}
     for run in runs:  # a run still in progress says so wherever its samples appear
-        if not run.is_complete():
-            labels[run.run_id] += f" [incomplete: {incomplete_count(run)}]"
+        if records[run.run_id] < run.header()["expected_records"]:
+            labels[run.run_id] += f" [incomplete: {incomplete_count(run, records[run.run_id])}]"
     return labels
 
 
-def incomplete_count(run: RunDir) -> str:
-    """``3/10 records`` for a run that is not complete."""
-    expected = run.header().get("expected_records", "?")
-    return f"{sum(1 for _ in run.records())}/{expected} records"
+def incomplete_count(run: RunDir, records: int) -> str:
+    """``3/10 records`` for a run holding 3 of its 10 records."""
+    return f"{records}/{run.header().get('expected_records', '?')} records"
 
 
 def record_metrics(record: dict[str, Any]) -> dict[str, float]:
-    """One continuation's own metrics, by the leaderboard's scorer (NaN where undefined, e.g. rep-2 of one word)."""
-    from bench.scorers.repetition import score_texts
+    """One continuation's own metrics, as the leaderboard's scorer gives them for it alone (NaN
+    where undefined, e.g. rep-2 of one word); the page computes them from the same counts."""
+    from bench.publish.view_data import continuation_counts, metrics_of
 
-    scores = score_texts([record["continuation"]], [record.get("token_ids") or []])
-    return {m: scores[m] for m in SHOWN_METRICS}
-
-
-def collect(runs: list[RunDir]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Run labels in a stable order, and per (suite, prompt) its text, reference and every run's samples."""
-    from bench.leaderboard import suite_label
-
-    labels = run_labels(runs)
-    prompts: dict[tuple[str, str], dict[str, Any]] = {}
-    for run in sorted(runs, key=lambda r: (labels[r.run_id], r.run_id)):
-        suite = suite_label(run.spec())
-        for rec in sorted(run.records(), key=lambda r: (r["prompt_id"], r["sample_index"])):
-            entry = prompts.setdefault((suite, rec["prompt_id"]), {
-                "id": rec["prompt_id"], "suite": suite, "prompt": rec["prompt"],
-                "reference": rec.get("reference"), "samples": []})
-            entry["samples"].append((labels[run.run_id], rec, record_metrics(rec)))
-    return sorted(set(labels.values())), [prompts[k] for k in sorted(prompts)]
+    return metrics_of(continuation_counts(record["continuation"], record.get("token_ids"))[0])
 
 
-def read_verdicts(judged: list[dict[str, Any]], runs: list[RunDir]) -> list[dict[str, Any]]:
-    """``bench judge --out`` results as pairs of the viewed runs: labels, and per (suite, prompt id) the
-    outcomes of its samples; one line when a judged run is not among them."""
+def check_judged_runs(judged: list[dict[str, Any]], runs: list[RunDir]) -> None:
+    """One line when a ``bench judge --out`` result judged a run that is not among those viewed."""
     from bench.errors import BenchError
-    from bench.leaderboard import suite_label
 
-    labels, by_id = run_labels(runs), {run.run_id: run for run in runs}
-    pairs = []
+    ids = {run.run_id for run in runs}
     for result in judged:
         for side in ("run_a", "run_b"):
-            if result[side] not in by_id:
+            if result[side] not in ids:
                 raise BenchError(f"--judged: run {result[side]} was judged but is not among the runs viewed")
+
+
+def read_verdicts(judged: list[dict[str, Any]], runs: list[RunDir], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """``bench judge --out`` results as pairs of the viewed runs: labels, and per (suite, prompt id) the
+    outcomes of its samples."""
+    from bench.leaderboard import suite_label
+
+    check_judged_runs(judged, runs)
+    by_id = {run.run_id: run for run in runs}
+    pairs = []
+    for result in judged:
         suite = suite_label(by_id[result["run_a"]].spec())
         prompts: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for o in result["outcomes"]:
@@ -164,6 +96,18 @@ def read_verdicts(judged: list[dict[str, Any]], runs: list[RunDir]) -> list[dict
         pairs.append({"a": labels[result["run_a"]], "b": labels[result["run_b"]], "judge": str(result.get("judge", "")),
                       "prompts": prompts})
     return pairs
+
+
+def verdict_index(pairs: list[dict[str, Any]], keys: list[tuple[str, str]]) -> dict[str, list[int]]:
+    """Per option of the judge filter (``PAIR:a|b|tie|invalid``), the prompts (by page order) holding it."""
+    rank = {key: r for r, key in enumerate(keys)} if pairs else {}
+    out: dict[str, list[int]] = {}
+    for i, pair in enumerate(pairs):
+        for key, outcomes in pair["prompts"].items():
+            if key in rank:
+                for outcome in dict.fromkeys(str(o.get("outcome")) for o in outcomes):
+                    out.setdefault(f"{i}:{outcome}", []).append(rank[key])
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def _verdicts(pairs: list[dict[str, Any]], key: tuple[str, str]) -> tuple[str, str]:
@@ -187,85 +131,6 @@ def _verdicts(pairs: list[dict[str, Any]], key: tuple[str, str]) -> tuple[str, s
     block = f'<div class="verdicts">{"".join(lines)}</div>' if lines else ""
     return " ".join(dict.fromkeys(tokens)), block
 
-
-def _fmt(name: str, value: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    return f"{value:.0f}" if name.startswith("length") else f"{value:.3f}"
-
-
-def _continuation(label: str, rec: dict[str, Any], metrics: dict[str, float]) -> str:
-    from bench.leaderboard import degeneracy
-
-    data = " ".join(f'data-{m.replace("-", "")}="{"" if math.isnan(v) else repr(float(v))}"' for m, v in metrics.items())
-    finish = str(rec.get("finish_reason") or "")
-    sample = f" sample {rec['sample_index']}" if rec.get("sample_index") else ""
-    spans = " ".join(f"<span>{html.escape(m)} {_fmt(m, v)}</span>" for m, v in metrics.items())
-    text = str(rec["continuation"])
-    trace = rec.get("trace") if isinstance(rec.get("trace"), dict) else None
-    body = shaded_tokens(trace) if trace and trace.get("pieces") else marked_repeats(text)
-    if trace and trace.get("log_probs"):
-        mean = sum(trace["log_probs"]) / len(trace["log_probs"])
-        spans += f" <span>mean log-prob {mean:.3f}</span>"
-    degenerate = bool(degeneracy([rec], None)["flags"])  # blank, whitespace runs, under 3 words: as the rows' flag
-    if degenerate:
-        spans += ' <span class="degenerate">degenerate</span>'
-    return (f'<div class="cont" data-decoder="{html.escape(label)}" data-finish="{html.escape(finish)}" '
-            f'data-degenerate="{int(degenerate)}" {data}>'
-            f"<h3>{html.escape(label)}{html.escape(sample)}</h3>"
-            f'<div class="metrics">{spans} <span>finish {html.escape(finish or "n/a")}</span></div>'
-            f'<div class="text{" empty" if not text else ""}">{body}</div></div>')
-
-
-REPEAT_N = 4
-"""Word n-grams that occur twice or more in one continuation are marked (rep-4's n-grams)."""
-
-
-def marked_repeats(text: str) -> str:
-    """The text, escaped, with every word inside a repeated word 4-gram marked (``<mark>``)."""
-    import re
-
-    parts = re.split(r"(\s+)", text)  # words at even indices, the whitespace between them kept
-    words = parts[0::2]
-    seen: dict[tuple[str, ...], int] = {}
-    for i in range(len(words) - REPEAT_N + 1):
-        gram = tuple(words[i:i + REPEAT_N])
-        seen[gram] = seen.get(gram, 0) + 1
-    marked = [False] * len(words)
-    for i in range(len(words) - REPEAT_N + 1):
-        if seen[tuple(words[i:i + REPEAT_N])] > 1:
-            marked[i:i + REPEAT_N] = [True] * REPEAT_N
-    out = []
-    for j, part in enumerate(parts):
-        escaped = html.escape(part)
-        out.append(f"<mark>{escaped}</mark>" if j % 2 == 0 and part and marked[j // 2] else escaped)
-    return "".join(out)
-
-
-def shaded_tokens(trace: dict[str, Any]) -> str:
-    """Each token on a background as strong as it was unlikely under the model (probability 1: none),
-    its probability, entropy and rank in its tooltip (``bench run --log-probs``)."""
-    out = []
-    bound = "≥" if trace.get("entropy") == "lower-bound" else "="  # a server's top-k logprobs bound it below
-    below = f"below the top {trace.get('top_logprobs', '')}".rstrip()
-    for piece, lp, h, rank in zip(trace["pieces"], trace["log_probs"], trace["entropies"], trace["ranks"]):
-        p = math.exp(lp)
-        tip = f"p={p:.3f} entropy{bound}{h:.2f} rank {rank if rank is not None else below}"
-        out.append(f'<span class="tok" style="background:rgba(230,120,0,{1 - p:.2f})" title="{tip}">'
-                   f"{html.escape(piece)}</span>")
-    return "".join(out)
-
-
-def _prompt_section(entry: dict[str, Any], pairs: list[dict[str, Any]]) -> str:
-    ref = entry["reference"]
-    reference = (f'<div class="label">reference</div><div class="text ref">{html.escape(ref)}</div>'
-                 if ref is not None else "")
-    conts = "".join(_continuation(label, rec, m) for label, rec, m in entry["samples"])
-    tokens, verdicts = _verdicts(pairs, (entry["suite"], entry["id"]))
-    return (f'<section class="prompt" data-prompt-id="{html.escape(entry["id"])}" data-verdicts="{html.escape(tokens)}">'
-            f"<h2>{html.escape(entry['suite'])} / {html.escape(entry['id'])}</h2>"
-            f'<div class="context"><div class="label">prompt</div><div class="text prompt-text">'
-            f'{html.escape(entry["prompt"])}</div>{reference}</div>{verdicts}<div class="grid">{conts}</div></section>')
 
 
 def _judge_filter(pairs: list[dict[str, Any]]) -> str:
@@ -293,44 +158,108 @@ def _filters(labels: list[str], finishes: list[str], pairs: list[dict[str, Any]]
             f'<fieldset><label>metric <select id="metric">{metrics}</select></label>'
             '<label>from <input type="number" id="min" step="any" size="6"></label>'
             '<label>to <input type="number" id="max" step="any" size="6"></label></fieldset>'
-            '<div id="count" class="note"></div></form>')
+            '<div id="count" class="note">loading…</div>'
+            '<div class="pager"><button type="button" id="prev">‹ previous</button> <span id="pages"></span> '
+            '<button type="button" id="next">next ›</button> <label>go to page <input type="number" id="page" '
+            'min="1" step="1"></label></div></form>')
 
 
-def render_view(runs: list[RunDir], title: str = "decbench samples", judged: list[dict[str, Any]] = ()) -> str:
-    """The whole page for ``runs``, with the verdicts of ``judged`` (``bench judge --out`` results) on their prompts."""
+def render_page(title: str, notes: str, labels: list[str], finishes: list[str], pairs: list[dict[str, Any]],
+                data_dir: str) -> str:
+    """``index.html``: the filters and the script, which loads the records from ``data_dir``."""
     from bench.publish.html import _check_offline
+    from bench.publish.view_js import CSS, SCRIPT
 
-    pairs = read_verdicts(list(judged), runs)
-    labels, prompts = collect(runs)
-    finishes = sorted({str(rec.get("finish_reason") or "") for e in prompts for _, rec, _ in e["samples"]})
-    n = sum(len(e["samples"]) for e in prompts)
-    notes = (f"{len(runs)} runs, {len(prompts)} prompts, {n} continuations. Metrics are each continuation's own "
-             "(rep-n and distinct-2 over its words, ttr over its token ids; n/a where undefined); "
-             "whitespace is shown as generated.")
-    unfinished = [r for r in runs if not r.is_complete()]
-    if unfinished:
-        notes += (f" {len(unfinished)} of the runs are incomplete (marked [incomplete]); their samples are "
-                  "those written so far, and 'bench run' with the same options finishes them.")
-    body = [f"<h1>{html.escape(title)}</h1>", f'<p class="note">{html.escape(notes)}</p>',
-            _filters(labels, [f for f in finishes if f], pairs)]
-    body += [_prompt_section(e, pairs) for e in prompts]
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body>{''.join(body)}<script>{_JS}</script></body></html>\n")
+    body = (f"<h1>{html.escape(title)}</h1><p class=\"note\">{html.escape(notes)}</p>"
+            f"{_filters(labels, [f for f in finishes if f], pairs)}"
+            '<div id="prompts"></div><noscript><p>This page needs JavaScript to show the samples.</p></noscript>'
+            f'<script>{SCRIPT}</script><script src="{data_dir}/meta.js"></script>'
+            f'<script src="{data_dir}/index.js"></script><script>VIEW.start();</script>')
+    page = (f'<!DOCTYPE html>\n<html lang="en" data-busy="1"><head><meta charset="utf-8"><title>{html.escape(title)}'
+            f"</title><style>{CSS}</style></head><body>{body}</body></html>\n")
     _check_offline(page)
     return page
 
 
-def write_view(inputs: list[str], out: str | Path, *, title: str | None = None, judged: list[str] = ()) -> Path:
-    """Write ``out/index.html`` for the runs under ``inputs`` (run folders or stores), with the
-    verdicts of the ``bench judge --out`` files ``judged``."""
+def _notes(runs: list[RunDir], n_prompts: int, n: int, unfinished: int) -> str:
+    notes = (f"{len(runs)} runs, {n_prompts} prompts, {n} continuations. Metrics are each continuation's own "
+             "(rep-n and distinct-2 over its words, ttr over its token ids; n/a where undefined); "
+             f"whitespace is shown as generated. {PAGE_SIZE} prompts a page.")
+    if unfinished:
+        notes += (f" {unfinished} of the runs are incomplete (marked [incomplete]); their samples are "
+                  "those written so far, and 'bench run' with the same options finishes them.")
+    return notes
+
+
+def write_view(inputs: list[str], out: str | Path, *, title: str | None = None, judged: list[str] = (),
+               note: Callable[[str], None] | None = None) -> Path:
+    """Write ``out/index.html`` and its data folder for the runs under ``inputs`` (run folders or
+    stores), with the verdicts of the ``bench judge --out`` files ``judged``; ``note`` hears of each
+    incomplete run. Every record is read and checked before anything is written."""
+    from bench.leaderboard import suite_label
     from bench.publish import find_runs
     from bench.publish.compare_many import read_judged
-    from bench.runtime.provenance import write_text_atomic
+    from bench.publish.view_data import Collected, DataWriter, js_call, write_data
 
     results = read_judged(list(judged))
     runs = find_runs(inputs)
-    page = render_view(runs, title or "decbench samples", results)  # refused before anything is written
-    path = Path(out) / PAGE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, page)  # a full disk leaves no part page
-    return path
+    check_judged_runs(results, runs)
+    suites = [suite_label(run.spec()) for run in runs]
+    col = Collected()
+    col.read(runs, suites)
+    records = {run.run_id: n for run, n in zip(runs, col.per_run)}
+    labels = run_labels(runs, records)
+    unfinished = [run for run in runs if records[run.run_id] < run.header()["expected_records"]]
+    for run in unfinished:
+        if note:
+            note(f"run {run.run_id} is incomplete ({incomplete_count(run, records[run.run_id])}); the page shows "
+                 "what it holds, marked [incomplete]")
+    pairs = read_verdicts(results, runs, labels)
+    decoders = sorted(set(labels.values()))
+    ranked = sorted(range(len(runs)), key=lambda r: (labels[runs[r].run_id], runs[r].run_id))
+    run_rank = [ranked.index(r) for r in range(len(runs))]
+    run_decoder = [decoders.index(labels[run.run_id]) for run in runs]
+    shape: dict[str, Any] = {}
+
+    def data(writer: DataWriter) -> None:
+        meta, keys = write_data(writer, col, run_rank, run_decoder,
+                                (lambda key: _verdicts(pairs, key)) if pairs else None)
+        shape.update(meta)
+        writer.write("meta.js", js_call("meta", {**meta, "decoders": decoders, "verdicts": verdict_index(pairs, keys),
+                                                 "pageSize": PAGE_SIZE}))
+
+    def page(data_dir: str) -> str:
+        notes = _notes(runs, shape["prompts"], shape["n"], len(unfinished))
+        return render_page(title or "decbench samples", notes, decoders, shape["finishes"], pairs, data_dir)
+
+    return _write_folder(Path(out), data, page)
+
+
+def _write_folder(out: Path, data: Callable[[Any], None], page: Callable[[str], str]) -> Path:
+    """The data into a temporary folder, renamed after its digest once whole, then the page over the
+    old one: a reader sees the old page and data or the new ones, and a full disk leaves neither half."""
+    from bench.publish.view_data import DataWriter
+    from bench.runtime.provenance import write_text_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp, created = out / f".data-{os.getpid()}.tmp", None
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        writer = DataWriter(tmp)
+        data(writer)
+        name = f"data-{writer.digest.hexdigest()[:16]}"
+        if (out / name).is_dir():
+            shutil.rmtree(tmp)  # the same data, written before
+        else:
+            os.replace(tmp, out / name)
+            created = out / name
+        write_text_atomic(out / PAGE, page(name))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    for old in out.iterdir():  # data of earlier writes, now unreferenced
+        if _DATA_DIR.fullmatch(old.name) and old.name != name and (old / "meta.js").is_file():
+            shutil.rmtree(old, ignore_errors=True)
+    return out / PAGE
