@@ -16,7 +16,7 @@ from typing import Any, Callable
 from bench.decoding import record_seed
 from bench.planning import PlannedRun, RunOptions
 from bench.specs import ModelSpec, Prompt, RunSpec, build_decoder
-from bench.store import GENERATIONS, RunDir, RunStore, read_records
+from bench.store import GENERATIONS, HEADER, RunDir, RunStore, read_records
 
 
 class Backends:
@@ -76,7 +76,11 @@ def missing_work(planned: PlannedRun, done: set[tuple[str, int]]) -> list[tuple[
 
 
 def pending(planned: PlannedRun, store: RunStore) -> int:
-    """How many records of ``planned`` are still to generate."""
+    """How many records of ``planned`` are still to generate (none, without parsing, for a run
+    whose current scores count them all: its run id pins its prompts)."""
+    run = RunDir(store.root / planned.spec.run_id)
+    if (run.path / HEADER).is_file() and (run.scored_count() or 0) >= planned.expected_records:
+        return 0
     done = {(r["prompt_id"], r["sample_index"]) for r in read_records(store.root / planned.spec.run_id / GENERATIONS)}
     return len(missing_work(planned, done))
 

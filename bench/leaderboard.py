@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from bench.run_scores import run_scores
 from bench.store import RunDir, RunStore
@@ -69,7 +70,9 @@ def whitespace_degenerate(text: str) -> bool:
     """Blank, mostly whitespace, or holding a long run of it (text the word-level metrics do not see)."""
     if not text.strip():
         return True
-    return bool(_RUN.search(text)) or sum(c.isspace() for c in text) >= WHITESPACE_SHARE * len(text)
+    # str.split() cuts at exactly the characters str.isspace() accepts: the rest is whitespace
+    spaces = len(text) - sum(map(len, text.split()))
+    return bool(_RUN.search(text)) or spaces >= WHITESPACE_SHARE * len(text)
 
 
 MIN_WORDS = 3
@@ -80,7 +83,7 @@ _WORD = re.compile(r"[^\W_]+")
 
 def few_words(text: str) -> bool:
     """Fewer than :data:`MIN_WORDS` words."""
-    return len(_WORD.findall(text)) < MIN_WORDS
+    return next(itertools.islice(_WORD.finditer(text), MIN_WORDS - 1, None), None) is None  # stops at the third
 
 
 def degeneracy(records: list[dict[str, Any]], max_new_tokens: int | None) -> dict[str, Any]:
@@ -90,11 +93,20 @@ def degeneracy(records: list[dict[str, Any]], max_new_tokens: int | None) -> dic
     A hyperfit that produced mostly blank lines still scored well on word diversity; these shares
     say so beside the row instead of letting the metrics speak alone.
     """
-    n = max(len(records), 1)
-    empty = sum(not r["continuation"].strip() for r in records) / n
-    blank = sum(whitespace_degenerate(r["continuation"]) for r in records) / n - empty
-    wordless = sum(few_words(r["continuation"]) and not whitespace_degenerate(r["continuation"]) for r in records) / n
-    short = sum(len(r.get("token_ids") or ()) < max_new_tokens / 4 for r in records) / n if max_new_tokens else 0.0
+    from bench.record_columns import Shares
+
+    shares = Shares(max_new_tokens)
+    shares.add([r["continuation"] for r in records], [len(r.get("token_ids") or ()) for r in records])
+    return degeneracy_of_counts(dict(shares.counts(), n=shares.n), max_new_tokens)
+
+
+def degeneracy_of_counts(counts: dict[str, Any], max_new_tokens: int | None) -> dict[str, Any]:
+    """:func:`degeneracy` from the counts of :class:`bench.record_columns.Shares` (a run's cached summary)."""
+    n = max(counts["n"], 1)
+    empty = counts["empty"] / n
+    blank = counts["blank"] / n - empty
+    wordless = counts["wordless"] / n
+    short = counts["short"] / n if max_new_tokens else 0.0
     flags = []
     if empty >= EMPTY_FLAG:
         flags.append(f"{empty:.0%} empty")
@@ -124,10 +136,11 @@ def suite_label(spec: Any) -> str:
 
 def build_rows(store: RunStore) -> list[dict[str, Any]]:
     """Rows of every complete run of ``store`` (see :func:`rows_for_runs`)."""
-    return rows_for_runs([run for run in store.runs() if run.is_complete()])
+    # one run at a time: a run's records, read to count them, are scored before the next is read
+    return rows_for_runs(run for run in store.runs() if run.is_complete())
 
 
-def rows_for_runs(runs: list[RunDir], per_seed: bool = False, length_matched: bool = False) -> list[dict[str, Any]]:
+def rows_for_runs(runs: Iterable[RunDir], per_seed: bool = False, length_matched: bool = False) -> list[dict[str, Any]]:
     """One row per decoder (runs at several seeds merged, see :func:`merge_seeds`) plus one
     ``human``/``reference`` row per suite and prompt subset, sorted; ``per_seed`` keeps a row per run,
     ``length_matched`` adds a ``human``/``reference-cut`` row (:func:`bench.run_scores.score_human_cut`)."""
@@ -140,8 +153,8 @@ def rows_for_runs(runs: list[RunDir], per_seed: bool = False, length_matched: bo
         scores = run_scores(run)
         header = run.header()
         suite = suite_label(spec)
-        records = run.records()
-        n_prompts = len({r["prompt_id"] for r in records})
+        summary = scores["summary"]  # what the records say, kept beside the scores: they are not read again
+        n_prompts = summary["n_prompts"]
         base = {
             "suite": suite,
             "suite_version": spec.suite.version,
@@ -154,12 +167,11 @@ def rows_for_runs(runs: list[RunDir], per_seed: bool = False, length_matched: bo
             "max_new_tokens": spec.generation.max_new_tokens,
             "samples_per_prompt": spec.generation.samples_per_prompt,
             "seed": spec.generation.seed,
-            "tokens_sha": tokens_sha(records),
+            "tokens_sha": summary["tokens_sha"],
             "run_id": spec.run_id,
         }
         # Lengths in tokens are known only where every record kept its ids (not for imported runs).
-        lengths_known = all(r.get("token_ids") is not None for r in records)
-        base.update(degeneracy(records, spec.generation.max_new_tokens if lengths_known else None))
+        base.update(degeneracy_of_counts(summary, spec.generation.max_new_tokens if summary["lengths_known"] else None))
         if spec.model.amateur:
             base["amateur"] = spec.model.amateur.rstrip("/").split("/")[-1]
         base.update({k: v for k, v in header.get("resolved", {}).items() if isinstance(v, (int, float, str))})
@@ -177,10 +189,10 @@ def rows_for_runs(runs: list[RunDir], per_seed: bool = False, length_matched: bo
             human_base = {k: base[k] for k in ("suite", "suite_version", "n_prompts")}
             human.setdefault(key, _row(dict(human_base, model="human", decoder="reference", decoder_args=""),
                                        scores["human"]))
-            records_of.setdefault(key, []).append(records)
+            records_of.setdefault(key, []).append(run)
     if length_matched:
-        for key, runs_records in list(records_of.items()):
-            cut = score_human_cut(runs_records)
+        for key, runs_of_key in list(records_of.items()):
+            cut = score_human_cut([run.records() for run in runs_of_key])
             if cut:
                 human[key + ("cut",)] = _row(dict(human[key], decoder="reference-cut"), cut)
     rows = [{k: v for k, v in r.items() if k != "_run"} for r in (rows if per_seed else merge_seeds(rows))]

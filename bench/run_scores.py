@@ -25,29 +25,41 @@ def ordered_records(records: list[dict[str, Any]], prompt_order: list[str] | Non
 
 def score_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Every repetition metric with its bootstrap interval over prompts (all samples of a prompt together)."""
-    from bench.scorers.repetition import bootstrap_ci, score_texts
+    from bench.scorers.repetition import TokenColumns, WordColumns
 
     texts = [r["continuation"] for r in records]
     # Token-level metrics need every record's ids; a server that gave none leaves them unavailable.
     token_ids = [r["token_ids"] for r in records] if all(r.get("token_ids") is not None for r in records) else None
-    prompt_ids = [r["prompt_id"] for r in records]
+    tokens = TokenColumns.of(token_ids, len(texts)) if token_ids is not None else None
+    return score_columns(WordColumns.of(texts), tokens, [r["prompt_id"] for r in records])
+
+
+def score_columns(words: Any, tokens: Any, prompt_ids: list[str]) -> dict[str, Any]:
+    """:func:`score_records` of records already read into columns (:mod:`bench.record_columns`)."""
+    from bench.scorers.repetition import CorpusResampler, bootstrap_ci
+
+    corpus = CorpusResampler(None, None, prompt_ids, columns=(words, tokens))
     return {
         "version": SCORES_VERSION,
-        "n": len(records),
-        "metrics": score_texts(texts, token_ids),
-        "ci": {k: list(v) for k, v in bootstrap_ci(texts, token_ids, n_boot=N_BOOT, seed=0,
-                                                   prompt_ids=prompt_ids).items()},
+        "n": len(prompt_ids),
+        "metrics": dict(corpus.point),
+        "ci": {k: list(v) for k, v in bootstrap_ci(None, n_boot=N_BOOT, seed=0, corpus=corpus).items()},
     }
 
 
 def score_human(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Score the references of the prompts a run covered (one per prompt), if the suite has them."""
-    from bench.scorers.repetition import bootstrap_ci, score_texts
-
     refs: dict[str, str] = {}
     for r in records:
         if r.get("reference"):
             refs.setdefault(r["prompt_id"], r["reference"])
+    return score_references(refs)
+
+
+def score_references(refs: dict[str, str]) -> dict[str, Any] | None:
+    """:func:`score_human` of the references by prompt id."""
+    from bench.scorers.repetition import bootstrap_ci, score_texts
+
     if not refs:
         return None
     texts = [refs[k] for k in sorted(refs)]
@@ -94,16 +106,23 @@ def run_scores(run: RunDir) -> dict[str, Any]:
     generations file no longer has that digest (more records, or another writer's), every score is
     computed again and model-based metrics and judge win rates of the old records are dropped.
     Those added by :func:`add_model_scores` and :func:`add_judge_result` are otherwise kept and
-    shown among the generations' metrics. A cache from before digests keeps them.
+    shown among the generations' metrics. A cache from before digests keeps them. The digest is
+    taken of the file's bytes, so a run whose scores are current is not parsed at all; its
+    ``summary`` (records, prompts, token digest, degenerate counts) serves the leaderboard.
     """
-    records, digest = run.snapshot()
+    digest = run.digest()
     cached = run.scores()
-    if not (cached and cached.get("version") == SCORES_VERSION and cached.get("records") == digest):
-        same_records = bool(cached) and cached.get("records", digest) == digest
-        extra = {k: cached[k] for k in ("model_based", "judge") if same_records and k in cached}
-        records = ordered_records(records)
-        cached = {"generations": score_records(records), "human": score_human(records), **extra,
-                  "version": SCORES_VERSION, "records": digest}
+    current = bool(cached) and cached.get("version") == SCORES_VERSION and cached.get("records") == digest
+    if not (current and isinstance(cached.get("summary"), dict)):
+        columns = run.columns()
+        if current:  # scored before summaries were kept: only the summary is added
+            cached = dict(cached, summary=columns.summary)
+        else:
+            same_records = bool(cached) and cached.get("records", digest) == digest
+            extra = {k: cached[k] for k in ("model_based", "judge") if same_records and k in cached}
+            cached = {"generations": score_columns(columns.words, columns.tokens, columns.prompt_ids),
+                      "human": score_references(columns.references), **extra, "summary": columns.summary,
+                      "version": SCORES_VERSION, "records": columns.digest}
         check_scores(cached, run.path / SCORES)  # the entries kept from the old file included
         with run.lock():  # two processes scoring the same run must not share the temporary file
             write_json_atomic(run.path / SCORES, cached)
@@ -146,8 +165,22 @@ def check_scores(scores: dict[str, Any], path: Any) -> None:
         block = {"metrics": {"win_rate": judge.get("win_rate")}, "ci": {"win_rate": judge.get("ci")}} \
             if isinstance(judge, dict) else None
         problem = _check_block(block, "judge")
+    summary = scores.get("summary")
+    if problem is None and summary is not None:
+        problem = _check_summary(summary)
     if problem:
         raise BenchError(f"{path}: {problem}; the file was edited or corrupted (delete it to score the run again)")
+
+
+def _check_summary(summary: Any) -> str | None:
+    if not isinstance(summary, dict):
+        return "'summary' is not a table"
+    for name in ("n", "n_prompts", "empty", "blank", "wordless", "short"):
+        if type(summary.get(name)) is not int or summary[name] < 0:
+            return f"'summary.{name}' is {str(summary.get(name))[:40]!r}, not a count"
+    if not isinstance(summary.get("tokens_sha"), str) or type(summary.get("lengths_known")) is not bool:
+        return "'summary' lacks its token digest"
+    return None
 
 
 def _with_extra_metrics(scores: dict[str, Any]) -> dict[str, Any]:

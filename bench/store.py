@@ -115,6 +115,29 @@ def _read_numbered(path: Path, *, repair: bool = False,
     return records, hashlib.sha256(data[:good_end]).hexdigest()
 
 
+def cut_torn_tail(path: Path) -> None:
+    """Cut a torn last line (a killed writer) so that the next append starts on a fresh line; only
+    the file's tail is read."""
+    if not path.is_file():
+        return
+    with open(path, "r+b") as f:
+        end = f.seek(0, os.SEEK_END)
+        pos = end
+        while pos > 0:
+            start = max(0, pos - (1 << 16))
+            f.seek(start)
+            block = f.read(pos - start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                good_end = start + newline + 1
+                break
+            pos = start
+        else:
+            good_end = 0
+        if good_end < end:
+            f.truncate(good_end)
+
+
 def check_record(record: dict[str, Any], run_id: str, where: str) -> None:
     """One line naming ``where`` (file and line) unless ``record`` is a whole record of run ``run_id``.
 
@@ -182,6 +205,8 @@ class RunDir:
     _hash_checked: bool = field(default=False, repr=False, compare=False)
     _snapshot: Any = field(default=None, repr=False, compare=False)
     """(size, mtime, inode) of the generations file and what :meth:`snapshot` read from it."""
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Per name, (size, mtime, inode) of the generations file and what was computed from it."""
 
     @property
     def run_id(self) -> str:
@@ -258,6 +283,58 @@ class RunDir:
             self._snapshot = (stat_key, (unique, digest))
         return unique, digest
 
+    def _stat_key(self) -> tuple[int, int, int] | None:
+        try:
+            stat = (self.path / GENERATIONS).stat()
+        except FileNotFoundError:
+            return None
+        return (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+    def _cached(self, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept while the generations file keeps its size, mtime and inode."""
+        key = self._stat_key()
+        held = self._memo.get(name)
+        if key is not None and held is not None and held[0] == key:
+            return held[1]
+        value = compute()
+        if key is not None:
+            self._memo[name] = (key, value)
+        return value
+
+    def digest(self) -> str:
+        """sha256 of the generations file's complete lines, hashed without parsing them."""
+        from bench.record_columns import file_digest
+
+        return self._cached("digest", lambda: file_digest(self.path / GENERATIONS))
+
+    def columns(self) -> Any:
+        """The records as :class:`bench.record_columns.RecordColumns` (one streaming parse)."""
+        from bench.record_columns import read_columns
+
+        held = self._memo.pop("columns", None)  # read by record_count just before: used once, then let go
+        if held is not None and held[0] == self._stat_key():
+            return held[1]
+        return read_columns(self.path / GENERATIONS, self.run_id, self.spec().generation.max_new_tokens)
+
+    def scored_count(self) -> int | None:
+        """Distinct records counted by the scores' summary when the scores describe these very
+        records (same digest of the file's bytes), else None: a finished run is not parsed again."""
+        cached = self.scores() if (self.path / GENERATIONS).exists() else None
+        summary = cached.get("summary") if cached else None
+        if isinstance(summary, dict) and type(summary.get("n")) is int and cached.get("records") == self.digest():
+            return summary["n"]
+        return None
+
+    def record_count(self) -> int:
+        """Distinct (prompt id, sample index) records (:meth:`scored_count` when it knows)."""
+        counted = self.scored_count()
+        if counted is not None:
+            return counted
+        # parsed once for both: the columns wait here for the scoring that follows (see columns)
+        key, columns = self._stat_key(), self.columns()
+        self._memo["columns"] = (key, columns)
+        return columns.summary["n"]
+
     def scores(self) -> dict[str, Any] | None:
         """The cached scores, or None when absent or unreadable (they are recomputed from the records)."""
         f = self.path / SCORES
@@ -269,7 +346,7 @@ class RunDir:
 
     def is_complete(self) -> bool:
         header = self.header()
-        return len(self.done_keys()) >= header["expected_records"]
+        return self.record_count() >= header["expected_records"]
 
     def done_keys(self) -> set[tuple[str, int]]:
         return {(r["prompt_id"], r["sample_index"]) for r in self.records()}
@@ -306,7 +383,7 @@ class RunStore:
             header = run.header()
             if RunSpec.from_dict(header["spec"]).identity() != spec.identity():
                 raise BenchError(f"{run.path} holds a different run (its header.json does not match); use another --out")
-            read_records(run.path / GENERATIONS, repair=True)
+            cut_torn_tail(run.path / GENERATIONS)  # the records themselves are read (and checked) by done_keys
             return run
         run.path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(

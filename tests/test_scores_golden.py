@@ -86,3 +86,18 @@ def test_present_masks_put_resample_r_in_bit_r() -> None:
     for t in range(11):
         assert [bool((int(masks[t]) >> r) & 1) for r in range(37)] == present[:, t].tolist()
         assert int(masks[t]) >> 37 == 0
+
+
+def test_token_counts_do_not_depend_on_the_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    import bench.scorers.repetition as rep
+
+    rng = random.Random(2)
+    ids = [[rng.randrange(30) for _ in range(rng.choice([0, 1, 5, 97, 150]))] for _ in range(200)]
+    whole = rep._token_arrays(rep.TokenColumns.of(ids, len(ids)))
+    monkeypatch.setattr(rep, "TOKEN_SLICE", 7)
+    sliced = rep._token_arrays(rep.TokenColumns.of(ids, len(ids)))
+    for a, b in zip(whole, sliced):
+        assert np.array_equal(a, b, equal_nan=True)
+    assert whole[1][3] == (len(set(ids[3])) / len(ids[3]) if ids[3] else whole[1][3])

@@ -33,11 +33,27 @@ class FakeConfig:
     vocab_size: int = len(WORDS) + 1
 
 
+def _word_id(word: str) -> int:
+    return 1 + int.from_bytes(hashlib.sha256(word.encode()).digest(), "big") % len(WORDS)
+
+
 class FakeTokenizer:
-    """Whitespace words; unknown words get a stable id from their hash."""
+    """Whitespace words; unknown words get a stable id from their hash (remembered: prompts share words)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
 
     def __call__(self, text: str) -> dict[str, list[int]]:
-        return {"input_ids": [1 + int(hashlib.sha256(w.encode()).hexdigest(), 16) % len(WORDS) for w in text.split()]}
+        ids = self._ids
+        out = []
+        for w in text.split():
+            i = ids.get(w)
+            if i is None:
+                i = _word_id(w)
+                if len(ids) < 1 << 16:  # bounded: a million distinct prompt words need not be kept
+                    ids[w] = i
+            out.append(i)
+        return {"input_ids": out}
 
 
 class FakeBackend:

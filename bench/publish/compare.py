@@ -95,12 +95,11 @@ def _side(groups: dict[str, list[dict[str, Any]]], prompts: list[str]) -> Any:
 
 def _replicates(a: Any, b: Any, n_prompts: int, n_boot: int, seed: int) -> dict[str, np.ndarray]:
     """B - A for each replicate and metric (NaN where either side is undefined)."""
-    from bench.stats import batch_sizes, resample_counts
+    from bench.stats import count_blocks
 
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {}
-    for size in batch_sizes(n_boot, max(a.width, b.width)):
-        counts = resample_counts(rng, size, n_prompts)
+    for counts in count_blocks(rng, n_boot, max(a.width, b.width), n_prompts):
         ma, mb = a.replicate(counts), b.replicate(counts)
         for name in ma.keys() & mb.keys():
             parts.setdefault(name, []).append(mb[name] - ma[name])

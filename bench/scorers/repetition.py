@@ -115,19 +115,25 @@ class WordColumnsBuilder:
             words.extend(split)
         # the position of a word's first occurrence (``setdefault`` with a running counter is the
         # fastest exact mapping in CPython); made dense in :meth:`build`
-        first = np.fromiter(map(self.vocab.setdefault, words, itertools.count(self.seen)), dtype=np.int64,
+        dtype = np.int32 if self.seen + len(words) < 1 << 31 else np.int64
+        first = np.fromiter(map(self.vocab.setdefault, words, itertools.count(self.seen)), dtype=dtype,
                             count=len(words))
         self.seen += len(words)
         self.chunks.append(first)
         self.lengths.append(lengths)
 
     def build(self) -> WordColumns:
-        first = np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=np.int64)
         lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, dtype=np.int64)
         dense = np.zeros(max(self.seen, 1), dtype=np.int32)
         dense[np.fromiter(self.vocab.values(), dtype=np.int64, count=len(self.vocab))] = np.arange(
             len(self.vocab), dtype=np.int32)  # vocab values are in order of first occurrence
-        return WordColumns(dense[first], lengths, len(self.vocab))
+        ids = np.empty(self.seen, dtype=np.int32)
+        at = 0
+        while self.chunks:  # chunk by chunk, each let go once mapped
+            first = self.chunks.pop(0)
+            ids[at: at + len(first)] = dense[first]
+            at += len(first)
+        return WordColumns(ids, lengths, len(self.vocab))
 
 
 def _word_stats(words: WordColumns, bootstrap: bool = False, prompt_index: np.ndarray | None = None,
@@ -155,43 +161,40 @@ def _word_stats(words: WordColumns, bootstrap: bool = False, prompt_index: np.nd
                 gram, bound = _dense(gram)
             gram = gram[:-1] * vocab + words.ids[n - 1:]  # garbage where the n-gram does not fit
             bound *= vocab
-        starts = np.flatnonzero(room[: len(gram)] >= n)
-        pairs = gram[starts] * n_texts + text_of[starts]  # below 2**62 (checked above)
+        fits = room[: len(gram)] >= n
+        pairs = gram[fits]
+        pairs *= n_texts
+        pairs += text_of[: len(gram)][fits]  # (n-gram, text) keys, below 2**62 (checked above)
+        del fits
         pairs.sort()
+        if n in REP_ORDERS:
+            # SimCTG leaves out each text's last n-gram: it goes when it occurs nowhere else in its text
+            has = np.flatnonzero(lengths >= n)
+            last = gram[ends[has] - n] * n_texts + has
+            once = np.searchsorted(pairs, last, side="right") - np.searchsorted(pairs, last, side="left") == 1
+            drop = has[once]
+            del has, last, once
+        if n == DISTINCT_ORDERS[-1]:
+            del gram, room, text_of  # the last order's plan is the largest: make room for it
         new = np.empty(len(pairs), dtype=bool)
         new[:1] = True
         np.not_equal(pairs[1:], pairs[:-1], out=new[1:])
-        starts_of_pair = np.flatnonzero(new)
-        distinct = pairs[starts_of_pair]
+        distinct = pairs[new]
         del pairs, new
-        grams, texts = distinct // n_texts, (distinct % n_texts).astype(np.int32)
-        gram_new = np.empty(len(grams), dtype=bool)
-        gram_new[:1] = True
-        np.not_equal(grams[1:], grams[:-1], out=gram_new[1:])
-        stats.distinct_unique[n] = int(gram_new.sum())
+        texts = (distinct % n_texts).astype(np.int32)
         if n in REP_ORDERS:
-            stats.rep_unique[n] = _rep_unique(gram, distinct, texts, starts_of_pair, len(starts), ends, n, n_texts)
+            stats.rep_unique[n] = np.bincount(texts, minlength=n_texts)
+            stats.rep_unique[n][drop] -= 1
+        distinct //= n_texts  # now the n-gram of each distinct pair, sorted
+        gram_new = np.empty(len(distinct), dtype=bool)
+        gram_new[:1] = True
+        np.not_equal(distinct[1:], distinct[:-1], out=gram_new[1:])
+        del distinct
+        stats.distinct_unique[n] = int(gram_new.sum())
         if bootstrap:
-            dense_grams = np.cumsum(gram_new, dtype=np.int64) - 1
-            stats.plans[n] = _distinct_plan(dense_grams, texts, stats.distinct_total(n), n_texts, prompt_index, n_prompts)
+            stats.plans[n] = _distinct_plan(gram_new, texts, stats.distinct_total(n), n_texts, prompt_index, n_prompts)
+        del texts, gram_new
     return stats
-
-
-def _rep_unique(gram: np.ndarray, distinct: np.ndarray, texts: np.ndarray, starts_of_pair: np.ndarray,
-                n_positions: int, ends: np.ndarray, n: int, n_texts: int) -> np.ndarray:
-    """Per text, its distinct n-grams without its last n-gram (SimCTG's ``while end_idx < len``).
-
-    ``distinct`` are the sorted distinct (n-gram, text) keys of all ``n_positions`` positions,
-    ``texts`` their texts and ``starts_of_pair`` where each begins among the sorted keys of the
-    positions (a pair's occurrences are the gap to the next). A text's last n-gram is not counted
-    when it occurs nowhere else in the text."""
-    per_text = np.bincount(texts, minlength=n_texts)
-    occurrences = np.diff(np.append(starts_of_pair, n_positions))
-    lengths = np.diff(np.append(0, ends))
-    has = np.flatnonzero(lengths >= n)
-    where = np.searchsorted(distinct, gram[ends[has] - n] * n_texts + has)
-    per_text[has[occurrences[where] == 1]] -= 1
-    return per_text
 
 
 def _dense(keys: np.ndarray) -> tuple[np.ndarray, int]:
@@ -266,18 +269,33 @@ def _distinct_per_segment(values: np.ndarray, segment: np.ndarray, n_segments: i
     return np.bincount(keys[new] // width, minlength=n_segments)
 
 
+TOKEN_SLICE = 1 << 16
+"""Continuations whose tokens :func:`_token_arrays` counts at a time."""
+
+
 def _token_arrays(tokens: TokenColumns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per continuation: token count, TTR and last-96 TTR (NaN for empty continuations)."""
+    """Per continuation: token count, TTR and last-96 TTR (NaN for empty continuations).
+
+    Continuations are independent here, so they are counted a slice of texts at a time: the sort
+    keys of a million continuations never exist at once."""
     counts = tokens.lengths
     n_texts = len(counts)
-    segment = np.repeat(np.arange(n_texts, dtype=np.int64), counts)
     ends = np.cumsum(counts)
-    from_end = np.repeat(ends, counts) - np.arange(len(tokens.ids), dtype=np.int64)  # 1 for the last id
-    tail = from_end <= TTR_WINDOW
+    distinct, distinct_tail = np.zeros(n_texts, dtype=np.int64), np.zeros(n_texts, dtype=np.int64)
+    step = TOKEN_SLICE
+    for first in range(0, n_texts, step):
+        last = min(first + step, n_texts)
+        lo, hi = (int(ends[first - 1]) if first else 0), int(ends[last - 1]) if last else 0
+        part = counts[first:last]
+        segment = np.repeat(np.arange(last - first, dtype=np.int64), part)
+        from_end = np.repeat(ends[first:last], part) - np.arange(lo, hi, dtype=np.int64)  # 1 for the last id
+        tail = from_end <= TTR_WINDOW
+        ids = tokens.ids[lo:hi]
+        distinct[first:last] = _distinct_per_segment(ids, segment, last - first)
+        distinct_tail[first:last] = _distinct_per_segment(ids[tail], segment[tail], last - first)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ttr = np.where(counts > 0, _distinct_per_segment(tokens.ids, segment, n_texts) / counts, math.nan)
-        ttr_last = np.where(counts > 0, _distinct_per_segment(tokens.ids[tail], segment[tail], n_texts)
-                            / np.minimum(counts, TTR_WINDOW), math.nan)
+        ttr = np.where(counts > 0, distinct / counts, math.nan)
+        ttr_last = np.where(counts > 0, distinct_tail / np.minimum(counts, TTR_WINDOW), math.nan)
     return counts, ttr, ttr_last
 
 
@@ -343,37 +361,50 @@ MISS_BOUND_REPLICATES = 1_000_000
 """Replicates the bound is sized for (``bench compare``'s ``--n-boot`` at most)."""
 
 
-def _distinct_plan(grams: np.ndarray, texts: np.ndarray, total: np.ndarray, n_texts: int,
+def _distinct_plan(group_new: np.ndarray, texts: np.ndarray, total: np.ndarray, n_texts: int,
                    prompt_index: np.ndarray | None = None, n_prompts: int | None = None) -> _DistinctPlan:
-    """The plan of one order from its distinct (dense n-gram id, text) pairs, sorted by n-gram then text."""
-    texts_per_gram = np.bincount(grams) if len(grams) else np.zeros(0, dtype=np.int64)
-    shared = texts_per_gram[grams] > 1
-    exclusive = np.bincount(texts[~shared], minlength=n_texts)
-    shared_grams, shared_text = grams[shared], texts[shared]
+    """The plan of one order from its distinct (n-gram, text) pairs sorted by n-gram then text:
+    ``texts`` and ``group_new`` (True where a new n-gram starts)."""
+    single = group_new & np.r_[group_new[1:], True]  # an n-gram in one text only
+    exclusive = np.bincount(texts[single], minlength=n_texts)
+    shared_text, shared_new = texts[~single], group_new[~single]
+    del single
+    starts = np.flatnonzero(shared_new)
+    del shared_new
     sure = 0
-    if len(shared_grams) and n_prompts and n_prompts > 1:
-        keep, sure = _drop_sure_hits(shared_grams, shared_text, prompt_index, n_prompts)
-        shared_grams, shared_text = shared_grams[keep], shared_text[keep]
-    starts = np.flatnonzero(np.r_[True, shared_grams[1:] != shared_grams[:-1]]) if len(shared_grams) else shared_grams
+    if len(starts) and n_prompts and n_prompts > 1:
+        sure_groups = _sure_groups(starts, shared_text, prompt_index, n_prompts)
+        sure = int(sure_groups.sum())
+        if sure:
+            sizes = np.diff(np.append(starts, len(shared_text)))
+            shared_text = shared_text[np.repeat(~sure_groups, sizes)]
+            kept_sizes = sizes[~sure_groups]
+            starts = np.cumsum(np.r_[0, kept_sizes[:-1]]) if len(kept_sizes) else starts[:0]
     return _DistinctPlan(exclusive, shared_text, starts, total, sure)
 
 
-def _drop_sure_hits(grams: np.ndarray, texts: np.ndarray, prompt_index: np.ndarray | None,
-                    n_prompts: int) -> tuple[np.ndarray, int]:
-    """Which (n-gram, text) cells to keep, and how many n-grams every resample hits (see :data:`MISS_BOUND`)."""
-    prompts = prompt_index[texts] if prompt_index is not None else texts
-    pairs = np.unique(grams * n_prompts + prompts)  # distinct (n-gram, prompt)
-    per_gram = np.bincount(pairs // n_prompts)
-    ids = np.flatnonzero(per_gram)
-    k = per_gram[ids]
+def _sure_groups(starts: np.ndarray, texts: np.ndarray, prompt_index: np.ndarray | None,
+                 n_prompts: int) -> np.ndarray:
+    """Which shared n-grams (groups of ``texts`` beginning at ``starts``) every resample hits (see
+    :data:`MISS_BOUND`)."""
+    sizes = np.diff(np.append(starts, len(texts)))
+    if prompt_index is None or (n_prompts == len(prompt_index) and bool((prompt_index == np.arange(n_prompts)).all())):
+        k = sizes  # one text a prompt: an n-gram's prompts are its texts
+    else:
+        group = np.repeat(np.arange(len(starts), dtype=np.int64), sizes)
+        pairs = group * n_prompts + prompt_index[texts]  # sorted already when a prompt's texts are adjacent
+        if len(pairs) > 1 and not (pairs[1:] >= pairs[:-1]).all():
+            pairs.sort()  # (np.unique's hash path is several times slower)
+        distinct = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]  # distinct (n-gram, prompt)
+        k = np.bincount(distinct // n_prompts, minlength=len(starts))
+        del group, pairs, distinct
     with np.errstate(divide="ignore"):  # log(0) = -inf when k = P: such an n-gram is never missed
         miss = np.exp(n_prompts * np.log1p(-np.minimum(k, n_prompts) / n_prompts))
     order = np.argsort(-k, kind="stable")
     # the cumulative chance grows as k falls: the sure n-grams are a prefix of the order
-    sure_ids = ids[order[: int((np.cumsum(miss[order]) <= MISS_BOUND).sum())]]
-    is_sure = np.zeros(int(grams.max()) + 1, dtype=bool)
-    is_sure[sure_ids] = True
-    return ~is_sure[grams], len(sure_ids)
+    sure = np.zeros(len(starts), dtype=bool)
+    sure[order[: int((np.cumsum(miss[order]) <= MISS_BOUND).sum())]] = True
+    return sure
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -1,0 +1,262 @@
+"""A run's records read once, in one streaming pass, into the compact columns scoring needs.
+
+A million records as dicts take gigabytes; scoring needs far less of them: each continuation's
+words (as integer ids), its token ids (one flat array), its prompt, the suite's reference per
+prompt, and a few per-record shares (empty, whitespace runs, wordless, short) and the token
+digest the leaderboard shows. :func:`read_columns` parses the JSONL line by line, keeps the
+first record of each (prompt id, sample index), checks each record as
+:func:`bench.store.check_record` does, and returns those columns in (prompt id, sample index)
+order, the order every score has always been computed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from bench.errors import BenchError
+
+CHUNK = 50_000
+"""Records turned into word ids at a time (their word lists are the transient peak)."""
+
+
+@dataclass
+class RecordColumns:
+    """The scoring view of a run's records (see the module docstring)."""
+
+    prompt_ids: list[str]
+    """Per record, in (prompt id, sample index) order."""
+    words: Any
+    """:class:`bench.scorers.repetition.WordColumns` of the continuations."""
+    tokens: Any
+    """:class:`bench.scorers.repetition.TokenColumns`, or None when a record has no token ids."""
+    references: dict[str, str]
+    """The first non-empty reference of each prompt."""
+    summary: dict[str, Any]
+    """``n`` records, ``n_prompts``, ``tokens_sha`` and ``lengths_known`` and the degeneracy counts (:class:`Shares`)."""
+    digest: str
+    """sha256 of the complete lines the records came from."""
+
+
+def complete_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of each complete line; a torn last line (no newline) is not yielded."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if line.endswith(b"\n"):
+                yield number, line
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of the file's complete lines (what :func:`bench.store._read_numbered` digests), unparsed."""
+    h = hashlib.sha256()
+    if not path.exists():
+        return h.hexdigest()
+    with open(path, "rb") as f:
+        tail = b""
+        while block := f.read(1 << 23):
+            data = tail + block
+            cut = data.rfind(b"\n") + 1
+            h.update(data[:cut])
+            tail = data[cut:]
+    return h.hexdigest()
+
+
+def _record(line: bytes, number: int, path: Path, run_id: str) -> dict[str, Any] | None:
+    from bench.store import check_record
+
+    try:
+        record = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):
+        record = None
+    if not isinstance(record, dict):
+        if not line.strip():
+            return None
+        raise BenchError(f"{path}: line {number} is not a JSON object; the file was edited or corrupted")
+    ids = record.get("token_ids")
+    if isinstance(ids, list) and set(map(type, ids)) <= {int}:
+        record["token_ids"] = []  # checked here at C speed; check_record would test each id in Python
+        check_record(record, run_id, f"{path}: line {number}")
+        record["token_ids"] = ids
+    else:
+        check_record(record, run_id, f"{path}: line {number}")
+    return record
+
+
+def _token_text(ids: list[int] | None, where: str) -> str | None:
+    """The ids as ``"1 2 3"`` (the line :func:`bench.leaderboard.tokens_sha` digests; smaller than bytes)."""
+    if ids is None:
+        return None
+    if ids and not (-(1 << 63) <= min(ids) and max(ids) < 1 << 63):
+        raise BenchError(f"{where}: this record has token_ids beyond 64 bits; the file was edited or corrupted")
+    return str(ids)[1:-1].replace(",", "")
+
+
+def read_columns(path: Path, run_id: str, max_new_tokens: int | None) -> RecordColumns:
+    """Read ``path`` (a run's generations.jsonl) into :class:`RecordColumns` in one pass.
+
+    The cyclic garbage collector is paused meanwhile: a million rows of strings hold no cycles, and
+    its passes over them grow with every row (they took most of the time of a million-record read)."""
+    import gc
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_columns(path, run_id, max_new_tokens)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _read_columns(path: Path, run_id: str, max_new_tokens: int | None) -> RecordColumns:
+    """Columns built chunk by chunk in file order (no record's text outlives its chunk), then put in
+    (prompt id, sample index) order by one permutation of the arrays."""
+    h = hashlib.sha256()
+    pids: list[str] = []
+    indices: list[int] = []
+    references: dict[str, str] = {}
+    chunks = _Chunks(max_new_tokens)
+    if path.exists():
+        if path.is_dir():
+            raise BenchError(f"{path} is a folder, not a JSONL file")
+        for number, line in complete_lines(path):
+            h.update(line)
+            r = _record(line, number, path, run_id)
+            if r is None:
+                continue
+            if r.get("reference"):
+                references.setdefault(r["prompt_id"], r["reference"])
+            pids.append(r["prompt_id"])
+            indices.append(r["sample_index"])
+            chunks.add(r["continuation"], _token_text(r.get("token_ids"), f"{path}: line {number}"))
+    # stable: of two records of a key (two writers before there was a lock), the first written is kept
+    order = sorted(range(len(pids)), key=lambda i: (pids[i], indices[i]))
+    order = [i for k, i in enumerate(order) if k == 0 or (pids[i], indices[i]) != (pids[order[k - 1]], indices[order[k - 1]])]
+    return chunks.finish(order, [pids[i] for i in order], [indices[i] for i in order], references, h.hexdigest())
+
+
+class _Chunks:
+    """Word ids, token ids and degenerate counts of records as they are read, a chunk at a time."""
+
+    def __init__(self, max_new_tokens: int | None):
+        from bench.scorers.repetition import WordColumnsBuilder
+
+        self.words = WordColumnsBuilder()
+        self.max_new_tokens = max_new_tokens
+        self.texts: list[str] = []
+        self.token_texts: list[str | None] = []
+        self.token_parts: list[Any] = []
+        self.token_counts: list[int] = []
+        self.with_ids = True
+        self.flags: list[Any] = []  # per chunk: (empty, blank, wordless) per record
+
+    def add(self, text: str, token_text: str | None) -> None:
+        self.texts.append(text)
+        self.token_texts.append(token_text)
+        if len(self.texts) >= CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        import numpy as np
+
+        from bench.leaderboard import few_words, whitespace_degenerate
+
+        self.words.add(self.texts)
+        blank = [whitespace_degenerate(t) for t in self.texts]
+        self.flags.append(np.array([(not t.strip(), b, (not b) and few_words(t)) for t, b in zip(self.texts, blank)],
+                                   dtype=bool).reshape(-1, 3))
+        self.with_ids = self.with_ids and all(t is not None for t in self.token_texts)
+        if self.with_ids:
+            self.token_counts.extend(t.count(" ") + 1 if t else 0 for t in self.token_texts)
+            part = np.fromstring(" ".join(t for t in self.token_texts if t), dtype=np.int64, sep=" ")
+            small = len(part) and -(1 << 31) <= part.min() and part.max() < 1 << 31
+            self.token_parts.append(part.astype(np.int32) if small else part)
+        self.texts, self.token_texts = [], []
+
+    def finish(self, order: list[int], pids: list[str], indices: list[int], references: dict[str, str],
+               digest: str) -> RecordColumns:
+        import numpy as np
+
+        from bench.scorers.repetition import TokenColumns, WordColumns
+
+        self._flush()
+        perm = np.asarray(order, dtype=np.int64)
+        words = self.words.build()
+        words = WordColumns(_permute_segments(words.ids, words.lengths, perm), words.lengths[perm], words.vocab_size)
+        flags = np.concatenate(self.flags)[perm] if self.flags else np.zeros((0, 3), dtype=bool)
+        tokens, sha = None, "unavailable"
+        if self.with_ids:
+            counts = np.asarray(self.token_counts, dtype=np.int64)
+            flat = np.concatenate(self.token_parts) if self.token_parts else np.zeros(0, dtype=np.int64)
+            if len(flat) != int(counts.sum()):
+                raise BenchError("token ids did not read back as integers; the generations file was edited or corrupted")
+            tokens = TokenColumns(_permute_segments(flat, counts, perm), counts[perm])
+            sha = _tokens_sha(pids, indices, tokens)
+        short = int((tokens.lengths < self.max_new_tokens / 4).sum()) if tokens is not None and self.max_new_tokens else 0
+        summary = {"n": len(pids), "n_prompts": len(set(pids)), "tokens_sha": sha, "lengths_known": tokens is not None,
+                   "empty": int(flags[:, 0].sum()), "blank": int(flags[:, 1].sum()), "wordless": int(flags[:, 2].sum()),
+                   "short": short}
+        return RecordColumns(pids, words, tokens, references, summary, digest)
+
+
+def _permute_segments(values: Any, lengths: Any, perm: Any) -> Any:
+    """The ragged segments of ``values`` (``lengths`` each) in the order ``perm``, gathered a slice
+    of segments at a time (a million segments' gather index would be as large as the values)."""
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(lengths) else np.zeros(0, dtype=np.int64)
+    new_lengths = lengths[perm]
+    out = np.empty(int(new_lengths.sum()), dtype=values.dtype)
+    at = 0
+    for first in range(0, len(perm), CHUNK):
+        part, sizes = perm[first: first + CHUNK], new_lengths[first: first + CHUNK]
+        offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        index = np.repeat(starts[part] - offsets, sizes)
+        index += np.arange(len(index), dtype=np.int64)
+        out[at: at + len(index)] = values[index]
+        at += len(index)
+    return out
+
+
+def _tokens_sha(pids: list[str], indices: list[int], tokens: Any) -> str:
+    """:func:`bench.leaderboard.tokens_sha` of the ordered records, line for line."""
+    sha = hashlib.sha256()
+    ends = np.cumsum(tokens.lengths) if len(tokens.lengths) else tokens.lengths
+    for start in range(0, len(pids), CHUNK):
+        stop = min(start + CHUNK, len(pids))
+        first = int(ends[start - 1]) if start else 0
+        ids = tokens.ids[first: int(ends[stop - 1]) if stop else 0].tolist()
+        at = 0
+        for k in range(start, stop):
+            n = int(tokens.lengths[k])
+            sha.update(f"{pids[k]}\t{indices[k]}\t{' '.join(map(str, ids[at: at + n]))}\n".encode())
+            at += n
+    return sha.hexdigest()
+
+
+class Shares:
+    """Counts of degenerate continuations (:func:`bench.leaderboard.degeneracy` from counts)."""
+
+    def __init__(self, max_new_tokens: int | None):
+        self.max_new_tokens = max_new_tokens
+        self.n = self.empty = self.blank = self.wordless = self.short = 0
+        self.token_counts: list[int] = []
+
+    def add(self, texts: list[str], token_counts: list[int]) -> None:
+        from bench.leaderboard import few_words, whitespace_degenerate
+
+        for text, count in zip(texts, token_counts):
+            self.n += 1
+            empty = not text.strip()
+            blank = whitespace_degenerate(text)
+            self.empty += empty
+            self.blank += blank
+            self.wordless += (not blank) and few_words(text)
+            if self.max_new_tokens:
+                self.short += count < self.max_new_tokens / 4
+        self.token_counts.extend(token_counts)
+
+    def counts(self) -> dict[str, int]:
+        return {"empty": self.empty, "blank": self.blank, "wordless": self.wordless, "short": self.short}
