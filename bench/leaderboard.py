@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import itertools
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
+from bench.degenerate import MIN_WORDS, WHITESPACE_RUN, WHITESPACE_SHARE, few_words, whitespace_degenerate  # noqa: F401
 from bench.run_scores import run_scores
 from bench.store import RunDir, RunStore
 
@@ -56,34 +55,6 @@ EMPTY_FLAG = 0.05
 """Share of empty or whitespace-only continuations from which a row is flagged."""
 SHORT_FLAG = 0.5
 """Share of continuations under a quarter of ``max_new_tokens`` from which a row is flagged."""
-
-
-WHITESPACE_RUN = 16
-"""Consecutive whitespace characters from which a continuation counts as a whitespace run (prose
-has at most a blank line or two; DoLa on SmolLM2 wrote runs of dozens of spaces mid-text)."""
-WHITESPACE_SHARE = 0.5
-"""Share of whitespace characters from which a continuation counts as mostly blank."""
-_RUN = re.compile(r"\s{%d,}" % WHITESPACE_RUN)
-
-
-def whitespace_degenerate(text: str) -> bool:
-    """Blank, mostly whitespace, or holding a long run of it (text the word-level metrics do not see)."""
-    if not text.strip():
-        return True
-    # str.split() cuts at exactly the characters str.isspace() accepts: the rest is whitespace
-    spaces = len(text) - sum(map(len, text.split()))
-    return bool(_RUN.search(text)) or spaces >= WHITESPACE_SHARE * len(text)
-
-
-MIN_WORDS = 3
-"""Words (runs of letters or digits) below which a continuation that is not blank counts as wordless
-(``....``, ``---``): the word-level metrics see no words in it, so it would look repetition-free."""
-_WORD = re.compile(r"[^\W_]+")
-
-
-def few_words(text: str) -> bool:
-    """Fewer than :data:`MIN_WORDS` words."""
-    return next(itertools.islice(_WORD.finditer(text), MIN_WORDS - 1, None), None) is None  # stops at the third
 
 
 def degeneracy(records: list[dict[str, Any]], max_new_tokens: int | None) -> dict[str, Any]:

@@ -5,7 +5,7 @@ words (as integer ids), its token ids (one flat array), its prompt, the suite's 
 prompt, and a few per-record shares (empty, whitespace runs, wordless, short) and the token
 digest the leaderboard shows. :func:`read_columns` parses the JSONL line by line, keeps the
 first record of each (prompt id, sample index), checks each record as
-:func:`bench.store.check_record` does, and returns those columns in (prompt id, sample index)
+:func:`bench.record_check.check_record` does, and returns those columns in (prompt id, sample index)
 order, the order every score has always been computed in.
 """
 
@@ -67,7 +67,7 @@ def file_digest(path: Path) -> str:
 
 
 def _record(line: bytes, number: int, path: Path, run_id: str) -> dict[str, Any] | None:
-    from bench.store import check_record
+    from bench.record_check import check_record
 
     try:
         record = json.loads(line)
@@ -85,6 +85,28 @@ def _record(line: bytes, number: int, path: Path, run_id: str) -> dict[str, Any]
     else:
         check_record(record, run_id, f"{path}: line {number}")
     return record
+
+
+def read_keys(path: Path, run_id: str) -> set[tuple[str, int]]:
+    """The (prompt id, sample index) of every record of ``path``, each checked (see :func:`_record`)."""
+    import gc
+
+    keys: set[tuple[str, int]] = set()
+    if path.is_dir():
+        raise BenchError(f"{path} is a folder, not a JSONL file")
+    if not path.exists():
+        return keys
+    paused = gc.isenabled()
+    gc.disable()  # as in read_columns
+    try:
+        for number, line in complete_lines(path):
+            r = _record(line, number, path, run_id)
+            if r is not None:
+                keys.add((r["prompt_id"], r["sample_index"]))
+    finally:
+        if paused:
+            gc.enable()
+    return keys
 
 
 def _token_text(ids: list[int] | None, where: str) -> str | None:
@@ -163,7 +185,7 @@ class _Chunks:
     def _flush(self) -> None:
         import numpy as np
 
-        from bench.leaderboard import few_words, whitespace_degenerate
+        from bench.degenerate import few_words, whitespace_degenerate
 
         self.words.add(self.texts)
         blank = [whitespace_degenerate(t) for t in self.texts]
@@ -245,7 +267,7 @@ class Shares:
         self.token_counts: list[int] = []
 
     def add(self, texts: list[str], token_counts: list[int]) -> None:
-        from bench.leaderboard import few_words, whitespace_degenerate
+        from bench.degenerate import few_words, whitespace_degenerate
 
         for text, count in zip(texts, token_counts):
             self.n += 1

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable, Iterator
 
 from bench.errors import BenchError
+from bench.record_check import check_record  # noqa: F401  (re-exported: bench.store.check_record)
 from bench.runtime import git_commit, package_versions, write_json_atomic
 from bench.runtime.threads import current as current_threads
 from bench.specs import RunSpec
@@ -136,29 +137,6 @@ def cut_torn_tail(path: Path) -> None:
             good_end = 0
         if good_end < end:
             f.truncate(good_end)
-
-
-def check_record(record: dict[str, Any], run_id: str, where: str) -> None:
-    """One line naming ``where`` (file and line) unless ``record`` is a whole record of run ``run_id``.
-
-    A record of another run (a file copied or concatenated by hand) or a partial one (``{}``) would
-    otherwise be counted and scored as this run's.
-    """
-    problem = None
-    if record.get("run_id") != run_id:
-        problem = (f"belongs to run {str(record['run_id'])[:40]!r}, not {run_id}" if "run_id" in record
-                   else "is not a complete record (it has no run_id)")
-    elif not isinstance(record.get("prompt_id"), str):
-        problem = "has no prompt_id"
-    elif type(record.get("sample_index")) is not int or record["sample_index"] < 0:
-        problem = "has no valid sample_index"
-    elif not isinstance(record.get("continuation"), str):
-        problem = "has no continuation text"
-    elif record.get("token_ids") is not None and not (
-            isinstance(record["token_ids"], list) and all(type(t) is int for t in record["token_ids"])):
-        problem = "has token_ids that are not a list of integers"
-    if problem:
-        raise BenchError(f"{where}: this record {problem}; the file was edited or corrupted")
 
 
 def append_lines(path: Path, text: str) -> None:
@@ -349,7 +327,13 @@ class RunDir:
         return self.record_count() >= header["expected_records"]
 
     def done_keys(self) -> set[tuple[str, int]]:
-        return {(r["prompt_id"], r["sample_index"]) for r in self.records()}
+        """The (prompt id, sample index) pairs stored, every record checked as it is read but none
+        kept (resuming a half-done million-record run must not hold its records)."""
+        if self._snapshot is not None and self._snapshot[0] == self._stat_key():
+            return {(r["prompt_id"], r["sample_index"]) for r in self._snapshot[1][0]}
+        from bench.record_columns import read_keys
+
+        return self._cached("keys", lambda: read_keys(self.path / GENERATIONS, self.run_id))
 
     def lock(self) -> ContextManager[None]:
         """Context manager holding this run's lock (see :func:`lock_run`)."""

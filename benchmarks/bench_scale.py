@@ -1,17 +1,25 @@
 """How the harness's own costs grow with the number of records (issue 23), on the fake backend.
 
-    python benchmarks/bench_scale.py --sizes 1000,10000 [--parts run,compare] [--n-boot 20000]
+    python benchmarks/bench_scale.py [--parts run,compare,leaderboard,view,bootstrap]
+        [--run-records 1000000] [--compare-records 100000] [--leaderboard-runs 1000,10000]
+        [--n-boot 20000] [--view-records 1000000]
 
-For each size N (records, one per prompt, 64 words each), as separate processes, each timed with
-``/usr/bin/time`` (wall seconds, CPU seconds, peak memory):
-- ``run``: ``bench run`` of N records; ``rerun``: the same command on the finished store;
-  ``resume``: after the store's records are cut to half (a torn last line, as after kill -9);
-- ``compare``: ``bench compare`` of two such runs (greedy and top-k) with ``--n-boot`` replicates;
-- ``bootstrap``: in this process, seconds per replicate of the corpus metrics, exact (every shared
-  n-gram looked up) against the shortcut that counts the n-grams no resample can miss; the ratio
-  is the speed-up, measured in the same run.
+Every part is its own process, timed with ``/usr/bin/time`` (wall seconds, CPU seconds, peak
+memory), and printed beside the issue's target:
+- ``run``: ``bench run --decoder top-k`` of N records (one per prompt, up to 64 words each: the
+  fake backend's most varied text); the same command on the finished store; and after the
+  store's records are cut to half (a torn last line, as after kill -9) and its scores deleted,
+  the resumed run, whose CPU time is given as a share of the fresh run's (the same run);
+- ``compare``: ``bench compare`` of two runs of N records (greedy and top-k), ``--n-boot`` replicates;
+- ``leaderboard``: ``bench leaderboard`` over R runs (a temperature grid of R values, 5 prompts
+  each), its seconds and the size of its HTML page;
+- ``view``: ``benchmarks/bench_view_scale.py`` (writing the viewer's folder, opening it in Chromium);
+- ``bootstrap``: in this process, ms per replicate of the corpus metrics at the compare size,
+  exact (every shared n-gram looked up) against the shortcut (the n-grams no resample can miss
+  counted without a look), measured in the same run.
 
-Run it alone on an idle machine (``uptime`` load under 0.5).
+Run it alone on an idle machine (``uptime`` load under 0.5): it needs about 15 minutes and 3 GB
+of disk in a temporary folder.
 """
 
 from __future__ import annotations
@@ -43,33 +51,67 @@ def bench(*args: str) -> list[str]:
 
 
 def suite(path: Path, n: int) -> Path:
-    path.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"ba{i} kot mi"}) + "\n" for i in range(n)))
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"p{i}", "prompt": f"ba{i} kot mi"}) + "\n")
     return path
 
 
-def measure_store(n: int, work: Path, parts: set[str], n_boot: int) -> dict[str, dict[str, float]]:
+def show(label: str, r: dict[str, float], target: str = "") -> None:
+    print(f"{label:<44} wall {r['wall_s']:7.1f} s  cpu {r['cpu_s']:7.1f} s  peak {r['peak_mb']:6.0f} MB  {target}",
+          flush=True)
+
+
+def check(ok: bool, text: str) -> str:
+    return f"[{'meets' if ok else 'MISSES'} {text}]"
+
+
+def cut_to_half(store: Path) -> None:
+    for gens in store.glob("*/generations.jsonl"):
+        with open(gens, "r+b") as f:
+            f.truncate(gens.stat().st_size // 2)  # mid-line: a torn last line, as after kill -9
+        (gens.parent / "scores.json").unlink(missing_ok=True)
+
+
+def part_run(n: int, work: Path) -> None:
     prompts = suite(work / f"prompts-{n}.jsonl", n)
-    store = work / f"runs-{n}"
-    run = bench("run", "--backend", "fake", "--suite", str(prompts), "--decoder", "greedy", "--decoder", "top-k",
-                "--max-new-tokens", "64", "--batch-size", "256", "--out", str(store))
-    results = {}
-    if parts & {"run", "compare"}:
-        results["run (2 runs)"] = timed(run)
-    if "run" in parts:
-        results["rerun, all stored"] = timed(run)
-        for gens in store.glob("*/generations.jsonl"):
-            data = gens.read_bytes()
-            gens.write_bytes(data[: len(data) // 2])  # mid-line: a torn last line, as after kill -9
-            (gens.parent / "scores.json").unlink(missing_ok=True)
-        results["resume from 50%"] = timed(run)
-    if "compare" in parts:
-        greedy, topk = sorted(p.parent for p in store.glob("*/header.json"))
-        results[f"compare, {n_boot} replicates"] = timed(bench("compare", str(greedy), str(topk),
-                                                               "--n-boot", str(n_boot)))
-    return results
+    run = bench("run", "--backend", "fake", "--suite", str(prompts), "--decoder", "top-k", "--max-new-tokens", "64",
+                "--batch-size", "256", "--out", str(work / f"run-{n}"))
+    fresh = timed(run)
+    show(f"N={n:,} bench run (generate, score, leaderboard)", fresh,
+         check(fresh["cpu_s"] <= 300 and fresh["peak_mb"] <= 2048, "<= 300 CPU s, <= 2048 MB"))
+    again = timed(run)
+    show(f"N={n:,} re-run, all stored", again, check(again["wall_s"] <= 10, "<= 10 s"))
+    cut_to_half(work / f"run-{n}")
+    resumed = timed(run)
+    share = resumed["cpu_s"] / fresh["cpu_s"]
+    show(f"N={n:,} resume from a torn 50%", resumed, check(share <= 0.6, f"<= 60% of fresh: {share:.0%}"))
 
 
-def measure_bootstrap(n: int, replicates: int = 20) -> dict[str, float]:
+def part_compare(n: int, work: Path, n_boot: int) -> None:
+    prompts = suite(work / f"prompts-{n}.jsonl", n)
+    store = work / f"compare-{n}"
+    subprocess.run(bench("run", "--backend", "fake", "--suite", str(prompts), "--decoder", "greedy", "--decoder",
+                         "top-k", "--max-new-tokens", "64", "--batch-size", "256", "--out", str(store)),
+                   check=True, capture_output=True, cwd=ROOT)
+    greedy, topk = sorted(p.parent for p in store.glob("*/header.json"))
+    r = timed(bench("compare", str(greedy), str(topk), "--n-boot", str(n_boot)))
+    show(f"N={n:,} bench compare, {n_boot:,} replicates", r, check(r["wall_s"] <= 30, "<= 30 s"))
+
+
+def part_leaderboard(runs: int, work: Path) -> None:
+    prompts = suite(work / "prompts-5.jsonl", 5)
+    store = work / f"grid-{runs}"
+    grid = "|".join(f"{0.05 + 1.9 * i / runs:.6f}" for i in range(runs))
+    subprocess.run(bench("run", "--backend", "fake", "--suite", str(prompts), "--decoder", f"temperature:t={grid}",
+                         "--max-new-tokens", "8", "--out", str(store)), check=True, capture_output=True, cwd=ROOT)
+    r = timed(bench("leaderboard", str(store), "--out", str(work / f"board-{runs}" / "lb")))
+    html = sum(p.stat().st_size for p in (work / f"board-{runs}").glob("*.html")) / 2**20
+    target = check(r["wall_s"] <= 10 and html <= 3, "<= 10 s, <= 3 MB") if runs <= 1000 else "[finishes]"
+    show(f"{runs:,} runs: bench leaderboard, {html:.2f} MB HTML", r, target)
+
+
+def part_bootstrap(n: int, replicates: int = 64) -> None:
     import numpy as np
 
     from bench.backends.fake import WORDS
@@ -77,37 +119,43 @@ def measure_bootstrap(n: int, replicates: int = 20) -> dict[str, float]:
     from bench.stats import resample_counts
 
     rng = random.Random(0)
-    texts = [" ".join(rng.choice(WORDS) for _ in range(64)) for _ in range(n)]
-    ids = [f"p{i}" for i in range(n)]
+    texts = [" ".join(rng.choice(WORDS[:50]) for _ in range(rng.randint(4, 64))) for _ in range(n)]
     out = {}
     for label, exact in (("exact", True), ("shortcut", False)):
-        corpus = CorpusResampler(texts, None, ids, exact=exact)
+        corpus = CorpusResampler(texts, None, exact=exact)
         counts = resample_counts(np.random.default_rng(0), replicates, corpus.n_prompts)
         start = time.perf_counter()
         corpus.replicate(counts)
-        out[f"{label} ms/replicate"] = 1000 * (time.perf_counter() - start) / replicates
-    out["speed-up"] = out["exact ms/replicate"] / out["shortcut ms/replicate"]
-    return out
+        out[label] = 1000 * (time.perf_counter() - start) / replicates
+    print(f"N={n:,} bootstrap: exact {out['exact']:.2f} ms/replicate, shortcut {out['shortcut']:.2f} ms/replicate: "
+          f"{out['exact'] / out['shortcut']:.2f}x", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000")
-    parser.add_argument("--parts", default="run,compare,bootstrap")
+    parser.add_argument("--parts", default="run,compare,leaderboard,view,bootstrap")
+    parser.add_argument("--run-records", type=int, default=1_000_000)
+    parser.add_argument("--compare-records", type=int, default=100_000)
+    parser.add_argument("--leaderboard-runs", default="1000,10000")
+    parser.add_argument("--view-records", type=int, default=1_000_000)
     parser.add_argument("--n-boot", type=int, default=20_000)
     args = parser.parse_args()
     parts = set(args.parts.split(","))
-    print(f"load average {os.getloadavg()[0]:.2f}; fake backend; 64 words a record")
+    print(f"load average {os.getloadavg()[0]:.2f}; fake backend", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for n in map(int, args.sizes.split(",")):
-            if parts & {"run", "compare"}:
-                for name, r in measure_store(n, Path(tmp), parts, args.n_boot).items():
-                    print(f"N={n:>8,} {name:<28} wall {r['wall_s']:7.1f} s  cpu {r['cpu_s']:7.1f} s  "
-                          f"peak {r['peak_mb']:7.0f} MB", flush=True)
-            if "bootstrap" in parts:
-                r = measure_bootstrap(n)
-                print(f"N={n:>8,} bootstrap: exact {r['exact ms/replicate']:.2f} ms/replicate, shortcut "
-                      f"{r['shortcut ms/replicate']:.2f} ms/replicate: {r['speed-up']:.2f}x", flush=True)
+        work = Path(tmp)
+        if "run" in parts:
+            part_run(args.run_records, work)
+        if "compare" in parts:
+            part_compare(args.compare_records, work, args.n_boot)
+        if "leaderboard" in parts:
+            for runs in map(int, args.leaderboard_runs.split(",")):
+                part_leaderboard(runs, work)
+        if "bootstrap" in parts:
+            part_bootstrap(args.compare_records)
+    if "view" in parts:
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_view_scale.py"), "--records",
+                        str(args.view_records)], check=True, cwd=ROOT)
 
 
 if __name__ == "__main__":
