@@ -87,17 +87,19 @@ def count_blocks(rng: np.random.Generator, n_boot: int, width: int, n_units: int
     replicates, and every interval, equal those of earlier versions under the same seed; only the
     grouping into blocks is new.
     """
-    held: list[np.ndarray] = []
-    n_held = 0
+    block = np.empty((min(rows, n_boot), n_units), dtype=np.int32)
+    filled = 0
     for size in batch_sizes(n_boot, width):
-        held.append(resample_counts(rng, size, n_units))
-        n_held += size
-        while n_held >= rows:
-            stacked = np.concatenate(held) if len(held) > 1 else held[0]
-            yield stacked[:rows]
-            held, n_held = ([stacked[rows:]] if len(stacked) > rows else []), len(stacked) - rows
-    if n_held:
-        yield np.concatenate(held) if len(held) > 1 else held[0]
+        counts = resample_counts(rng, size, n_units)
+        while len(counts):
+            take = min(len(counts), len(block) - filled)
+            block[filled: filled + take] = counts[:take]
+            filled, counts = filled + take, counts[take:]
+            if filled == len(block):
+                yield block
+                block, filled = np.empty_like(block), 0
+    if filled:
+        yield block[:filled]
 
 
 def batch_sizes(n_boot: int, width: int) -> Iterator[int]:

@@ -38,7 +38,7 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -61,6 +61,8 @@ class _WordStats:
     """Distinct n-grams in the whole corpus."""
     plans: dict[int, "_DistinctPlan"]
     """Per order, what a resample's distinct-n count needs; filled for the bootstrap only."""
+    matrices: dict[bool, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """:func:`_matrices`, made at the first resample."""
 
     def rep_total(self, n: int) -> np.ndarray:
         return np.maximum(self.lengths - n, 0)
@@ -455,45 +457,60 @@ def _shared_hits(masks: np.ndarray, plan: _DistinctPlan, rows: int) -> np.ndarra
     return hits
 
 
-def _linear_metrics(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-                    counts: np.ndarray) -> dict[str, np.ndarray]:
-    """The metrics that are ratios of count-weighted sums over texts, for a batch of resamples."""
-    weights = counts.astype(np.float64)
-    n_texts = counts.shape[1]
-    out: dict[str, np.ndarray] = {}
-    diversity = np.ones(len(counts))
-    for n in REP_ORDERS:
-        rep = 1 - _ratio(weights @ stats.rep_unique[n], weights @ stats.rep_total(n))
-        out[f"rep-{n}"] = rep
-        diversity = diversity * (1 - rep)  # unrounded, unlike the point estimate
-    out["diversity"] = diversity
-    out["length-words"] = weights @ stats.lengths / n_texts
-    if tokens is not None:
-        token_counts, ttr, ttr_last = tokens
-        out["length-tokens"] = weights @ token_counts / n_texts
-        nonempty = (token_counts > 0).astype(np.float64)
-        out["ttr"] = _ratio(weights @ np.nan_to_num(ttr), weights @ nonempty)
-        out["ttr-last96"] = _ratio(weights @ np.nan_to_num(ttr_last), weights @ nonempty)
-    return out
+def _matrices(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per text, as two float64 matrices: what the count-weighted sums need (rep-n's distinct and
+    total n-grams, words, and with tokens their count, TTRs and whether there are any), and what the
+    drawn-once sums of distinct-n need (exclusive and total n-grams of each order). Made once."""
+    key = tokens is not None
+    if key not in stats.matrices:
+        weighted = [stats.rep_unique[n] for n in REP_ORDERS] + [stats.rep_total(n) for n in REP_ORDERS] + [stats.lengths]
+        if tokens is not None:
+            token_counts, ttr, ttr_last = tokens
+            weighted += [token_counts, np.nan_to_num(ttr), np.nan_to_num(ttr_last), token_counts > 0]
+        orders = sorted(stats.plans)
+        drawn = [stats.plans[n].exclusive for n in orders] + [stats.plans[n].total for n in orders]
+        stats.matrices[key] = (np.column_stack(weighted).astype(np.float64),
+                               np.column_stack(drawn).astype(np.float64) if drawn else np.zeros((len(stats.lengths), 0)))
+    return stats.matrices[key]
 
 
 def _batch_metrics(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
                    counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Every corpus-level metric for a batch of resamples given as per-text draw counts."""
-    rows_at_once = max(1, (1 << 22) // max(counts.shape[1], 1))  # float64 weights of at most 32 MB
-    parts = [_linear_metrics(stats, tokens, counts[i: i + rows_at_once]) for i in range(0, len(counts), rows_at_once)]
-    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    """Every corpus-level metric for a batch of resamples given as per-text draw counts.
+
+    Every sum over texts of a batch is one matrix product of its draw counts (or of whether each
+    text was drawn) with :func:`_matrices`, a few rows at a time (their float64 copy stays small);
+    distinct-n adds the shared n-grams the drawn texts hold, 64 resamples per pass."""
+    weighted_m, drawn_m = _matrices(stats, tokens)
+    n_rows, n_texts = counts.shape
+    step = max(1, (1 << 22) // max(n_texts, 1))  # float64 copies of at most 32 MB
+    weighted, drawn = np.empty((n_rows, weighted_m.shape[1])), np.empty((n_rows, drawn_m.shape[1]))
+    for i in range(0, n_rows, step):
+        weighted[i: i + step] = counts[i: i + step].astype(np.float64) @ weighted_m
+        drawn[i: i + step] = (counts[i: i + step] > 0).astype(np.float64) @ drawn_m
+    out: dict[str, np.ndarray] = {}
+    diversity = np.ones(n_rows)
+    for k, n in enumerate(REP_ORDERS):
+        rep = 1 - _ratio(weighted[:, k], weighted[:, len(REP_ORDERS) + k])
+        out[f"rep-{n}"] = rep
+        diversity = diversity * (1 - rep)  # unrounded, unlike the point estimate
+    out["diversity"] = diversity
+    out["length-words"] = weighted[:, 2 * len(REP_ORDERS)] / n_texts
+    if tokens is not None:
+        token_sum, ttr_sum, last_sum, nonempty = (weighted[:, 2 * len(REP_ORDERS) + 1 + j] for j in range(4))
+        out["length-tokens"] = token_sum / n_texts
+        out["ttr"], out["ttr-last96"] = _ratio(ttr_sum, nonempty), _ratio(last_sum, nonempty)
     # distinct-n: each drawn text once (see bootstrap_ci), so numerator and denominator use `present`
-    for n, plan in stats.plans.items():
-        values = []
-        for i in range(0, len(counts), 64):
-            present = counts[i: i + 64] > 0
-            drawn = present.astype(np.float64)
-            unique = drawn @ plan.exclusive + plan.sure
-            if len(plan.group_starts):
-                unique = unique + _shared_hits(_present_masks(present), plan, len(present))
-            values.append(_ratio(unique, drawn @ plan.total))
-        out[f"distinct-{n}"] = np.concatenate(values)
+    orders = sorted(stats.plans)
+    unique = drawn[:, : len(orders)] + np.array([stats.plans[n].sure for n in orders], dtype=np.float64)
+    for i in range(0, n_rows, 64):
+        masks = None
+        for k, n in enumerate(orders):
+            if len(stats.plans[n].group_starts):
+                masks = _present_masks(counts[i: i + 64] > 0) if masks is None else masks
+                unique[i: i + 64, k] += _shared_hits(masks, stats.plans[n], min(64, n_rows - i))
+    for k, n in enumerate(orders):
+        out[f"distinct-{n}"] = _ratio(unique[:, k], drawn[:, len(orders) + k])
     return out
 
 
