@@ -85,7 +85,8 @@ def count_blocks(rng: np.random.Generator, n_boot: int, width: int, n_units: int
     The random stream is drawn batch by batch exactly as :func:`batch_sizes` has always cut it (a
     batch whose size times ``n_units`` is odd leaves half of a 64-bit draw unused), so the
     replicates, and every interval, equal those of earlier versions under the same seed; only the
-    grouping into blocks is new.
+    grouping into blocks is new. Each block overwrites the previous one (no new memory per block):
+    use it, or copy it, before asking for the next.
     """
     block = np.empty((min(rows, n_boot), n_units), dtype=np.int32)
     filled = 0
@@ -96,8 +97,8 @@ def count_blocks(rng: np.random.Generator, n_boot: int, width: int, n_units: int
             block[filled: filled + take] = counts[:take]
             filled, counts = filled + take, counts[take:]
             if filled == len(block):
-                yield block
-                block, filled = np.empty_like(block), 0
+                yield block  # the same array each time: a block is used before the next is asked for
+                filled = 0
     if filled:
         yield block[:filled]
 

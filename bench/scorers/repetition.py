@@ -152,9 +152,6 @@ def _word_stats(words: WordColumns, bootstrap: bool = False, prompt_index: np.nd
     n_texts = len(lengths)
     vocab = max(words.vocab_size, 1)
     ends = np.cumsum(lengths)
-    # words from each position to the end of its text, that position included
-    room = (np.repeat(ends, lengths) - np.arange(len(words.ids), dtype=np.int64)).astype(np.int32)
-    text_of = np.repeat(np.arange(n_texts, dtype=np.int32), lengths)
     stats = _WordStats(lengths, {}, {}, {})
     gram, bound = words.ids.astype(np.int64), vocab  # keys of the n-grams starting at each position
     for n in DISTINCT_ORDERS:
@@ -163,11 +160,15 @@ def _word_stats(words: WordColumns, bootstrap: bool = False, prompt_index: np.nd
                 gram, bound = _dense(gram)
             gram = gram[:-1] * vocab + words.ids[n - 1:]  # garbage where the n-gram does not fit
             bound *= vocab
-        fits = room[: len(gram)] >= n
+        fits = np.ones(len(gram), dtype=bool)  # the n-gram at a position fits inside its text
+        for back in range(1, n):  # not at a text's last n - 1 positions
+            tail = ends[lengths >= back] - back
+            fits[tail[tail < len(gram)]] = False
         pairs = gram[fits]
-        pairs *= n_texts
-        pairs += text_of[: len(gram)][fits]  # (n-gram, text) keys, below 2**62 (checked above)
         del fits
+        pairs *= n_texts
+        # each text holds max(0, length - n + 1) n-grams, in text order: their texts without a per-word array
+        pairs += np.repeat(np.arange(n_texts, dtype=np.int64), np.maximum(lengths - n + 1, 0))
         pairs.sort()
         if n in REP_ORDERS:
             # SimCTG leaves out each text's last n-gram: it goes when it occurs nowhere else in its text
@@ -177,7 +178,7 @@ def _word_stats(words: WordColumns, bootstrap: bool = False, prompt_index: np.nd
             drop = has[once]
             del has, last, once
         if n == DISTINCT_ORDERS[-1]:
-            del gram, room, text_of  # the last order's plan is the largest: make room for it
+            del gram  # the last order's plan is the largest: make room for it
         new = np.empty(len(pairs), dtype=bool)
         new[:1] = True
         np.not_equal(pairs[1:], pairs[:-1], out=new[1:])
