@@ -81,8 +81,7 @@ def pending(planned: PlannedRun, store: RunStore) -> int:
     run = RunDir(store.root / planned.spec.run_id)
     if (run.path / HEADER).is_file() and (run.scored_count() or 0) >= planned.expected_records:
         return 0
-    done = {(r["prompt_id"], r["sample_index"]) for r in read_records(store.root / planned.spec.run_id / GENERATIONS)}
-    return len(missing_work(planned, done))
+    return len(missing_work(planned, run.done_keys()))
 
 
 def generate(planned: PlannedRun, backends: Backends, store: RunStore, *, batch_size: int,

@@ -168,7 +168,8 @@ def _word_stats(words: WordColumns, bootstrap: bool = False, prompt_index: np.nd
         del fits
         pairs *= n_texts
         # each text holds max(0, length - n + 1) n-grams, in text order: their texts without a per-word array
-        pairs += np.repeat(np.arange(n_texts, dtype=np.int64), np.maximum(lengths - n + 1, 0))
+        pairs += np.repeat(np.arange(n_texts, dtype=np.int32 if n_texts < 1 << 31 else np.int64),
+                           np.maximum(lengths - n + 1, 0))
         pairs.sort()
         if n in REP_ORDERS:
             # SimCTG leaves out each text's last n-gram: it goes when it occurs nowhere else in its text
