@@ -93,9 +93,18 @@ class PlannedRun:
     resolved: dict[str, Any] = field(default_factory=dict)
     """Plan-time values recorded in the header (e.g. a calibrated temperature)."""
 
+    released: int | None = None
+    """The number of prompts, once :meth:`release_prompts` let them go."""
+
     @property
     def expected_records(self) -> int:
-        return len(self.prompts) * self.spec.generation.samples_per_prompt
+        n = self.released if self.released is not None else len(self.prompts)
+        return n * self.spec.generation.samples_per_prompt
+
+    def release_prompts(self) -> None:
+        """Drop the prompts once generated (a million of them are 300 MB that scoring can use)."""
+        if self.released is None:
+            self.released, self.prompts = len(self.prompts), []
 
 
 MAX_SAMPLES_PER_PROMPT = 1_000_000

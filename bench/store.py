@@ -140,6 +140,11 @@ def cut_torn_tail(path: Path) -> None:
             good_end = 0
         if good_end < end:
             f.truncate(good_end)
+    # the keys read before the cut stay right (a torn line holds no record): keep them for the new size
+    held = _LAST_KEYS.get(str(path.parent.resolve()))
+    if held is not None and held[0] is not None and held[0][0] == end:
+        stat = path.stat()
+        _LAST_KEYS[str(path.parent.resolve())] = ((stat.st_size, stat.st_mtime_ns, stat.st_ino), held[1])
 
 
 def append_lines(path: Path, text: str) -> None:

@@ -61,6 +61,8 @@ def _execute(plan: Plan, options: RunOptions, *, quiet: bool) -> list[dict[str, 
             generated += result.generated
             tokens += result.tokens
             generating += result.seconds
+    for planned in plan.runs:
+        planned.release_prompts()  # generated: what follows reads the store
     add_requested_scores(plan, options, store)
     rows = build_rows(store)
     write_csv(rows, Path(options.out) / LEADERBOARD)

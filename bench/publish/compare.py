@@ -93,6 +93,35 @@ def _side(groups: dict[str, list[dict[str, Any]]], prompts: list[str]) -> Any:
     return CorpusResampler([r["continuation"] for r in records], token_ids, [r["prompt_id"] for r in records])
 
 
+def _sides(run_a: RunDir, run_b: RunDir) -> tuple[Any, Any, list[str], Any]:
+    """Both runs on their shared prompts as resamplers, the shared prompts, and a function giving
+    each run's records by prompt (read only when asked: MAUVE needs them).
+
+    Runs with the same prompts (the usual case) are read as columns, without a dict per record."""
+    from bench.scorers.repetition import CorpusResampler
+
+    ca, cb = run_a.columns(), run_b.columns()
+    pa, pb = list(dict.fromkeys(ca.prompt_ids)), list(dict.fromkeys(cb.prompt_ids))  # sorted already
+    cache: dict[str, Any] = {}
+
+    def groups() -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+        if not cache:
+            cache["ab"] = (_by_prompt(run_a), _by_prompt(run_b))
+        return cache["ab"]
+
+    if pa == pb:
+        if not pa:
+            raise BenchError(f"runs {run_a.run_id} and {run_b.run_id} share no prompts; nothing to compare")
+        return (CorpusResampler(None, None, ca.prompt_ids, columns=(ca.words, ca.tokens)),
+                CorpusResampler(None, None, cb.prompt_ids, columns=(cb.words, cb.tokens)), pa, groups)
+    del ca, cb
+    ga, gb = groups()
+    shared = sorted(ga.keys() & gb.keys())
+    if not shared:
+        raise BenchError(f"runs {run_a.run_id} and {run_b.run_id} share no prompts; nothing to compare")
+    return _side(ga, shared), _side(gb, shared), shared, groups
+
+
 def _replicates(a: Any, b: Any, n_prompts: int, n_boot: int, seed: int) -> dict[str, np.ndarray]:
     """B - A for each replicate and metric (NaN where either side is undefined)."""
     from bench.stats import count_blocks
@@ -133,11 +162,7 @@ def compare_runs(run_a: RunDir, run_b: RunDir, n_boot: int = N_BOOT_P, seed: int
     mauve_boot = min(n_boot, MAUVE_BOOT) if mauve_boot is None else mauve_boot
     if n_boot < 1:
         raise BenchError(f"--n-boot must be >= 1, got {n_boot}")
-    ga, gb = _by_prompt(run_a), _by_prompt(run_b)
-    shared = sorted(ga.keys() & gb.keys())
-    if not shared:
-        raise BenchError(f"runs {run_a.run_id} and {run_b.run_id} share no prompts; nothing to compare")
-    a, b = _side(ga, shared), _side(gb, shared)
+    a, b, shared, groups = _sides(run_a, run_b)
     reps = _replicates(a, b, len(shared), n_boot, seed)
     diffs = []
     for name in [m for m in METRICS if m in a.point and m in b.point] + \
@@ -156,7 +181,7 @@ def compare_runs(run_a: RunDir, run_b: RunDir, n_boot: int = N_BOOT_P, seed: int
     # metrics scored elsewhere (stored in scores.json) that the records alone cannot reproduce
     stored_a, stored_b = run_scores(run_a)["generations"]["metrics"], run_scores(run_b)["generations"]["metrics"]
     for name in [m for m in stored_a if m in stored_b and m not in a.point]:
-        mauve = _mauve_diff(run_a, run_b, ga, gb, shared, mauve_boot, seed) if name == "mauve" else None
+        mauve = _mauve_diff(run_a, run_b, *groups(), shared, mauve_boot, seed) if name == "mauve" else None
         if isinstance(mauve, Diff):
             diffs.append(mauve)
             continue

@@ -418,6 +418,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 _BITS16 = (np.arange(1 << 16)[:, None] >> np.arange(16)) & 1
 """Bit i of every 16-bit value (a 65536 x 16 table)."""
+_QUARTER_OFFSETS = np.arange(4, dtype=np.intp) << 16
 GATHER_CELLS = 1 << 22
 """Cells of shared n-grams gathered at a time (32 MB of 64-bit masks)."""
 
@@ -427,11 +428,12 @@ def bit_counts(words: np.ndarray, rows: int) -> np.ndarray:
     if len(words) < 1 << 14:
         bits = np.unpackbits(words.astype("<u8").view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
         return bits.sum(axis=0, dtype=np.int64)[:rows]
-    out = np.empty(64, dtype=np.int64)
-    for j in range(4):  # a histogram of each 16-bit quarter, then its bits: 4 passes, not 64
-        quarter = ((words >> np.uint64(16 * j)) & np.uint64(0xFFFF)).astype(np.intp)
-        out[16 * j: 16 * j + 16] = np.bincount(quarter, minlength=1 << 16) @ _BITS16
-    return out[:rows]
+    # one histogram of the four 16-bit quarters of every word (quarter j counted at j * 65536 +
+    # value), then the bits of each value: a pass over the words, not 64
+    quarters = np.ascontiguousarray(words, dtype="<u8").view("<u2").reshape(-1, 4).astype(np.intp)
+    quarters += _QUARTER_OFFSETS
+    hist = np.bincount(quarters.ravel(), minlength=4 << 16).reshape(4, 1 << 16)
+    return (hist @ _BITS16).ravel()[:rows]
 
 
 def _present_masks(present: np.ndarray) -> np.ndarray:
