@@ -174,7 +174,7 @@ class _Chunks:
         self.token_parts: list[Any] = []
         self.token_counts: list[int] = []
         self.with_ids = True
-        self.flags: list[Any] = []  # per chunk: (empty, blank, wordless) per record
+        self.shares = Shares(None)  # empty, blank and wordless counts (short ones from the token counts)
 
     def add(self, text: str, token_text: str | None) -> None:
         self.texts.append(text)
@@ -183,14 +183,8 @@ class _Chunks:
             self._flush()
 
     def _flush(self) -> None:
-        import numpy as np
-
-        from bench.degenerate import few_words, whitespace_degenerate
-
         self.words.add(self.texts)
-        blank = [whitespace_degenerate(t) for t in self.texts]
-        self.flags.append(np.array([(not t.strip(), b, (not b) and few_words(t)) for t, b in zip(self.texts, blank)],
-                                   dtype=bool).reshape(-1, 3))
+        self.shares.add(self.texts, [0] * len(self.texts))
         self.with_ids = self.with_ids and all(t is not None for t in self.token_texts)
         if self.with_ids:
             self.token_counts.extend(t.count(" ") + 1 if t else 0 for t in self.token_texts)
@@ -201,15 +195,12 @@ class _Chunks:
 
     def finish(self, order: list[int], pids: list[str], indices: list[int], references: dict[str, str],
                digest: str) -> RecordColumns:
-        import numpy as np
-
         from bench.scorers.repetition import TokenColumns, WordColumns
 
         self._flush()
         perm = np.asarray(order, dtype=np.int64)
         words = self.words.build()
         words = WordColumns(_permute_segments(words.ids, words.lengths, perm), words.lengths[perm], words.vocab_size)
-        flags = np.concatenate(self.flags)[perm] if self.flags else np.zeros((0, 3), dtype=bool)
         tokens, sha = None, "unavailable"
         if self.with_ids:
             counts = np.asarray(self.token_counts, dtype=np.int64)
@@ -220,8 +211,7 @@ class _Chunks:
             sha = _tokens_sha(pids, indices, tokens)
         short = int((tokens.lengths < self.max_new_tokens / 4).sum()) if tokens is not None and self.max_new_tokens else 0
         summary = {"n": len(pids), "n_prompts": len(set(pids)), "tokens_sha": sha, "lengths_known": tokens is not None,
-                   "empty": int(flags[:, 0].sum()), "blank": int(flags[:, 1].sum()), "wordless": int(flags[:, 2].sum()),
-                   "short": short}
+                   **self.shares.counts(), "short": short}
         return RecordColumns(pids, words, tokens, references, summary, digest)
 
 

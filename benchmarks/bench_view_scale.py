@@ -29,17 +29,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_view_scale import write_synthetic_store  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_scale import timed  # noqa: E402
+
 IDLE = "document.documentElement.dataset.busy === '0'"
 SHOWN = "document.querySelectorAll('section.prompt').length > 0"
-
-
-def timed(argv: list[str]) -> dict[str, float]:
-    """Wall, CPU seconds and peak MB of one command (which must succeed)."""
-    out = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", *argv], capture_output=True, text=True, cwd=ROOT)
-    if out.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed:\n{out.stderr[-2000:]}")
-    wall, user, system, peak_kb = out.stderr.strip().splitlines()[-1].split()
-    return {"wall_s": float(wall), "cpu_s": float(user) + float(system), "peak_mb": int(peak_kb) / 1024}
 
 
 def folder_mb(path: Path) -> float:
