@@ -231,7 +231,8 @@ def test_bench_run_and_leaderboard_on_a_large_grid(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["run", "--backend", "fake", "--suite", str(suite), "--decoder",
                                        f"top-k:k={grid}", "--max-new-tokens", "4", "--out", str(store)])
     assert result.exit_code == 0, result.output
-    assert "25 of 45 rows left out" in result.output and "... 25 more rows ..." in result.output
+    # the marker cell may wrap in a narrow column (a long model label, as with BENCH_MODEL set)
+    assert "25 of 45 rows left out" in result.output and "... 25 more rows" in result.output
     result = CliRunner().invoke(main, ["leaderboard", str(store), "--out", str(tmp_path / "pub" / "lb")])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "pub" / "lb.html").read_text()
