@@ -436,6 +436,7 @@ PLUGIN_COMMANDS = (
     ("bench.analysis.cli", "analyze"),
     ("bench.judge.cli", "judge"),
     ("bench.parity", "parity"),
+    ("bench.reproduce.cli", "reproduce"),
 )
 """Commands that live in their own modules, attached to the group by name."""
 

@@ -40,7 +40,8 @@ def run(models: str | Iterable[str] | None = None, decoders: str | Iterable[str]
     ``options`` are ``bench run``'s options with underscores (``out``, ``num_prompts``,
     ``max_new_tokens``, ``batch_size``, ``device``, ``scores``, ...). Nothing is printed: no
     table, no progress bar, no loading bars. Decoders left out by ``decoders="all"`` are listed
-    with their reason in ``frame.attrs["skipped"]``. Bad input raises :class:`BenchError` before
+    with their reason in ``frame.attrs["skipped"]``; the identities of the runs this call planned
+    are ``frame.attrs["run_ids"]`` (the frame holds every run of the store). Bad input raises :class:`BenchError` before
     anything is generated.
     """
     from bench.cli import run as run_command
@@ -56,6 +57,7 @@ def run(models: str | Iterable[str] | None = None, decoders: str | Iterable[str]
         rows = execute(the_plan, options, quiet=True)
     frame = _frame(rows)
     frame.attrs["skipped"] = list(the_plan.skipped)
+    frame.attrs["run_ids"] = [p.spec.run_id for p in the_plan.runs]
     return frame
 
 
