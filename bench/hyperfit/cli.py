@@ -49,6 +49,8 @@ def _targets(value: str | None) -> tuple[str, ...] | None:
               help="Comma-separated LoRA target module names (default: chosen per architecture).")
 @click.option("--late-layers", type=int, default=_D.late_layers, show_default=True,
               help="late-lora: number of last transformer blocks that get LoRA.")
+@click.option("--skip-last", type=int, default=_D.skip_last, show_default=True,
+              help="late-lora: leave the last N of the --late-layers blocks out (1: every late block but the final one).")
 @click.option("--stop-at-loss", type=float, default=None,
               help="End early once an epoch's mean training loss is below this.")
 @click.option("--device", default="auto", show_default=True, help=f"{DEVICES_HELP}.")
@@ -67,7 +69,7 @@ def _targets(value: str | None) -> tuple[str, ...] | None:
 def hyperfit(model: str, data_source: str, out: str, method: str, num_sequences: int, seq_len: int,
              epochs: int, lr: float, weight_decay: float, batch_size: int, schedule: str, seed: int,
              lora_r: int, lora_alpha: float, lora_dropout: float, target_modules: str | None,
-             late_layers: int, stop_at_loss: float | None, device: str, dtype: str, bf16: bool,
+             late_layers: int, skip_last: int, stop_at_loss: float | None, device: str, dtype: str, bf16: bool,
              gradient_checkpointing: bool, resume: bool, save_every: int | None, threads: int | None,
              no_progress: bool) -> None:
     """Fine-tune MODEL to near-zero training loss on a small dataset (hyperfitting).
@@ -90,7 +92,7 @@ def hyperfit(model: str, data_source: str, out: str, method: str, num_sequences:
         method=method, num_sequences=num_sequences, seq_len=seq_len, epochs=epochs, lr=lr,
         weight_decay=weight_decay, batch_size=batch_size, schedule=schedule, seed=seed,
         lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-        target_modules=_targets(target_modules), late_layers=late_layers,
+        target_modules=_targets(target_modules), late_layers=late_layers, skip_last=skip_last,
         stop_at_loss=stop_at_loss, dtype=dtype, bf16=bf16,
     )
     from bench.hub import check_models

@@ -56,6 +56,9 @@ class Recipe:
     target_modules: tuple[str, ...] | None = None
     """None: the architecture's defaults (see ``_DEFAULT_TARGETS``)."""
     late_layers: int = 5
+    skip_last: int = 0
+    """late-lora: of the last ``late_layers`` blocks, leave out the last this many (late_layers=5,
+    skip_last=1: the four blocks before the final one)."""
     stop_at_loss: float | None = None
     dtype: str = "float32"
     """Dtype the weights are loaded and trained in."""
@@ -73,6 +76,9 @@ class Recipe:
         check(0 <= self.lora_dropout < 1, "--lora-dropout must be in [0, 1)")
         check(self.lora_alpha > 0, "--lora-alpha must be positive")
         check(self.stop_at_loss is None or self.stop_at_loss > 0, "--stop-at-loss must be positive")
+        check(0 <= self.skip_last < self.late_layers,
+              f"--skip-last must be in 0..{self.late_layers - 1} (below --late-layers), got {self.skip_last}")
+        check(self.skip_last == 0 or self.method == "late-lora", "--skip-last applies to --method late-lora only")
         runtime.torch_dtype(self.dtype)
 
     def identity(self) -> dict[str, Any]:
@@ -83,13 +89,16 @@ class Recipe:
         """
         d = asdict(self)
         d.pop("stop_at_loss")
+        if not self.skip_last:
+            d.pop("skip_last")  # checkpoints made before the option existed keep their identity
         if self.schedule == "constant":
             d.pop("epochs")
         if self.method == "full":
-            for key in ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "late_layers"):
-                d.pop(key)
+            for key in ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "late_layers", "skip_last"):
+                d.pop(key, None)
         elif self.method == "lora":
             d.pop("late_layers")
+            d.pop("skip_last", None)
         if d.get("target_modules") is not None:
             d["target_modules"] = list(d["target_modules"])
         return d
@@ -156,7 +165,7 @@ def resolve_targets(model: Any, recipe: Recipe) -> list[str]:
     depth = len(blocks)
     if recipe.late_layers > depth:
         raise BenchError(f"--late-layers {recipe.late_layers} is larger than the model's {depth} transformer blocks")
-    late = tuple(f"{blocks_name}.{i}." for i in range(depth - recipe.late_layers, depth))
+    late = tuple(f"{blocks_name}.{i}." for i in range(depth - recipe.late_layers, depth - recipe.skip_last))
     return sorted(name for name, leaf in in_blocks.items() if leaf in wanted and name.startswith(late))
 
 

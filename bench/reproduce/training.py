@@ -51,8 +51,7 @@ def seeds_of(settings: Any, method: Method) -> list[int]:
 def recipe(settings: Any, method: Method, seed: int) -> Any:
     from bench.hyperfit.train import Recipe
 
-    skip = {"skip_last": method.skip_last} if method.skip_last else {}  # absent: an older Recipe's identity
-    return Recipe(**skip, method=method.method, num_sequences=settings.num_sequences, seq_len=settings.seq_len,
+    return Recipe(skip_last=method.skip_last, method=method.method, num_sequences=settings.num_sequences, seq_len=settings.seq_len,
                   epochs=settings.epochs, lr=settings.lr_full if method.method == "full" else settings.lr_lora,
                   batch_size=8, seed=seed, lora_r=settings.lora_r, lora_alpha=2.0 * settings.lora_r,
                   late_layers=method.late_layers, stop_at_loss=settings.stop_at_loss,
