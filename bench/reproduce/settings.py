@@ -131,8 +131,8 @@ def preset(name: str) -> Settings:
                         n_boot=200, n_boot_p=2000)
     if name == "cpu":  # SmolLM2-135M under 90 minutes on 2 idle cores: late-LoRA at 3 seeds, the rest at 1
         return Settings(model=_shared("models", "smollm2-135m-instruct"), data=grimm, num_prompts=24,
-                        max_new_tokens=64, num_sequences=32, seq_len=128, epochs=30, lr_full=1e-4,
-                        lr_lora=2e-3, stop_at_loss=0.05, hyperfit_seeds=3, other_seeds=1, sampling_seeds=2,
+                        max_new_tokens=64, batch_size=24, num_sequences=32, seq_len=128, epochs=30, lr_full=1e-4,
+                        lr_lora=3e-3, stop_at_loss=0.05, hyperfit_seeds=3, other_seeds=1, sampling_seeds=2,
                         calib_prompts=16, calib_tokens=32)
     if name == "paper":  # Carlsson et al.: 2000 sequences x 256 tokens, 20 epochs, lr 1e-6 (a GPU's work)
         return Settings(model="", data="", num_prompts=300, max_new_tokens=256, num_sequences=2000, seq_len=256,
