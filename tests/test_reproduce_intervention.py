@@ -59,6 +59,15 @@ def test_the_projection_removes_exactly_the_other_directions() -> None:
     assert sub.k == round(sub.participation_ratio) and 1 <= sub.k < 8
     basis = sub.basis
     assert torch.allclose(basis.T @ basis, torch.eye(sub.k, dtype=torch.float64), atol=1e-12)
+    # the span is that of the covariance's top-k eigenvectors (an independent numpy reference)
+    import numpy as np
+
+    from bench.analysis.stats import participation_ratio_of_cov
+
+    cov = np.cov(states.numpy(), rowvar=False)
+    top = torch.from_numpy(np.linalg.eigh(cov)[1][:, -sub.k:])
+    assert torch.allclose(basis @ basis.T, top @ top.T, atol=1e-8)
+    assert sub.participation_ratio == pytest.approx(participation_ratio_of_cov(cov), rel=1e-9)
     h = torch.randn(50, 8, generator=gen, dtype=torch.float64) * 3
     p = sub.project(h)
     outside = (p - sub.mean) - (p - sub.mean) @ basis @ basis.T

@@ -31,11 +31,12 @@ def transplant_final_block(recipient: Any, donor: Any) -> list[str]:
     if target.keys() != source.keys():
         raise BenchError(f"cannot transplant the final block: its tensors differ "
                          f"({sorted(target.keys() ^ source.keys())[:3]})")
+    for name, tensor in target.items():  # every shape checked before anything is copied
+        if tensor.shape != source[name].shape:
+            raise BenchError(f"cannot transplant the final block: {name} is {tuple(tensor.shape)} here, "
+                             f"{tuple(source[name].shape)} in the donor")
     with torch.no_grad():
         for name, tensor in target.items():
-            if tensor.shape != source[name].shape:
-                raise BenchError(f"cannot transplant the final block: {name} is {tuple(tensor.shape)} here, "
-                                 f"{tuple(source[name].shape)} in the donor")
             tensor.copy_(source[name])
     return sorted(target)
 
