@@ -12,6 +12,9 @@ give ``(N - 1) C = M - m m^T / N``, so
 with ``G_pq = <S_p, S_q>``. Both need only P x P and P x P x P tables, computed once, so a
 replicate costs O(P^3), not a pass over the tokens: Delta Dim gets an interval without storing
 a covariance per resample.
+
+The tables grow as P^3, so past :data:`MAX_UNITS` prompts the resampled unit is a fixed group of
+prompts (prompt i in group i mod G): at 300 prompts a resample draws 64 groups of 4-5 prompts.
 """
 
 from __future__ import annotations
@@ -19,6 +22,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+
+MAX_UNITS = 64
+"""Most resampling units of a participation-ratio bootstrap (P^3 tables: 2 MB each at 64)."""
+
+
+def units(states: list[np.ndarray]) -> list[np.ndarray]:
+    """The prompts' states as at most :data:`MAX_UNITS` units (prompt i joins unit i mod G)."""
+    if len(states) <= MAX_UNITS:
+        return states
+    return [np.concatenate(states[g::MAX_UNITS]) for g in range(MAX_UNITS)]
 
 
 @dataclass(frozen=True)
@@ -38,7 +52,8 @@ class PromptMoments:
 
     @staticmethod
     def of(states: list[np.ndarray]) -> "PromptMoments":
-        """From each prompt's states [tokens, dim] (a prompt with no token contributes nothing)."""
+        """From each prompt's states [tokens, dim], grouped into at most :data:`MAX_UNITS` units."""
+        states = units(states)
         sums = np.stack([x.sum(0, dtype=np.float64) for x in states])
         outer = [x.astype(np.float64).T @ x.astype(np.float64) for x in states]
         flat = np.stack([o.ravel() for o in outer])
