@@ -22,7 +22,10 @@ def _tables(study: Study, stage: str) -> None:
     elif stage == "mechanism":
         t.write_csv(out / "rank_reordering.csv", t.rank_rows(study))
         t.write_csv(out / "reweighting.csv", t.reweighting_rows(study))
-        t.write_csv(out / "geometry.csv", study.results["mechanism"]["geometry"])
+        from bench.reproduce.mechanism import geometry_rows
+
+        seeds = [r["seed"] for r in study.results["mechanism"]["per_seed"]]
+        t.write_csv(out / "geometry.csv", geometry_rows(study, seeds))
     elif stage == "intervention":
         t.write_csv(out / "methods.csv", methods_table(study.results["hyperfit"]["checkpoints"]
                                                        + study.results["intervention"]["checkpoints"]))

@@ -32,9 +32,18 @@ def draw_plots(study: Study) -> None:
         plot_losses(study, checkpoints)
     if "mechanism" in res:
         plot_ranks(study, res["mechanism"]["per_seed"])
-        plot_geometry(study, res["mechanism"]["geometry"])
+        if study.path("tables", "geometry.csv").exists():
+            plot_geometry(study, _geometry_table(study))
         if res["mechanism"]["per_seed"][0].get("lens"):
             plot_lens(study, res["mechanism"]["per_seed"])
+
+
+def _geometry_table(study: Study) -> list[dict[str, Any]]:
+    import csv
+
+    with study.path("tables", "geometry.csv").open(encoding="utf-8") as f:
+        return [{k: (float(v) if k in ("layer", "delta_dim", "ci_low", "ci_high") else v) for k, v in r.items()}
+                for r in csv.DictReader(f)]
 
 
 def plot_losses(study: Study, checkpoints: list[dict[str, Any]]) -> None:

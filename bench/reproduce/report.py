@@ -22,7 +22,8 @@ GEOMETRY_TEXT = (
     "layer is the final block's output after the final norm, the state the unembedding reads), over every real "
     "token of each prompt followed by the Late-Stage LoRA checkpoint's greedy continuation, except each row's first "
     "token (the attention sink), for both models on the same tokens. Delta Dim = PR(hyperfitted) - PR(base), the "
-    "mean over hyperfit seeds; its 95% interval resamples prompts (exact per resample, from per-prompt moments).")
+    "mean over hyperfit seeds; its 95% interval resamples prompts (exact per resample, from per-prompt moments) and is centred on the "
+    "estimate, because a resample's repeated prompts lower every participation ratio.")
 
 
 def _read(path: Path) -> list[dict[str, str]]:

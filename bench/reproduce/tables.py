@@ -107,7 +107,7 @@ def intervention_rows(study: Study) -> list[dict[str, Any]]:
         if base_m:
             delta, reps, pr_b, pr_o = delta_dim_replicates(base_m, other_m, s.n_boot, s.seed)
             row.update(pr_final_base=pr_b, pr_final=pr_o, delta_dim=delta,
-                       **dict(zip(("delta_dim_low", "delta_dim_high"), percentile_interval(reps))))
+                       **dict(zip(("delta_dim_low", "delta_dim_high"), percentile_interval(reps, centre=delta))))
         else:
             row.update(pr_final_base=None, pr_final=None, delta_dim=0.0, delta_dim_low=None, delta_dim_high=None)
         row.update(metric_columns(corpora, s.n_boot, s.seed, ("diversity", "rep-2", "rep-3", "rep-4")))
