@@ -55,7 +55,9 @@ def test_every_table_and_the_report(study: Path) -> None:
     assert methods == {"full", "lora", "late-lora", "late-lora-no-final", "final-lora"}
     settings = json.loads((study / "settings.json").read_text())
     assert settings["settings"]["num_prompts"] == 10 and settings["preset"] == "ci"
-    assert set(settings["stage_seconds"]) == {"hyperfit", "decode", "score", "mechanism", "intervention", "statistics"}
+    assert set(settings["stage_seconds"]) == {"hyperfit", "decode", "score", "judge", "mechanism", "intervention",
+                                              "statistics"}
+    assert not (study / "tables" / "judge.csv").exists() and "No judge was given" in (study / "report.md").read_text()
     report = (study / "report.md").read_text()
     for heading in ("1. Hyperfit", "2-3. Decode and score", "4. Mechanism", "5. Intervention", "6. Claims"):
         assert heading in report
@@ -118,6 +120,74 @@ def test_a_killed_study_resumes_without_redoing_finished_stages(study: Path, tmp
         assert _rows(out / "tables" / f"{name}.csv") == _rows(study / "tables" / f"{name}.csv"), name
 
 
+def _distinct_words(user: str, label: str, end: str) -> int:
+    return len(set(user.split(f"[Continuation {label}]\n")[1].split(end)[0].split()))
+
+
+def prefers_varied(user: str) -> str:
+    """A consistent judge: the continuation with more distinct words wins, whatever its position."""
+    a, b = _distinct_words(user, "A", "\n\n[Continuation B]"), _distinct_words(user, "B", "\n\nThink briefly")
+    return "Verdict: " + ("A" if a > b else "B" if b > a else "tie")
+
+
+def test_a_judge_given_later_redoes_only_the_judge_and_the_claims(study: Path, tmp_path: Path, data_dir: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_judge import FakeOpenAI
+
+    from bench.store import RunDir
+
+    out = tmp_path / "judged"
+    shutil.copytree(study, out, ignore=shutil.ignore_patterns("checkpoints"))
+    server = FakeOpenAI(prefers_varied)
+    secret = "sk-study-judge-never-written-7"
+    monkeypatch.setenv("BENCH_TEST_JUDGE_KEY", secret)
+    judge = ["--judge-url", server.url, "--judge-model", "judge-x", "--judge-key-env", "BENCH_TEST_JUDGE_KEY"]
+    try:
+        result = _invoke(["--out", str(out), "--data-dir", data_dir, *judge])
+        assert result.exit_code == 0, result.output
+        for name in ("hyperfit", "decode", "score", "mechanism", "intervention"):
+            assert f"stage {name}: done before" in result.output
+        assert "stage judge: running" in result.output and "stage statistics: running" in result.output
+        rows = {r["opponent"]: r for r in _rows(out / "tables" / "judge.csv")}
+        asked = server.requests
+        assert asked > 0
+        # the win rate of Late-Stage LoRA greedy over base greedy, recomputed from the texts themselves
+        score = json.loads((out / "stages" / "score.json").read_text())["runs"]
+        texts = {r["run_id"]: {x["prompt_id"]: x["continuation"] for x in RunDir(out / "runs" / r["run_id"]).records()}
+                 for r in score}
+        base = next(r["run_id"] for r in score if r["condition"] == "base greedy")
+        refs = [r["run_id"] for r in score if r["condition"] == "greedy-hyperfit" and r["method"] == "late-lora"]
+        points = []
+        for ref in refs:
+            for pid, text in texts[ref].items():
+                a, b = len(set(text.split())), len(set(texts[base][pid].split()))
+                points.append(1.0 if a > b else 0.0 if b > a else 0.5)
+        row = rows["base greedy"]
+        assert float(row["win_rate"]) == pytest.approx(sum(points) / len(points))
+        assert int(row["pairs"]) == len(points) and int(row["runs"]) == len(refs) and row["invalid"] == "0"
+        assert float(row["ci_low"]) <= float(row["win_rate"]) <= float(row["ci_high"])
+        assert {"top-p", "base T* (global)", "greedy-hyperfit (full)", "contrastive"} <= set(rows)
+        claims = _rows(out / "tables" / "claims.csv")
+        before = _rows(study / "tables" / "claims.csv")
+        judged = [c for c in claims if c["claim"].startswith("The judge (judge-x) prefers")]
+        assert len(judged) == 3 and len(claims) == len(before) + 3
+        assert [c["claim"] for c in claims[:len(before)]] == [c["claim"] for c in before]
+        assert "Pairwise judge" in (out / "report.md").read_text()
+        settings = json.loads((out / "settings.json").read_text())
+        assert settings["settings"]["judge_url"] == server.url and f"Bearer {secret}" in server.auth
+        for path in (p for p in out.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl", ".md", ".csv", ".html")):
+            assert secret not in path.read_text(encoding="utf-8", errors="replace"), path
+
+        result = _invoke(["--out", str(out), "--data-dir", data_dir, *judge])  # the same judge: nothing redone
+        assert result.exit_code == 0 and "stage judge: done before" in result.output and server.requests == asked
+    finally:
+        server.stop()
+    result = _invoke(["--out", str(out), "--data-dir", data_dir])  # the judge dropped: its table and claims go
+    assert result.exit_code == 0, result.output
+    assert not (out / "tables" / "judge.csv").exists()
+    assert _rows(out / "tables" / "claims.csv") == _rows(study / "tables" / "claims.csv")
+
+
 def test_a_folder_of_another_study_is_refused(study: Path, tmp_path: Path, data_dir: str) -> None:
     copy = tmp_path / "other"
     shutil.copytree(study, copy, ignore=shutil.ignore_patterns("runs", "checkpoints", "work"))
@@ -133,6 +203,8 @@ def test_a_folder_of_another_study_is_refused(study: Path, tmp_path: Path, data_
     (["--late-layers", "1"], "--late-layers must be at least 2"),
     (["--alphas", "x"], "comma-separated list"),
     (["--model", "/nonexistent/model"], "/nonexistent/model"),
+    (["--judge-url", "http://127.0.0.1:9/v1"], "--judge-url needs --judge-model"),
+    (["--judge-local", "/nonexistent/judge"], "/nonexistent/judge"),
 ])
 def test_bad_options_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     result = _invoke(["--out", str(tmp_path / "s"), *args])

@@ -56,6 +56,8 @@ def _setting_options(command: Any) -> Any:
                                    help=help_text)(command)
         elif f.name == "stop_at_loss":
             command = click.option(name, type=float, default=None, help=help_text)(command)
+        elif default is None:  # an optional text setting (the judge's)
+            command = click.option(name, type=str, default=None, help=docs.get(f.name, ""))(command)
         else:
             command = click.option(name, type=type(default), default=None, help=help_text)(command)
     return command
@@ -80,7 +82,8 @@ def beyond_temperature(out: str, preset: str, data_dir: str | None, threads: int
     (Li et al. 2026) on --model; a killed study continues where it stopped.
 
     \b
-    Tables (DIR/tables/): methods, control, rank_reordering, reweighting, geometry, intervention, claims.
+    Tables (DIR/tables/): methods, control, rank_reordering, reweighting, geometry, intervention, claims,
+    and judge with --judge-url/--judge-model or --judge-local.
     """
     import os
 
@@ -95,7 +98,16 @@ def beyond_temperature(out: str, preset: str, data_dir: str | None, threads: int
     folder = writable_dir(out, "--out")
     from bench.hub import check_models
 
-    check_models([settings.model])
+    check_models([settings.model] + ([settings.judge_local] if settings.judge_local else []))
+    if settings.judge_local:  # a missing judge stops the study before anything is trained
+        from bench import runtime
+
+        runtime.load_config(settings.judge_local)
+        runtime.check_weights(settings.judge_local, role="judge model")
+    if settings.judge_chat_template:
+        from bench.judge.client import load_chat_template
+
+        load_chat_template(settings.judge_chat_template)
     apply(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging

@@ -65,6 +65,7 @@ def _blocks(study: Study) -> list[tuple[Any, ...]]:
                [[r["condition"], r["hyperfit"], r["runs"], _ci(r, "diversity"), _ci(r, "rep-2"), _ci(r, "rep-3"),
                  _ci(r, "distinct-2"), _ci(r, "ttr"), *[_num(r.get(m)) for m in extra], _num(r.get("temperature"))]
                 for r in rows])]
+    b += _judge_blocks(study)
     if (tables / "geometry.csv").exists():
         ranks = _read(tables / "rank_reordering.csv")
         b += [("h2", "4. Mechanism"), ("h3", "Rank reordering"),
@@ -107,6 +108,29 @@ def _blocks(study: Study) -> list[tuple[Any, ...]]:
                [[r["claim"], _ci(r, "statistic", "ci_low", "ci_high"), _num(r["p"], 4), _num(r["p_holm"], 4), r["verdict"]]
                 for r in rows])]
     return b
+
+
+def _judge_blocks(study: Study) -> list[tuple[Any, ...]]:
+    if "judge" not in study.results:
+        return []
+    judge = study.results["judge"].get("configured")
+    if not judge or not study.path("tables", "judge.csv").exists():
+        return [("h3", "Pairwise judge"), ("p", "No judge was given (--judge-url with --judge-model, or --judge-local), "
+                                                "so no pairwise preferences were asked for.")]
+    who = judge.get("judge_model") and f"{judge['judge_model']} at {judge['judge_url']}" or judge.get("judge_local")
+    rows = _read(study.path("tables", "judge.csv"))
+    invalid, pairs = sum(int(r["invalid"]) for r in rows), sum(int(r["pairs"]) for r in rows)
+    warn = ([("p", f"{invalid} of {pairs} pairs are invalid (an answer in either order named no verdict): "
+                   "this judge cannot follow the rubric, and its win rates say little.")] if invalid > pairs / 4 else [])
+    return [("h3", "Pairwise judge"),
+            ("p", f"Judge: {who}, built-in rubric. Greedy on each Late-Stage LoRA hyperfit against every other run of "
+                  "the table above (a control calibrated on a checkpoint only against that checkpoint's greedy), each "
+                  "pair in both orders: a win needs both orders to agree, anything else is a tie. Win rate of the "
+                  "hyperfit: wins + ties/2 over valid pairs, with a 95% interval resampling prompts and hyperfit seeds."),
+            ("table", ["opponent", "runs", "pairs", "hyperfit wins", "opponent wins", "ties", "invalid",
+                       "win rate [95% CI]", "sign test p"],
+             [[r["opponent"], r["runs"], r["pairs"], r["wins_hyperfit"], r["wins_opponent"], r["ties"], r["invalid"],
+               _ci(r, "win_rate", "ci_low", "ci_high"), _num(r["sign_test_p"], 4)] for r in rows]), *warn]
 
 
 def _what_was_run(study: Study) -> str:

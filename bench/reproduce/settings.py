@@ -88,6 +88,16 @@ class Settings:
     """auto, cpu, cuda or cuda:N."""
     dtype: str = "float32"
     """Weights' dtype for training and decoding."""
+    judge_url: str | None = None
+    """OpenAI-compatible endpoint of the pairwise judge (http://host:port/v1), with --judge-model."""
+    judge_model: str | None = None
+    """Model name sent to --judge-url."""
+    judge_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the judge's API key (its value is never written)."""
+    judge_local: str | None = None
+    """A local model (HF folder or GGUF file) to judge with instead of an endpoint."""
+    judge_chat_template: str | None = None
+    """plain or a Jinja file: the endpoint judge renders its messages itself and asks /completions."""
 
     def validate(self) -> None:
         for name in ("num_prompts", "max_new_tokens", "batch_size", "num_sequences", "epochs", "lora_r",
@@ -102,15 +112,30 @@ class Settings:
         check(len(self.alphas) > 0, "--alphas: give at least one alpha")
         unknown = sorted(set(self.scores) - {"mauve", "coherence", "coherence-sim", "perplexity"})
         check(not unknown, f"--scores: unknown score {', '.join(unknown)} (mauve, coherence, coherence-sim, perplexity)")
+        check(not (self.judge_url and self.judge_local), "give one judge: --judge-url (with --judge-model) or --judge-local")
+        check(not self.judge_url or bool(self.judge_model), "--judge-url needs --judge-model")
+        check(not (self.judge_model or self.judge_chat_template) or bool(self.judge_url),
+              "--judge-model and --judge-chat-template go with --judge-url")
 
     def key(self) -> str:
-        """A digest of the settings: a study folder holds one study."""
-        return hashlib.sha256(json.dumps(self.as_json(), sort_keys=True).encode()).hexdigest()[:16]
+        """A digest of the settings but the judge's: a study folder holds one study. A judge given,
+        changed or dropped later redoes only the judge and statistics stages (see :class:`Study`)."""
+        kept = {k: v for k, v in self.as_json().items() if k not in JUDGE_FIELDS}
+        return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
     def as_json(self) -> dict[str, Any]:
+        """The settings as written to ``settings.json`` (a judge URL's credentials redacted)."""
+        from bench.http import redact
+
         d = asdict(self)
         d["alphas"], d["scores"] = list(self.alphas), list(self.scores)
+        if d["judge_url"]:
+            d["judge_url"] = redact(d["judge_url"])
         return d
+
+
+JUDGE_FIELDS = ("judge_url", "judge_model", "judge_key_env", "judge_local", "judge_chat_template")
+"""The settings of the pairwise judge (outside :meth:`Settings.key`)."""
 
 
 def _shared(*parts: str) -> str:

@@ -122,6 +122,9 @@ def statistics_stage(study: Study) -> dict[str, Any]:
              "metric": r.metric, "a": r.a, "b": r.b, "expect": r.expect, "n_prompts": r.n_prompts,
              "runs_a": r.runs_a, "runs_b": r.runs_b} for r in results]
     rows += geometry_claims(study)
+    from bench.reproduce.judging import judge_claims
+
+    rows += judge_claims(study)
     for row, adjusted in zip(rows, holm([r["p"] for r in rows])):
         row["p_holm"] = adjusted
         row["verdict"] = verdict(row["statistic"], adjusted, row["expect"], s.alpha)

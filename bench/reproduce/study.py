@@ -6,7 +6,7 @@ Layout (fixed names)::
     DIR/stages/NAME.json     a finished stage's result (its presence means: done)
     DIR/checkpoints/         the hyperfits (``bench hyperfit`` folders; each resumes by epoch)
     DIR/runs/                the run store of every decode (``bench run``'s; resumes by record)
-    DIR/work/                per-item results of the mechanism and intervention stages
+    DIR/work/                per-item results of the mechanism and intervention stages, the judge's verdicts
     DIR/tables/*.csv         each table, written as soon as its stage ends
     DIR/report.md, report.html, DIR/plots/
 
@@ -26,7 +26,7 @@ from typing import Any
 from bench.errors import BenchError
 from bench.reproduce.settings import Settings
 
-STAGES = ("hyperfit", "decode", "score", "mechanism", "intervention", "statistics")
+STAGES = ("hyperfit", "decode", "score", "judge", "mechanism", "intervention", "statistics")
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -99,6 +99,24 @@ class Study:
             done = self.path("stages", f"{name}.json")
             if done.exists():
                 self.results[name] = read_json(done)
+        self._forget_other_judge()
+
+    def _forget_other_judge(self) -> None:
+        """A judge given, changed or dropped since the judge stage ran redoes that stage and the statistics
+        (the verdict cache keeps every verdict paid for); the other stages do not depend on the judge."""
+        from bench.reproduce.judging import configured
+
+        now = configured(self.settings)
+        if "judge" in self.results:
+            stale = self.results["judge"].get("configured") != now
+        else:  # a study from before the judge stage: its statistics stand unless a judge is now given
+            stale = now is not None
+        if not stale:
+            return
+        for name in ("judge", "statistics"):
+            if self.results.pop(name, None) is not None:
+                self.log(f"stage {name}: the judge differs from the one it ran with; redone")
+            self.path("stages", f"{name}.json").unlink(missing_ok=True)
 
     def _write_settings(self) -> None:
         write_json(self.path("settings.json"), {
