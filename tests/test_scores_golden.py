@@ -55,6 +55,8 @@ def test_paired_replicates_are_unchanged(golden: dict, corpora: dict) -> None:
     from bench.scorers.repetition import CorpusResampler
     from bench.stats import count_blocks
 
+    from bench.publish.compare import _replicates
+
     a, b = corpora["cd-references"], corpora["cd-contrastive"]
     ra, rb = CorpusResampler(a["texts"], None), CorpusResampler(b["texts"], None)
     reps: dict[str, list] = {}
@@ -62,9 +64,39 @@ def test_paired_replicates_are_unchanged(golden: dict, corpora: dict) -> None:
         ma, mb = ra.replicate(counts), rb.replicate(counts)
         for k in ma:
             reps.setdefault(k, []).append(mb[k] - ma[k])
+    together = _replicates(ra, rb, ra.n_prompts, 2000, 11)  # bench compare's path: both sides' work shared
     for k, want in golden["compare-quantiles"].items():
         got = np.nanquantile(np.concatenate(reps[k]), [0.025, 0.5, 0.975]).tolist()
         assert all(_same(x, y) for x, y in zip(got, want)), (k, got, want)
+        assert np.array_equal(together[k], np.concatenate(reps[k]), equal_nan=True), k
+
+
+def test_replicates_together_equal_each_alone() -> None:
+    """Corpora drawn together (one float copy and one set of masks per prompt layout, passes on
+    threads) get exactly the numbers each gets alone, whatever their layouts."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.scorers.repetition import CorpusResampler, replicate_together
+    from bench.stats import resample_counts
+
+    words = "a b c d e f g h i j k l".split()
+
+    def corpus(samples: int, seed: int) -> CorpusResampler:
+        r = random.Random(seed)
+        n = 300 * samples
+        return CorpusResampler([" ".join(r.choice(words) for _ in range(r.randint(0, 30))) for _ in range(n)],
+                               [[r.randint(0, 40) for _ in range(r.randint(0, 20))] for _ in range(n)],
+                               [f"p{i // samples:03d}" for i in range(n)])
+
+    sides = [corpus(1, 1), corpus(2, 2), corpus(1, 3)]
+    counts = resample_counts(np.random.default_rng(5), 130, 300)  # three passes of 64 masks, the last short
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for got in (replicate_together(sides, counts, pool), replicate_together(sides, counts)):
+            for side, metrics in zip(sides, got):
+                alone = side.replicate(counts)
+                assert metrics.keys() == alone.keys()
+                assert all(np.array_equal(metrics[k], alone[k], equal_nan=True) for k in alone)
 
 
 def test_bit_counts_both_paths_count_every_bit() -> None:

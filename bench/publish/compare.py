@@ -124,14 +124,18 @@ def _sides(run_a: RunDir, run_b: RunDir) -> tuple[Any, Any, list[str], Any]:
 
 def _replicates(a: Any, b: Any, n_prompts: int, n_boot: int, seed: int) -> dict[str, np.ndarray]:
     """B - A for each replicate and metric (NaN where either side is undefined)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.scorers.repetition import replicate_together
     from bench.stats import count_blocks
 
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = {}
-    for counts in count_blocks(rng, n_boot, max(a.width, b.width), n_prompts):
-        ma, mb = a.replicate(counts), b.replicate(counts)
-        for name in ma.keys() & mb.keys():
-            parts.setdefault(name, []).append(mb[name] - ma[name])
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the two sides' n-gram passes side by side
+        for counts in count_blocks(rng, n_boot, max(a.width, b.width), n_prompts):
+            ma, mb = replicate_together([a, b], counts, pool)
+            for name in ma.keys() & mb.keys():
+                parts.setdefault(name, []).append(mb[name] - ma[name])
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 

@@ -40,6 +40,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from typing import Any
+
 import numpy as np
 
 from bench.errors import BenchError
@@ -168,8 +170,7 @@ def _word_stats(words: WordColumns, bootstrap: bool = False, prompt_index: np.nd
         del fits
         pairs *= n_texts
         # each text holds max(0, length - n + 1) n-grams, in text order: their texts without a per-word array
-        pairs += np.repeat(np.arange(n_texts, dtype=np.int32 if n_texts < 1 << 31 else np.int64),
-                           np.maximum(lengths - n + 1, 0))
+        _add_text_index(pairs, np.maximum(lengths - n + 1, 0))
         pairs.sort()
         if n in REP_ORDERS:
             # SimCTG leaves out each text's last n-gram: it goes when it occurs nowhere else in its text
@@ -199,6 +200,22 @@ def _word_stats(words: WordColumns, bootstrap: bool = False, prompt_index: np.nd
             stats.plans[n] = _distinct_plan(gram_new, texts, stats.distinct_total(n), n_texts, prompt_index, n_prompts)
         del texts, gram_new
     return stats
+
+
+TEXT_INDEX_CHUNK = 1 << 16
+"""Texts whose index is added to the n-gram keys at a time (:func:`_add_text_index`; 16 MB at 64 n-grams a text)."""
+
+
+def _add_text_index(pairs: np.ndarray, per_text: np.ndarray) -> None:
+    """``pairs += repeat(arange(texts), per_text)`` in place, a chunk of texts at a time: the repeated
+    index of every n-gram never exists whole (at a million texts it was the peak of a scored run)."""
+    dtype = np.int32 if len(per_text) < 1 << 31 else np.int64
+    at = 0
+    for first in range(0, len(per_text), TEXT_INDEX_CHUNK):
+        sizes = per_text[first: first + TEXT_INDEX_CHUNK]
+        index = np.repeat(np.arange(first, first + len(sizes), dtype=dtype), sizes)
+        pairs[at: at + len(index)] += index
+        at += len(index)
 
 
 def _dense(keys: np.ndarray) -> tuple[np.ndarray, int]:
@@ -480,20 +497,56 @@ def _matrices(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.ndarra
 
 def _batch_metrics(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
                    counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Every corpus-level metric for a batch of resamples given as per-text draw counts.
+    """Every corpus-level metric for a batch of resamples given as per-text draw counts."""
+    return _batch_metrics_many([(stats, tokens)], counts)[0]
+
+
+def _batch_metrics_many(sides: Sequence[tuple[_WordStats, tuple[np.ndarray, np.ndarray, np.ndarray] | None]],
+                        counts: np.ndarray, pool: Any = None) -> list[dict[str, np.ndarray]]:
+    """:func:`_batch_metrics` of corpora whose texts are drawn by the same per-text ``counts``.
 
     Every sum over texts of a batch is one matrix product of its draw counts (or of whether each
-    text was drawn) with :func:`_matrices`, a few rows at a time (their float64 copy stays small);
-    distinct-n adds the shared n-grams the drawn texts hold, 64 resamples per pass."""
-    weighted_m, drawn_m = _matrices(stats, tokens)
+    text was drawn) with :func:`_matrices`, a few rows at a time (their float64 copy, made once for
+    all corpora, stays small); distinct-n adds the shared n-grams the drawn texts hold, 64 resamples
+    per pass, from one set of draw masks; with ``pool`` (a thread pool) the corpora's passes run
+    side by side. Each corpus gets exactly the numbers it gets alone."""
+    mats = [_matrices(stats, tokens) for stats, tokens in sides]
     n_rows, n_texts = counts.shape
     step = max(1, (1 << 22) // max(n_texts, 1))  # float64 copies of at most 32 MB
-    weighted, drawn = np.empty((n_rows, weighted_m.shape[1])), np.empty((n_rows, drawn_m.shape[1]))
+    weighted = [np.empty((n_rows, w.shape[1])) for w, _ in mats]
+    drawn = [np.empty((n_rows, d.shape[1])) for _, d in mats]
     for i in range(0, n_rows, step):
-        weighted[i: i + step] = counts[i: i + step].astype(np.float64) @ weighted_m
-        drawn[i: i + step] = (counts[i: i + step] > 0).astype(np.float64) @ drawn_m
+        block = counts[i: i + step]
+        as_float, present = block.astype(np.float64), (block > 0).astype(np.float64)
+        for k, (weighted_m, drawn_m) in enumerate(mats):
+            weighted[k][i: i + step] = as_float @ weighted_m
+            drawn[k][i: i + step] = present @ drawn_m
+    unique = [d[:, : len(stats.plans)] + np.array([stats.plans[n].sure for n in sorted(stats.plans)], dtype=np.float64)
+              for d, (stats, _) in zip(drawn, sides)]
+
+    def add_hits(k: int, i: int, masks: np.ndarray) -> None:
+        stats = sides[k][0]
+        for j, n in enumerate(sorted(stats.plans)):
+            if len(stats.plans[n].group_starts):
+                unique[k][i: i + 64, j] += _shared_hits(masks, stats.plans[n], min(64, n_rows - i))
+
+    if any(len(p.group_starts) for stats, _ in sides for p in stats.plans.values()):
+        for i in range(0, n_rows, 64):
+            masks = _present_masks(counts[i: i + 64] > 0)
+            if pool is None or len(sides) == 1:
+                for k in range(len(sides)):
+                    add_hits(k, i, masks)
+            else:
+                list(pool.map(lambda k: add_hits(k, i, masks), range(len(sides))))
+    return [_finish(stats, tokens, w, d, u, n_texts)
+            for (stats, tokens), w, d, u in zip(sides, weighted, drawn, unique)]
+
+
+def _finish(stats: _WordStats, tokens: Any, weighted: np.ndarray, drawn: np.ndarray, unique: np.ndarray,
+            n_texts: int) -> dict[str, np.ndarray]:
+    """The metrics from a batch's sums: count-weighted (``weighted``), drawn-once (``drawn``), distinct n-grams."""
     out: dict[str, np.ndarray] = {}
-    diversity = np.ones(n_rows)
+    diversity = np.ones(len(weighted))
     for k, n in enumerate(REP_ORDERS):
         rep = 1 - _ratio(weighted[:, k], weighted[:, len(REP_ORDERS) + k])
         out[f"rep-{n}"] = rep
@@ -506,16 +559,28 @@ def _batch_metrics(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.n
         out["ttr"], out["ttr-last96"] = _ratio(ttr_sum, nonempty), _ratio(last_sum, nonempty)
     # distinct-n: each drawn text once (see bootstrap_ci), so numerator and denominator use `present`
     orders = sorted(stats.plans)
-    unique = drawn[:, : len(orders)] + np.array([stats.plans[n].sure for n in orders], dtype=np.float64)
-    for i in range(0, n_rows, 64):
-        masks = None
-        for k, n in enumerate(orders):
-            if len(stats.plans[n].group_starts):
-                masks = _present_masks(counts[i: i + 64] > 0) if masks is None else masks
-                unique[i: i + 64, k] += _shared_hits(masks, stats.plans[n], min(64, n_rows - i))
     for k, n in enumerate(orders):
         out[f"distinct-{n}"] = _ratio(unique[:, k], drawn[:, len(orders) + k])
     return out
+
+
+def replicate_together(corpora: Sequence["CorpusResampler"], prompt_counts: np.ndarray,
+                       pool: Any = None) -> list[dict[str, np.ndarray]]:
+    """``[c.replicate(prompt_counts) for c in corpora]``, the same numbers, with the per-text work
+    shared by corpora whose texts belong to the same prompts (``bench compare``'s two sides): one
+    float copy of the counts and one set of draw masks; ``pool`` runs their n-gram passes on threads."""
+    out: list[dict[str, np.ndarray] | None] = [None] * len(corpora)
+    todo = list(range(len(corpora)))
+    while todo:
+        first = corpora[todo[0]]
+        group = [k for k in todo if corpora[k].identity == first.identity
+                 and np.array_equal(corpora[k].prompt_index, first.prompt_index)]
+        counts = prompt_counts if first.identity else prompt_counts[:, first.prompt_index]
+        for k, result in zip(group, _batch_metrics_many([(corpora[k].stats, corpora[k].tokens) for k in group],
+                                                        counts, pool)):
+            out[k] = result
+        todo = [k for k in todo if k not in group]
+    return out  # type: ignore[return-value]
 
 
 class CorpusResampler:
