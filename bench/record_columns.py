@@ -189,7 +189,8 @@ class _Chunks:
         if self.with_ids:
             self.token_counts.extend(t.count(" ") + 1 if t else 0 for t in self.token_texts)
             part = np.fromstring(" ".join(t for t in self.token_texts if t), dtype=np.int64, sep=" ")
-            small = len(part) and -(1 << 31) <= part.min() and part.max() < 1 << 31
+            # int32 when every id fits (an empty chunk too: one int64 part would widen the whole column)
+            small = not len(part) or (-(1 << 31) <= part.min() and part.max() < 1 << 31)
             self.token_parts.append(part.astype(np.int32) if small else part)
         self.texts, self.token_texts = [], []
 
@@ -204,10 +205,12 @@ class _Chunks:
         tokens, sha = None, "unavailable"
         if self.with_ids:
             counts = np.asarray(self.token_counts, dtype=np.int64)
-            flat = np.concatenate(self.token_parts) if self.token_parts else np.zeros(0, dtype=np.int64)
+            flat = np.concatenate(self.token_parts) if self.token_parts else np.zeros(0, dtype=np.int32)
+            self.token_parts = []  # the parts go before the permuted copy is made
             if len(flat) != int(counts.sum()):
                 raise BenchError("token ids did not read back as integers; the generations file was edited or corrupted")
             tokens = TokenColumns(_permute_segments(flat, counts, perm), counts[perm])
+            del flat
             sha = _tokens_sha(pids, indices, tokens)
         short = int((tokens.lengths < self.max_new_tokens / 4).sum()) if tokens is not None and self.max_new_tokens else 0
         summary = {"n": len(pids), "n_prompts": len(set(pids)), "tokens_sha": sha, "lengths_known": tokens is not None,

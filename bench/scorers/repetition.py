@@ -279,7 +279,7 @@ def _distinct_per_segment(values: np.ndarray, segment: np.ndarray, n_segments: i
     """How many distinct values each segment (``segment``: non-decreasing ids) holds."""
     if not len(values):
         return np.zeros(n_segments, dtype=np.int64)
-    dense = values - values.min()
+    dense = values.astype(np.int64) - int(values.min())  # int32 ids: their range may not fit in int32
     width = int(dense.max()) + 1
     if width > (1 << 62) // max(n_segments, 1):
         dense, width = _dense(dense)
