@@ -460,22 +460,37 @@ def _present_masks(present: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed.T).view("<u8").ravel()
 
 
-def _shared_hits(masks: np.ndarray, plan: _DistinctPlan, rows: int) -> np.ndarray:
+def _shared_hits(masks: np.ndarray, plan: _DistinctPlan, rows: int, pool: Any = None) -> np.ndarray:
     """Per resample, how many shared n-grams at least one of its drawn texts holds.
 
     Bit-parallel: a group's OR over its texts' masks says, for 64 resamples at once, whether the
-    n-gram was drawn; the same numbers as looking each resample up on its own."""
-    hits = np.zeros(rows, dtype=np.int64)
-    starts, cells = plan.group_starts, len(plan.shared_text)
-    first = 0
-    while first < len(starts):
-        last = int(np.searchsorted(starts, starts[first] + GATHER_CELLS, side="left"))
-        last = max(last, first + 1)
+    n-gram was drawn; the same numbers as looking each resample up on its own. The groups are taken
+    :data:`GATHER_CELLS` cells at a time; with ``pool`` (threads) the slices are counted side by side."""
+    parts = _hit_slices(plan, 2 if pool is not None else 1)
+
+    def count(part: tuple[int, int]) -> np.ndarray:
+        first, last = part
+        starts, cells = plan.group_starts, len(plan.shared_text)
         lo, hi = int(starts[first]), int(starts[last]) if last < len(starts) else cells
-        hit = np.bitwise_or.reduceat(masks[plan.shared_text[lo:hi]], starts[first:last] - lo)
-        hits += bit_counts(hit, rows)
-        first = last
+        return bit_counts(np.bitwise_or.reduceat(masks[plan.shared_text[lo:hi]], starts[first:last] - lo), rows)
+
+    hits = np.zeros(rows, dtype=np.int64)
+    for counted in (map(count, parts) if pool is None or len(parts) == 1 else pool.map(count, parts)):
+        hits += counted
     return hits
+
+
+def _hit_slices(plan: _DistinctPlan, at_least: int) -> list[tuple[int, int]]:
+    """(first, last) group ranges of at most :data:`GATHER_CELLS` cells, at least ``at_least`` of them
+    when there are enough groups (so that threads have something each)."""
+    starts = plan.group_starts
+    budget = max(1, min(GATHER_CELLS, -(-len(plan.shared_text) // at_least)))
+    out, first = [], 0
+    while first < len(starts):
+        last = max(int(np.searchsorted(starts, starts[first] + budget, side="left")), first + 1)
+        out.append((first, last))
+        first = last
+    return out
 
 
 def _matrices(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -508,8 +523,8 @@ def _batch_metrics_many(sides: Sequence[tuple[_WordStats, tuple[np.ndarray, np.n
     Every sum over texts of a batch is one matrix product of its draw counts (or of whether each
     text was drawn) with :func:`_matrices`, a few rows at a time (their float64 copy, made once for
     all corpora, stays small); distinct-n adds the shared n-grams the drawn texts hold, 64 resamples
-    per pass, from one set of draw masks; with ``pool`` (a thread pool) the corpora's passes run
-    side by side. Each corpus gets exactly the numbers it gets alone."""
+    per pass, from one set of draw masks; with ``pool`` (a thread pool) each pass's slices of n-grams
+    are counted side by side. Each corpus gets exactly the numbers it gets alone."""
     mats = [_matrices(stats, tokens) for stats, tokens in sides]
     n_rows, n_texts = counts.shape
     step = max(1, (1 << 22) // max(n_texts, 1))  # float64 copies of at most 32 MB
@@ -528,16 +543,13 @@ def _batch_metrics_many(sides: Sequence[tuple[_WordStats, tuple[np.ndarray, np.n
         stats = sides[k][0]
         for j, n in enumerate(sorted(stats.plans)):
             if len(stats.plans[n].group_starts):
-                unique[k][i: i + 64, j] += _shared_hits(masks, stats.plans[n], min(64, n_rows - i))
+                unique[k][i: i + 64, j] += _shared_hits(masks, stats.plans[n], min(64, n_rows - i), pool)
 
     if any(len(p.group_starts) for stats, _ in sides for p in stats.plans.values()):
         for i in range(0, n_rows, 64):
             masks = _present_masks(counts[i: i + 64] > 0)
-            if pool is None or len(sides) == 1:
-                for k in range(len(sides)):
-                    add_hits(k, i, masks)
-            else:
-                list(pool.map(lambda k: add_hits(k, i, masks), range(len(sides))))
+            for k in range(len(sides)):
+                add_hits(k, i, masks)
     return [_finish(stats, tokens, w, d, u, n_texts)
             for (stats, tokens), w, d, u in zip(sides, weighted, drawn, unique)]
 
@@ -568,7 +580,7 @@ def replicate_together(corpora: Sequence["CorpusResampler"], prompt_counts: np.n
                        pool: Any = None) -> list[dict[str, np.ndarray]]:
     """``[c.replicate(prompt_counts) for c in corpora]``, the same numbers, with the per-text work
     shared by corpora whose texts belong to the same prompts (``bench compare``'s two sides): one
-    float copy of the counts and one set of draw masks; ``pool`` runs their n-gram passes on threads."""
+    float copy of the counts and one set of draw masks; ``pool`` splits their n-gram passes over threads."""
     out: list[dict[str, np.ndarray] | None] = [None] * len(corpora)
     todo = list(range(len(corpora)))
     while todo:
