@@ -27,11 +27,12 @@ of seed ``s`` at prompt ``p``, ``c`` the prompt draw counts and ``w`` the seed d
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.reproduce.study import Study
+if TYPE_CHECKING:  # the study imports no stage module; a stage only needs its type
+    from bench.reproduce.study import Study
 
 REFERENCE = "greedy-hyperfit"
 """The condition of the reference runs (on the ``late-lora`` checkpoints)."""
@@ -40,16 +41,6 @@ POINTS = {"a": 1.0, "b": 0.0, "tie": 0.5}
 CLAIMED = ("base greedy", "top-p", "base T* (global)")
 """Opponents whose loss to the reference is a claim of the report (Carlsson et al.'s comparison:
 hyperfitted greedy against the base model's greedy and its best sampler; Li et al.'s: against T*)."""
-
-
-def configured(settings: Any) -> dict[str, Any] | None:
-    """The judge the settings name, as recorded (None: no judge given)."""
-    from bench.reproduce.settings import JUDGE_FIELDS
-
-    if not (settings.judge_url or settings.judge_local):
-        return None
-    recorded = settings.as_json()
-    return {f: recorded[f] for f in JUDGE_FIELDS}
 
 
 def pairings(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -70,7 +61,7 @@ def judge_stage(study: Study) -> dict[str, Any]:
     from bench.store import RunDir
 
     s = study.settings
-    judge = configured(s)
+    judge = s.judge()
     if judge is None:
         study.log("  no judge given (--judge-url with --judge-model, or --judge-local): nothing to judge")
         return {"configured": None, "pairings": []}

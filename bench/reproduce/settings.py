@@ -123,6 +123,13 @@ class Settings:
         kept = {k: v for k, v in self.as_json().items() if k not in JUDGE_FIELDS}
         return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
+    def judge(self) -> dict[str, Any] | None:
+        """The pairwise judge these settings name, as recorded (None: no judge given)."""
+        if not (self.judge_url or self.judge_local):
+            return None
+        recorded = self.as_json()
+        return {f: recorded[f] for f in JUDGE_FIELDS}
+
     def as_json(self) -> dict[str, Any]:
         """The settings as written to ``settings.json`` (a judge URL's credentials redacted)."""
         from bench.http import redact

@@ -104,9 +104,7 @@ class Study:
     def _forget_other_judge(self) -> None:
         """A judge given, changed or dropped since the judge stage ran redoes that stage and the statistics
         (the verdict cache keeps every verdict paid for); the other stages do not depend on the judge."""
-        from bench.reproduce.judging import configured
-
-        now = configured(self.settings)
+        now = self.settings.judge()
         if "judge" in self.results:
             stale = self.results["judge"].get("configured") != now
         else:  # a study from before the judge stage: its statistics stand unless a judge is now given
