@@ -169,6 +169,8 @@ def table_rows(study: Study) -> list[dict[str, Any]]:
 
 def judge_claims(study: Study) -> list[dict[str, Any]]:
     """Claims "the judge prefers Late-Stage LoRA greedy over X" (statistic: win rate - 1/2)."""
+    from bench.stats import percentile_interval
+
     result = study.results.get("judge") or {}
     judge = (result.get("configured") or {})
     who = judge.get("judge_model") or judge.get("judge_local") or "the judge"
@@ -176,8 +178,6 @@ def judge_claims(study: Study) -> list[dict[str, Any]]:
     for row in summary(study, study.settings.n_boot_p):
         if row["opponent"] not in CLAIMED or math.isnan(row["win_rate"]):
             continue
-        from bench.stats import percentile_interval
-
         diffs = row["_reps"] - 0.5
         low, high = percentile_interval(diffs)
         out.append({"claim": f"The judge ({who}) prefers greedy on the Late-Stage LoRA hyperfit over {row['opponent']}",
