@@ -87,9 +87,22 @@ def _record(line: bytes, number: int, path: Path, run_id: str) -> dict[str, Any]
     return record
 
 
+def buffered_lines(path: Path, offset: int, lines_before: int, run_id: str) -> Iterator[tuple[bytes, dict[str, Any] | None]]:
+    """(line, checked record or None for a blank line) of each complete line from byte ``offset``
+    (``lines_before`` lines precede it, for the line numbers of errors)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for number, line in enumerate(f, start=lines_before + 1):
+            if line.endswith(b"\n"):
+                yield line, _record(line, number, path, run_id)
+
+
 def read_keys(path: Path, run_id: str) -> set[tuple[str, int]]:
-    """The (prompt id, sample index) of every record of ``path``, each checked (see :func:`_record`)."""
+    """The (prompt id, sample index) of every record of ``path``, each checked (see :func:`_record`);
+    those of valid :mod:`bench.column_segments` come from the segments (checked when they were made)."""
     import gc
+
+    from bench.column_segments import load_chain, valid_chain
 
     keys: set[tuple[str, int]] = set()
     if path.is_dir():
@@ -99,8 +112,10 @@ def read_keys(path: Path, run_id: str) -> set[tuple[str, int]]:
     paused = gc.isenabled()
     gc.disable()  # as in read_columns
     try:
-        for number, line in complete_lines(path):
-            r = _record(line, number, path, run_id)
+        chain = valid_chain(path)
+        for seg in load_chain(chain):
+            keys.update(zip(seg.prompt_ids, seg.sample_index.tolist()))
+        for _, r in buffered_lines(path, chain.end, chain.lines, run_id):
             if r is not None:
                 keys.add((r["prompt_id"], r["sample_index"]))
     finally:
@@ -109,7 +124,7 @@ def read_keys(path: Path, run_id: str) -> set[tuple[str, int]]:
     return keys
 
 
-def _token_text(ids: list[int] | None, where: str) -> str | None:
+def token_text(ids: list[int] | None, where: str) -> str | None:
     """The ids as ``"1 2 3"`` (the line :func:`bench.leaderboard.tokens_sha` digests; smaller than bytes)."""
     if ids is None:
         return None
@@ -135,76 +150,120 @@ def read_columns(path: Path, run_id: str, max_new_tokens: int | None) -> RecordC
 
 
 def _read_columns(path: Path, run_id: str, max_new_tokens: int | None) -> RecordColumns:
-    """Columns built chunk by chunk in file order (no record's text outlives its chunk), then put in
-    (prompt id, sample index) order by one permutation of the arrays."""
-    h = hashlib.sha256()
+    """Columns built segment by segment in file order (no record's text outlives its segment), then
+    put in (prompt id, sample index) order by one permutation of the arrays. The valid
+    :mod:`bench.column_segments` are read as they are; the lines after them are parsed, and each
+    full segment's worth of them written as one for the next reader."""
+    from bench.column_segments import SEGMENT_RECORDS, SEGMENTS, Chain, load_chain, valid_chain, write_segment
+
     pids: list[str] = []
     indices: list[int] = []
     references: dict[str, str] = {}
     chunks = _Chunks(max_new_tokens)
+    chain = Chain([], 0, 0, hashlib.sha256())
     if path.exists():
         if path.is_dir():
             raise BenchError(f"{path} is a folder, not a JSONL file")
-        for number, line in complete_lines(path):
-            h.update(line)
-            r = _record(line, number, path, run_id)
-            if r is None:
-                continue
-            if r.get("reference"):
-                references.setdefault(r["prompt_id"], r["reference"])
-            pids.append(r["prompt_id"])
-            indices.append(r["sample_index"])
-            chunks.add(r["continuation"], _token_text(r.get("token_ids"), f"{path}: line {number}"))
+        chain = valid_chain(path)
+
+    def take(seg: Any) -> None:
+        pids.extend(seg.prompt_ids)
+        indices.extend(seg.sample_index.tolist())
+        for pid, ref in seg.references.items():
+            references.setdefault(pid, ref)
+        chunks.add(seg)
+
+    for seg in load_chain(chain):
+        take(seg)
+    h, start, at = chain.sha, chain.end, chain.end
+    batch = _Batch()
+    for line, r in (buffered_lines(path, chain.end, chain.lines, run_id) if path.exists() else ()):
+        h.update(line)
+        at += len(line)
+        batch.add(r, f"{path}: line {chain.lines + batch.lines + 1}")
+        if len(batch.pids) >= SEGMENT_RECORDS:
+            seg = batch.segment()
+            write_segment(path.parent / SEGMENTS, start, at, h.digest(), seg)
+            take(seg)
+            chain.lines += batch.lines
+            start, batch = at, _Batch()
+    if batch.lines:
+        take(batch.segment())
     # stable: of two records of a key (two writers before there was a lock), the first written is kept
     order = sorted(range(len(pids)), key=lambda i: (pids[i], indices[i]))
     order = [i for k, i in enumerate(order) if k == 0 or (pids[i], indices[i]) != (pids[order[k - 1]], indices[order[k - 1]])]
     return chunks.finish(order, [pids[i] for i in order], [indices[i] for i in order], references, h.hexdigest())
 
 
+class _Batch:
+    """The fields of parsed records that make a segment (:func:`bench.column_segments.build_segment`)."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.token_texts: list[str | None] = []
+        self.pids: list[str] = []
+        self.indices: list[int] = []
+        self.refs: dict[str, str] = {}
+        self.lines = 0
+
+    def add(self, r: dict[str, Any] | None, where: str) -> None:
+        self.lines += 1
+        if r is None:
+            return
+        if r.get("reference"):
+            self.refs.setdefault(r["prompt_id"], r["reference"])
+        self.texts.append(r["continuation"])
+        self.token_texts.append(token_text(r.get("token_ids"), where))
+        self.pids.append(r["prompt_id"])
+        self.indices.append(r["sample_index"])
+
+    def segment(self) -> Any:
+        from bench.column_segments import build_segment
+
+        return build_segment(self.texts, self.token_texts, self.pids, self.indices, self.refs, self.lines)
+
+
+def token_array(text: str) -> np.ndarray:
+    """Token ids written as ``"1 2 3"`` (several records' joined by spaces) as one array: int32
+    whenever every id fits (an empty one too: one int64 part would widen a whole column)."""
+    part = np.fromstring(text, dtype=np.int64, sep=" ")
+    small = not len(part) or (-(1 << 31) <= part.min() and part.max() < 1 << 31)
+    return part.astype(np.int32) if small else part
+
+
 class _Chunks:
-    """Word ids, token ids and degenerate counts of records as they are read, a chunk at a time."""
+    """Word ids, token ids and degenerate counts of the records' segments, as they are read."""
 
     def __init__(self, max_new_tokens: int | None):
         from bench.scorers.repetition import WordColumnsBuilder
 
         self.words = WordColumnsBuilder()
         self.max_new_tokens = max_new_tokens
-        self.texts: list[str] = []
-        self.token_texts: list[str | None] = []
         self.token_parts: list[Any] = []
-        self.token_counts: list[int] = []
+        self.token_counts: list[Any] = []
         self.with_ids = True
-        self.shares = Shares(None)  # empty, blank and wordless counts (short ones from the token counts)
+        self.shares = [0, 0, 0]  # empty, blank and wordless counts (short ones from the token counts)
 
-    def add(self, text: str, token_text: str | None) -> None:
-        self.texts.append(text)
-        self.token_texts.append(token_text)
-        if len(self.texts) >= CHUNK:
-            self._flush()
-
-    def _flush(self) -> None:
-        self.words.add(self.texts)
-        self.shares.add(self.texts, [0] * len(self.texts))
-        self.with_ids = self.with_ids and all(t is not None for t in self.token_texts)
+    def add(self, seg: Any) -> None:
+        self.words.add_ids(seg.vocab, seg.word_ids, seg.word_lengths)
+        self.shares = [a + b for a, b in zip(self.shares, seg.shares)]
+        self.with_ids = self.with_ids and seg.token_ids is not None
         if self.with_ids:
-            self.token_counts.extend(t.count(" ") + 1 if t else 0 for t in self.token_texts)
-            part = np.fromstring(" ".join(t for t in self.token_texts if t), dtype=np.int64, sep=" ")
-            # int32 when every id fits (an empty chunk too: one int64 part would widen the whole column)
-            small = not len(part) or (-(1 << 31) <= part.min() and part.max() < 1 << 31)
-            self.token_parts.append(part.astype(np.int32) if small else part)
-        self.texts, self.token_texts = [], []
+            self.token_parts.append(seg.token_ids)
+            self.token_counts.append(seg.token_counts)
+        else:
+            self.token_parts, self.token_counts = [], []
 
     def finish(self, order: list[int], pids: list[str], indices: list[int], references: dict[str, str],
                digest: str) -> RecordColumns:
         from bench.scorers.repetition import TokenColumns, WordColumns
 
-        self._flush()
         perm = np.asarray(order, dtype=np.int64)
         words = self.words.build()
         words = WordColumns(_permute_segments(words.ids, words.lengths, perm), words.lengths[perm], words.vocab_size)
         tokens, sha = None, "unavailable"
         if self.with_ids:
-            counts = np.asarray(self.token_counts, dtype=np.int64)
+            counts = np.concatenate(self.token_counts) if self.token_counts else np.zeros(0, dtype=np.int64)
             flat = np.concatenate(self.token_parts) if self.token_parts else np.zeros(0, dtype=np.int32)
             self.token_parts = []  # the parts go before the permuted copy is made
             if len(flat) != int(counts.sum()):
@@ -213,8 +272,9 @@ class _Chunks:
             del flat
             sha = _tokens_sha(pids, indices, tokens)
         short = int((tokens.lengths < self.max_new_tokens / 4).sum()) if tokens is not None and self.max_new_tokens else 0
+        empty, blank, wordless = self.shares
         summary = {"n": len(pids), "n_prompts": len(set(pids)), "tokens_sha": sha, "lengths_known": tokens is not None,
-                   **self.shares.counts(), "short": short}
+                   "empty": empty, "blank": blank, "wordless": wordless, "short": short}
         return RecordColumns(pids, words, tokens, references, summary, digest)
 
 

@@ -4,6 +4,7 @@
     <out>/<run_id>/generations.jsonl  one record per (prompt, sample), appended as they finish
     <out>/<run_id>/scores.json        metrics of a finished run, with the digest of the records they describe
     <out>/<run_id>/.lock              held by the one process writing the run
+    <out>/<run_id>/columns/           the records as columns, a cache (:mod:`bench.column_segments`)
 
 Records are appended and flushed batch by batch, so a run killed at any moment (even kill -9)
 resumes where it stopped: complete lines are kept, a torn last line is dropped, and only the
@@ -147,15 +148,15 @@ def cut_torn_tail(path: Path) -> None:
         _LAST_KEYS[str(path.parent.resolve())] = ((stat.st_size, stat.st_mtime_ns, stat.st_ino), held[1])
 
 
-def append_lines(path: Path, text: str) -> None:
+def append_lines(path: Path, text: str | bytes) -> int:
     """Append whole lines and fsync them; when the write fails (a full disk) the file is cut back to
     its previous end, so no partial line is left for the next append to merge with.
 
     Unbuffered on purpose: a buffered file would retry the failed write when asked to truncate.
     An interrupt (Ctrl-C) is not undone: what reached the file is a whole record or a torn tail
-    that the next open drops.
+    that the next open drops. Returns the byte the lines were written at.
     """
-    data = text.encode("utf-8")
+    data = text.encode("utf-8") if isinstance(text, str) else text
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         end = os.lseek(fd, 0, os.SEEK_END)
@@ -172,6 +173,7 @@ def append_lines(path: Path, text: str) -> None:
             raise
     finally:
         os.close(fd)
+    return end
 
 
 def _lines_with_offsets(data: bytes) -> Iterable[tuple[int, bytes]]:
@@ -193,6 +195,8 @@ class RunDir:
     """(size, mtime, inode) of the generations file and what :meth:`snapshot` read from it."""
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Per name, (size, mtime, inode) of the generations file and what was computed from it."""
+    _segments: Any = field(default=None, repr=False, compare=False)
+    """The :class:`bench.column_segments.SegmentWriter` of the records this process appends."""
 
     @property
     def run_id(self) -> str:
@@ -404,8 +408,15 @@ class RunStore:
         return run
 
     def append(self, run: RunDir, records: list[dict[str, Any]]) -> None:
-        """Append records and force them to disk before returning."""
-        append_lines(run.path / GENERATIONS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        """Append records and force them to disk before returning; every
+        :data:`~bench.column_segments.SEGMENT_RECORDS` of them also become a columnar segment."""
+        from bench.column_segments import SegmentWriter
+
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+        start = append_lines(run.path / GENERATIONS, data)
+        if run._segments is None:
+            run._segments = SegmentWriter(run.path / GENERATIONS, run.run_id)
+        run._segments.appended(start, data, records)
 
     def runs(self) -> list[RunDir]:
         if not self.root.is_dir():

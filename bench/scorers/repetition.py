@@ -125,6 +125,17 @@ class WordColumnsBuilder:
         self.chunks.append(first)
         self.lengths.append(lengths)
 
+    def add_ids(self, vocab: Sequence[str], ids: np.ndarray, lengths: np.ndarray) -> None:
+        """:meth:`add` of texts already turned into ids into their own ``vocab`` (in order of first
+        occurrence), as :mod:`bench.column_segments` keeps them: the ids come out the same."""
+        # a new word's value: a position past every earlier one, in its order of first occurrence here
+        first = np.fromiter(map(self.vocab.setdefault, vocab, itertools.count(self.seen)), dtype=np.int64,
+                            count=len(vocab))
+        dtype = np.int32 if self.seen + max(len(ids), len(vocab)) < 1 << 31 else np.int64
+        self.chunks.append(first.astype(dtype)[ids])
+        self.seen += max(len(ids), len(vocab))
+        self.lengths.append(np.asarray(lengths, dtype=np.int64))
+
     def build(self) -> WordColumns:
         lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, dtype=np.int64)
         dense = np.zeros(max(self.seen, 1), dtype=np.int32)
