@@ -75,9 +75,8 @@ def test_replicates_together_equal_each_alone() -> None:
     """Corpora drawn together (one float copy and one set of masks per prompt layout, passes on
     threads) get exactly the numbers each gets alone, whatever their layouts."""
     import random
-    from concurrent.futures import ThreadPoolExecutor
 
-    from bench.scorers.repetition import CorpusResampler, replicate_together
+    from bench.scorers.repetition import CorpusResampler, replicate_blocks, replicate_together
     from bench.stats import resample_counts
 
     words = "a b c d e f g h i j k l".split()
@@ -91,12 +90,14 @@ def test_replicates_together_equal_each_alone() -> None:
 
     sides = [corpus(1, 1), corpus(2, 2), corpus(1, 3)]
     counts = resample_counts(np.random.default_rng(5), 130, 300)  # three passes of 64 masks, the last short
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for got in (replicate_together(sides, counts, pool), replicate_together(sides, counts)):
-            for side, metrics in zip(sides, got):
-                alone = side.replicate(counts)
-                assert metrics.keys() == alone.keys()
-                assert all(np.array_equal(metrics[k], alone[k], equal_nan=True) for k in alone)
+    blocks = [counts[:64], counts[64:128], counts[128:]]
+    threaded = list(replicate_blocks(sides, iter(blocks), threads=2))  # scored side by side, in order
+    for block, got in zip(blocks, threaded):
+        for side, metrics, together in zip(sides, got, replicate_together(sides, block)):
+            alone = side.replicate(block)
+            assert metrics.keys() == alone.keys() == together.keys()
+            assert all(np.array_equal(metrics[k], alone[k], equal_nan=True) for k in alone)
+            assert all(np.array_equal(together[k], alone[k], equal_nan=True) for k in alone)
 
 
 def test_bit_counts_both_paths_count_every_bit() -> None:

@@ -123,36 +123,17 @@ def _sides(run_a: RunDir, run_b: RunDir) -> tuple[Any, Any, list[str], Any]:
 
 
 def _replicates(a: Any, b: Any, n_prompts: int, n_boot: int, seed: int) -> dict[str, np.ndarray]:
-    """B - A for each replicate and metric (NaN where either side is undefined).
-
-    The next block of draws is made on a thread while this one is scored, and each block's n-gram
-    passes are split over two threads: the same draws in the same order, so the same replicates.
-    BLAS splits a matrix product by rows and columns, not along its sums, so one BLAS thread gives
-    the replicates of many (``tests/test_scores_golden.py`` holds them equal, bit for bit)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
-    from bench.scorers.repetition import replicate_together
+    """B - A for each replicate and metric (NaN where either side is undefined), the blocks of
+    draws scored side by side on threads (:func:`~bench.scorers.repetition.replicate_blocks`): the
+    same draws in the same order, so the same replicates (``tests/test_scores_golden.py``)."""
+    from bench.scorers.repetition import replicate_blocks
     from bench.stats import count_blocks
 
     blocks = count_blocks(np.random.default_rng(seed), n_boot, max(a.width, b.width), n_prompts)
-
-    def draw() -> np.ndarray | None:
-        block = next(blocks, None)
-        return None if block is None else block.copy()  # count_blocks reuses its buffer
-
     parts: dict[str, list[np.ndarray]] = {}
-    # one BLAS thread: the matrix products are small, and BLAS threads spinning beside ours cost
-    # more than they give (measured: 37.3 s wall against 35.2 s for a 100k-record compare)
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=2) as pool, \
-            ThreadPoolExecutor(max_workers=1) as drawer:
-        ahead = drawer.submit(draw)
-        while (counts := ahead.result()) is not None:
-            ahead = drawer.submit(draw)
-            ma, mb = replicate_together([a, b], counts, pool)
-            for name in ma.keys() & mb.keys():
-                parts.setdefault(name, []).append(mb[name] - ma[name])
+    for ma, mb in replicate_blocks([a, b], blocks):
+        for name in ma.keys() & mb.keys():
+            parts.setdefault(name, []).append(mb[name] - ma[name])
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 

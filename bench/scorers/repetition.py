@@ -37,7 +37,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,9 +186,8 @@ def _word_stats(words: WordColumns, bootstrap: bool = False, prompt_index: np.nd
             # SimCTG leaves out each text's last n-gram: it goes when it occurs nowhere else in its text
             has = np.flatnonzero(lengths >= n)
             last = gram[ends[has] - n] * n_texts + has
-            once = np.searchsorted(pairs, last, side="right") - np.searchsorted(pairs, last, side="left") == 1
-            drop = has[once]
-            del has, last, once
+            drop = has[_occurs_once(pairs, last)]
+            del has, last
         if n == DISTINCT_ORDERS[-1]:
             del gram  # the last order's plan is the largest: make room for it
         new = np.empty(len(pairs), dtype=bool)
@@ -210,6 +209,23 @@ def _word_stats(words: WordColumns, bootstrap: bool = False, prompt_index: np.nd
             stats.plans[n] = _distinct_plan(gram_new, texts, stats.distinct_total(n), n_texts, prompt_index, n_prompts)
         del texts, gram_new
     return stats
+
+
+def _occurs_once(ordered: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each of ``keys`` (every one present in the sorted ``ordered``) occurs there once.
+
+    The keys are looked up in sorted order: a million lookups into 60M keys then walk the array
+    forwards instead of jumping about it (1.6 s a pass in random order, measured at 1M texts)."""
+    order = np.argsort(keys, kind="stable")
+    ordered_keys = keys[order]
+    first = np.searchsorted(ordered, ordered_keys, side="left")
+    after = first + 1
+    once = np.ones(len(keys), dtype=bool)
+    inside = after < len(ordered)
+    once[inside] = ordered[after[inside]] != ordered_keys[inside]
+    out = np.empty(len(keys), dtype=bool)
+    out[order] = once
+    return out
 
 
 TEXT_INDEX_CHUNK = 1 << 16
@@ -470,37 +486,21 @@ def _present_masks(present: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed.T).view("<u8").ravel()
 
 
-def _shared_hits(masks: np.ndarray, plan: _DistinctPlan, rows: int, pool: Any = None) -> np.ndarray:
+def _shared_hits(masks: np.ndarray, plan: _DistinctPlan, rows: int) -> np.ndarray:
     """Per resample, how many shared n-grams at least one of its drawn texts holds.
 
     Bit-parallel: a group's OR over its texts' masks says, for 64 resamples at once, whether the
     n-gram was drawn; the same numbers as looking each resample up on its own. The groups are taken
-    :data:`GATHER_CELLS` cells at a time; with ``pool`` (threads) the slices are counted side by side."""
-    parts = _hit_slices(plan, 2 if pool is not None else 1)
-
-    def count(part: tuple[int, int]) -> np.ndarray:
-        first, last = part
-        starts, cells = plan.group_starts, len(plan.shared_text)
-        lo, hi = int(starts[first]), int(starts[last]) if last < len(starts) else cells
-        return bit_counts(np.bitwise_or.reduceat(masks[plan.shared_text[lo:hi]], starts[first:last] - lo), rows)
-
+    :data:`GATHER_CELLS` cells at a time."""
+    starts, cells = plan.group_starts, len(plan.shared_text)
     hits = np.zeros(rows, dtype=np.int64)
-    for counted in (map(count, parts) if pool is None or len(parts) == 1 else pool.map(count, parts)):
-        hits += counted
-    return hits
-
-
-def _hit_slices(plan: _DistinctPlan, at_least: int) -> list[tuple[int, int]]:
-    """(first, last) group ranges of at most :data:`GATHER_CELLS` cells, at least ``at_least`` of them
-    when there are enough groups (so that threads have something each)."""
-    starts = plan.group_starts
-    budget = max(1, min(GATHER_CELLS, -(-len(plan.shared_text) // at_least)))
-    out, first = [], 0
+    first = 0
     while first < len(starts):
-        last = max(int(np.searchsorted(starts, starts[first] + budget, side="left")), first + 1)
-        out.append((first, last))
+        last = max(int(np.searchsorted(starts, starts[first] + GATHER_CELLS, side="left")), first + 1)
+        lo, hi = int(starts[first]), int(starts[last]) if last < len(starts) else cells
+        hits += bit_counts(np.bitwise_or.reduceat(masks[plan.shared_text[lo:hi]], starts[first:last] - lo), rows)
         first = last
-    return out
+    return hits
 
 
 def _matrices(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -527,14 +527,13 @@ def _batch_metrics(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.n
 
 
 def _batch_metrics_many(sides: Sequence[tuple[_WordStats, tuple[np.ndarray, np.ndarray, np.ndarray] | None]],
-                        counts: np.ndarray, pool: Any = None) -> list[dict[str, np.ndarray]]:
+                        counts: np.ndarray) -> list[dict[str, np.ndarray]]:
     """:func:`_batch_metrics` of corpora whose texts are drawn by the same per-text ``counts``.
 
     Every sum over texts of a batch is one matrix product of its draw counts (or of whether each
     text was drawn) with :func:`_matrices`, a few rows at a time (their float64 copy, made once for
     all corpora, stays small); distinct-n adds the shared n-grams the drawn texts hold, 64 resamples
-    per pass, from one set of draw masks; with ``pool`` (a thread pool) each pass's slices of n-grams
-    are counted side by side. Each corpus gets exactly the numbers it gets alone."""
+    per pass, from one set of draw masks. Each corpus gets exactly the numbers it gets alone."""
     mats = [_matrices(stats, tokens) for stats, tokens in sides]
     n_rows, n_texts = counts.shape
     step = max(1, (1 << 22) // max(n_texts, 1))  # float64 copies of at most 32 MB
@@ -553,7 +552,7 @@ def _batch_metrics_many(sides: Sequence[tuple[_WordStats, tuple[np.ndarray, np.n
         stats = sides[k][0]
         for j, n in enumerate(sorted(stats.plans)):
             if len(stats.plans[n].group_starts):
-                unique[k][i: i + 64, j] += _shared_hits(masks, stats.plans[n], min(64, n_rows - i), pool)
+                unique[k][i: i + 64, j] += _shared_hits(masks, stats.plans[n], min(64, n_rows - i))
 
     if any(len(p.group_starts) for stats, _ in sides for p in stats.plans.values()):
         for i in range(0, n_rows, 64):
@@ -586,11 +585,10 @@ def _finish(stats: _WordStats, tokens: Any, weighted: np.ndarray, drawn: np.ndar
     return out
 
 
-def replicate_together(corpora: Sequence["CorpusResampler"], prompt_counts: np.ndarray,
-                       pool: Any = None) -> list[dict[str, np.ndarray]]:
+def replicate_together(corpora: Sequence["CorpusResampler"], prompt_counts: np.ndarray) -> list[dict[str, np.ndarray]]:
     """``[c.replicate(prompt_counts) for c in corpora]``, the same numbers, with the per-text work
     shared by corpora whose texts belong to the same prompts (``bench compare``'s two sides): one
-    float copy of the counts and one set of draw masks; ``pool`` splits their n-gram passes over threads."""
+    float copy of the counts and one set of draw masks."""
     out: list[dict[str, np.ndarray] | None] = [None] * len(corpora)
     todo = list(range(len(corpora)))
     while todo:
@@ -598,11 +596,39 @@ def replicate_together(corpora: Sequence["CorpusResampler"], prompt_counts: np.n
         group = [k for k in todo if corpora[k].identity == first.identity
                  and np.array_equal(corpora[k].prompt_index, first.prompt_index)]
         counts = prompt_counts if first.identity else prompt_counts[:, first.prompt_index]
-        for k, result in zip(group, _batch_metrics_many([(corpora[k].stats, corpora[k].tokens) for k in group],
-                                                        counts, pool)):
+        for k, result in zip(group, _batch_metrics_many([(corpora[k].stats, corpora[k].tokens) for k in group], counts)):
             out[k] = result
         todo = [k for k in todo if k not in group]
     return out  # type: ignore[return-value]
+
+
+SCORING_THREADS = 2
+"""Blocks of draws :func:`replicate_blocks` scores side by side (the machines this was measured on have 2 cores)."""
+
+
+def replicate_blocks(corpora: Sequence["CorpusResampler"], blocks: Iterator[np.ndarray],
+                     threads: int = SCORING_THREADS) -> Iterator[list[dict[str, np.ndarray]]]:
+    """:func:`replicate_together` of each block of draw counts, in the order of ``blocks``.
+
+    The blocks come from one random stream, drawn here in order; each is copied and scored on one
+    of ``threads`` threads, whole (numpy lets go of the interpreter in the gathers and products).
+    BLAS is held to one thread meanwhile: a product split by rows and columns, never along its sums,
+    gives the same numbers, and BLAS threads spinning beside ours cost more than they give
+    (measured on a 100k-record compare: whole blocks on two threads 24.6 s, the n-gram passes of one
+    block split over two threads 30.8 s)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=threads) as pool:
+        waiting: deque[Any] = deque()
+        for block in blocks:
+            waiting.append(pool.submit(replicate_together, corpora, block.copy()))  # the generator reuses its buffer
+            while len(waiting) > threads + 1:  # a block drawn ahead while the others are scored
+                yield waiting.popleft().result()
+        while waiting:
+            yield waiting.popleft().result()
 
 
 class CorpusResampler:
@@ -693,8 +719,8 @@ def bootstrap_ci(
         corpus = CorpusResampler(texts, token_ids, prompt_ids, exact=exact)
     rng = np.random.default_rng(seed)
     parts: dict[str, list[np.ndarray]] = defaultdict(list)
-    for counts in count_blocks(rng, n_boot, corpus.width, corpus.n_prompts):
-        for name, values in corpus.replicate(counts).items():
+    for (metrics,) in replicate_blocks([corpus], count_blocks(rng, n_boot, corpus.width, corpus.n_prompts)):
+        for name, values in metrics.items():
             parts[name].append(values)
     return {name: percentile_interval(np.concatenate(chunks), level,
                                       corpus.point[name] if name.startswith("distinct-") else None)
