@@ -72,8 +72,8 @@ def test_paired_replicates_are_unchanged(golden: dict, corpora: dict) -> None:
 
 
 def test_replicates_together_equal_each_alone() -> None:
-    """Corpora drawn together (one float copy and one set of masks per prompt layout, passes on
-    threads) get exactly the numbers each gets alone, whatever their layouts."""
+    """Corpora drawn together (one float copy and one set of masks per prompt layout, blocks scored
+    on threads or in turn) get exactly the numbers each gets alone, whatever their layouts."""
     import random
 
     from bench.scorers.repetition import CorpusResampler, replicate_blocks, replicate_together
@@ -92,7 +92,9 @@ def test_replicates_together_equal_each_alone() -> None:
     counts = resample_counts(np.random.default_rng(5), 130, 300)  # three passes of 64 masks, the last short
     blocks = [counts[:64], counts[64:128], counts[128:]]
     threaded = list(replicate_blocks(sides, iter(blocks), threads=2))  # scored side by side, in order
-    for block, got in zip(blocks, threaded):
+    in_turn = list(replicate_blocks(sides, iter(blocks), threads=1))
+    for block, got, turn in zip(blocks, threaded, in_turn):
+        assert all(np.array_equal(g[k], t[k], equal_nan=True) for g, t in zip(got, turn) for k in g)
         for side, metrics, together in zip(sides, got, replicate_together(sides, block)):
             alone = side.replicate(block)
             assert metrics.keys() == alone.keys() == together.keys()

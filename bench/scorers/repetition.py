@@ -604,6 +604,9 @@ def replicate_together(corpora: Sequence["CorpusResampler"], prompt_counts: np.n
 
 SCORING_THREADS = 2
 """Blocks of draws :func:`replicate_blocks` scores side by side (the machines this was measured on have 2 cores)."""
+SCORING_MEMORY = 1 << 27
+"""The most bytes of draw counts :func:`replicate_blocks` holds at once (128 MB: blocks of 64 draws
+of up to 131,072 prompts on two threads); larger blocks are scored one after the other."""
 
 
 def replicate_blocks(corpora: Sequence["CorpusResampler"], blocks: Iterator[np.ndarray],
@@ -611,24 +614,35 @@ def replicate_blocks(corpora: Sequence["CorpusResampler"], blocks: Iterator[np.n
     """:func:`replicate_together` of each block of draw counts, in the order of ``blocks``.
 
     The blocks come from one random stream, drawn here in order; each is copied and scored on one
-    of ``threads`` threads, whole (numpy lets go of the interpreter in the gathers and products).
-    BLAS is held to one thread meanwhile: a product split by rows and columns, never along its sums,
-    gives the same numbers, and BLAS threads spinning beside ours cost more than they give
-    (measured on a 100k-record compare: whole blocks on two threads 24.6 s, the n-gram passes of one
-    block split over two threads 30.8 s)."""
+    of ``threads`` threads, whole (numpy lets go of the interpreter in the gathers and products),
+    unless the copies in flight would pass :data:`SCORING_MEMORY`. BLAS is held to one thread
+    meanwhile: a product split by rows and columns, never along its sums, gives the same numbers,
+    and BLAS threads spinning beside ours cost more than they give (measured on a 100k-record
+    compare: whole blocks on two threads 24.6 s, the n-gram passes of each block split over two
+    threads 30.8 s)."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=threads) as pool:
-        waiting: deque[Any] = deque()
-        for block in blocks:
-            waiting.append(pool.submit(replicate_together, corpora, block.copy()))  # the generator reuses its buffer
-            while len(waiting) > threads + 1:  # a block drawn ahead while the others are scored
+    blocks = iter(blocks)
+    first = next(blocks, None)
+    if first is None:
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        if threads <= 1 or first.nbytes * (threads + 3) > SCORING_MEMORY:
+            yield replicate_together(corpora, first)
+            for block in blocks:
+                yield replicate_together(corpora, block)
+            return
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            waiting: deque[Any] = deque([pool.submit(replicate_together, corpora, first.copy())])
+            for block in blocks:  # the generator reuses its buffer: each block is copied
+                waiting.append(pool.submit(replicate_together, corpora, block.copy()))
+                while len(waiting) > threads + 1:  # blocks drawn ahead while these are scored
+                    yield waiting.popleft().result()
+            while waiting:
                 yield waiting.popleft().result()
-        while waiting:
-            yield waiting.popleft().result()
 
 
 class CorpusResampler:
