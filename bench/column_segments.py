@@ -12,7 +12,7 @@ those lines are parsed, and checked, again. Segments are numpy ``.npz`` files of
 with ``allow_pickle=False``.
 
 They are written :data:`SEGMENT_RECORDS` records at a time, by the writer as batches are appended
-(:class:`SegmentWriter`) and by a reader that had to parse that many lines, so runs smaller than that
+(:class:`bench.record_columns.SegmentWriter`) and by a reader that had to parse that many lines, so runs smaller than that
 never get a ``columns/`` folder, and a run killed mid-way has at most that many records to parse
 again. A segment that cannot be written (a read-only store, a full disk) is simply not written.
 """
@@ -59,34 +59,6 @@ class Segment:
     """Empty, blank and wordless continuations (:class:`bench.record_columns.Shares`)."""
     lines: int
     """Lines of the file the stretch spans (blank ones included), for the line numbers of later errors."""
-
-
-def build_segment(texts: list[str], token_texts: list[str | None], prompt_ids: list[str], sample_index: list[int],
-                  references: dict[str, str], lines: int) -> Segment:
-    """A :class:`Segment` from the fields of parsed (and checked) records; token ids as ``"1 2 3"`` texts."""
-    from bench.record_columns import Shares, token_array
-
-    vocab: dict[str, int] = {}
-    lengths = np.empty(len(texts), dtype=np.int64)
-    words: list[str] = []
-    for i, text in enumerate(texts):
-        split = text.split()
-        lengths[i] = len(split)
-        words.extend(split)
-    # ``setdefault`` with a running counter: a word's id is its rank of first occurrence
-    ids = np.fromiter(map(vocab.setdefault, words, itertools.count()), dtype=np.int64, count=len(words))
-    dense = np.zeros(max(len(words), 1), dtype=np.int32)
-    dense[np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))] = np.arange(len(vocab), dtype=np.int32)
-    shares = Shares(None)
-    shares.add(texts, [0] * len(texts))
-    counts = shares.counts()
-    tokens = counts_of = None
-    if all(t is not None for t in token_texts):
-        counts_of = np.fromiter((t.count(" ") + 1 if t else 0 for t in token_texts), dtype=np.int64,
-                                count=len(token_texts))
-        tokens = token_array(" ".join(t for t in token_texts if t))
-    return Segment(list(prompt_ids), np.asarray(sample_index, dtype=np.int64), list(vocab), dense[ids], lengths,
-                   tokens, counts_of, dict(references), (counts["empty"], counts["blank"], counts["wordless"]), lines)
 
 
 def _text_array(text: str) -> np.ndarray:
@@ -215,68 +187,3 @@ def load_chain(chain: Chain) -> Iterator[Segment]:
         if loaded is None:
             raise OSError(f"{path} went away while it was read")
         yield _segment(loaded[0])
-
-
-class SegmentWriter:
-    """Turns the batches a writer appends into segments (:data:`SEGMENT_RECORDS` records each).
-
-    It starts where the valid segments end: lines already in the file beyond them (the last
-    stretch of a killed writer) are parsed once into the first segment's buffer. A batch that was not
-    appended right after the previous one (another writer) resets it: nothing stale is written."""
-
-    def __init__(self, gens: Path, run_id: str):
-        self.gens, self.run_id = gens, run_id
-        self.end: int | None = None  # where the buffered stretch ends (None: not started)
-
-    def _start(self) -> None:
-        """Take the file as it is now: from where the valid segments end, every line beyond them
-        (this batch's included) is parsed into the buffer, full segments written on the way."""
-        from bench.record_columns import buffered_lines
-
-        chain = valid_chain(self.gens)
-        self.sha, self.start, self.end = chain.sha, chain.end, chain.end
-        self._reset_buffer()
-        for line, record in buffered_lines(self.gens, chain.end, chain.lines, self.run_id):
-            self.sha.update(line)
-            self.end += len(line)
-            self._add(record)
-            self._write_if_full()
-
-    def _reset_buffer(self) -> None:
-        self.texts: list[str] = []
-        self.token_texts: list[str | None] = []
-        self.pids: list[str] = []
-        self.indices: list[int] = []
-        self.refs: dict[str, str] = {}
-        self.lines = 0
-
-    def _add(self, record: dict[str, Any] | None) -> None:
-        from bench.record_columns import token_text
-
-        self.lines += 1
-        if record is None:
-            return
-        if record.get("reference"):
-            self.refs.setdefault(record["prompt_id"], record["reference"])
-        self.texts.append(record["continuation"])
-        self.token_texts.append(token_text(record.get("token_ids"), str(self.gens)))
-        self.pids.append(record["prompt_id"])
-        self.indices.append(record["sample_index"])
-
-    def appended(self, start: int, data: bytes, records: list[dict[str, Any]]) -> None:
-        """``records``, serialised as ``data``, were appended to the file at byte ``start``."""
-        if self.end != start:  # the first batch, or someone else's lines in between
-            self._start()
-            return
-        self.sha.update(data)
-        self.end += len(data)
-        for r in records:
-            self._add(r)
-        self._write_if_full()
-
-    def _write_if_full(self) -> None:
-        if len(self.pids) >= SEGMENT_RECORDS:
-            seg = build_segment(self.texts, self.token_texts, self.pids, self.indices, self.refs, self.lines)
-            write_segment(self.gens.parent / SEGMENTS, self.start, self.end, self.sha.digest(), seg)
-            self.start = self.end
-            self._reset_buffer()

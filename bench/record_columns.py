@@ -12,6 +12,7 @@ order, the order every score has always been computed in.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+import bench.column_segments as segments
 from bench.errors import BenchError
 
 CHUNK = 50_000
@@ -102,8 +104,6 @@ def read_keys(path: Path, run_id: str) -> set[tuple[str, int]]:
     those of valid :mod:`bench.column_segments` come from the segments (checked when they were made)."""
     import gc
 
-    from bench.column_segments import load_chain, valid_chain
-
     keys: set[tuple[str, int]] = set()
     if path.is_dir():
         raise BenchError(f"{path} is a folder, not a JSONL file")
@@ -112,8 +112,8 @@ def read_keys(path: Path, run_id: str) -> set[tuple[str, int]]:
     paused = gc.isenabled()
     gc.disable()  # as in read_columns
     try:
-        chain = valid_chain(path)
-        for seg in load_chain(chain):
+        chain = segments.valid_chain(path)
+        for seg in segments.load_chain(chain):
             keys.update(zip(seg.prompt_ids, seg.sample_index.tolist()))
         for _, r in buffered_lines(path, chain.end, chain.lines, run_id):
             if r is not None:
@@ -154,17 +154,15 @@ def _read_columns(path: Path, run_id: str, max_new_tokens: int | None) -> Record
     put in (prompt id, sample index) order by one permutation of the arrays. The valid
     :mod:`bench.column_segments` are read as they are; the lines after them are parsed, and each
     full segment's worth of them written as one for the next reader."""
-    from bench.column_segments import SEGMENT_RECORDS, SEGMENTS, Chain, load_chain, valid_chain, write_segment
-
     pids: list[str] = []
     indices: list[int] = []
     references: dict[str, str] = {}
     chunks = _Chunks(max_new_tokens)
-    chain = Chain([], 0, 0, hashlib.sha256())
+    chain = segments.Chain([], 0, 0, hashlib.sha256())
     if path.exists():
         if path.is_dir():
             raise BenchError(f"{path} is a folder, not a JSONL file")
-        chain = valid_chain(path)
+        chain = segments.valid_chain(path)
 
     def take(seg: Any) -> None:
         pids.extend(seg.prompt_ids)
@@ -173,7 +171,7 @@ def _read_columns(path: Path, run_id: str, max_new_tokens: int | None) -> Record
             references.setdefault(pid, ref)
         chunks.add(seg)
 
-    for seg in load_chain(chain):
+    for seg in segments.load_chain(chain):
         take(seg)
     h, start, at = chain.sha, chain.end, chain.end
     batch = _Batch()
@@ -181,9 +179,9 @@ def _read_columns(path: Path, run_id: str, max_new_tokens: int | None) -> Record
         h.update(line)
         at += len(line)
         batch.add(r, f"{path}: line {chain.lines + batch.lines + 1}")
-        if len(batch.pids) >= SEGMENT_RECORDS:
+        if len(batch.pids) >= segments.SEGMENT_RECORDS:
             seg = batch.segment()
-            write_segment(path.parent / SEGMENTS, start, at, h.digest(), seg)
+            segments.write_segment(path.parent / segments.SEGMENTS, start, at, h.digest(), seg)
             take(seg)
             chain.lines += batch.lines
             start, batch = at, _Batch()
@@ -196,7 +194,7 @@ def _read_columns(path: Path, run_id: str, max_new_tokens: int | None) -> Record
 
 
 class _Batch:
-    """The fields of parsed records that make a segment (:func:`bench.column_segments.build_segment`)."""
+    """The fields of parsed records that make a segment (:func:`build_segment`)."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
@@ -218,8 +216,6 @@ class _Batch:
         self.indices.append(r["sample_index"])
 
     def segment(self) -> Any:
-        from bench.column_segments import build_segment
-
         return build_segment(self.texts, self.token_texts, self.pids, self.indices, self.refs, self.lines)
 
 
@@ -335,3 +331,90 @@ class Shares:
 
     def counts(self) -> dict[str, int]:
         return {"empty": self.empty, "blank": self.blank, "wordless": self.wordless, "short": self.short}
+
+
+def build_segment(texts: list[str], token_texts: list[str | None], prompt_ids: list[str], sample_index: list[int],
+                  references: dict[str, str], lines: int) -> segments.Segment:
+    """A :class:`~bench.column_segments.Segment` from the fields of parsed (and checked) records; token ids as ``"1 2 3"`` texts."""
+    vocab: dict[str, int] = {}
+    lengths = np.empty(len(texts), dtype=np.int64)
+    words: list[str] = []
+    for i, text in enumerate(texts):
+        split = text.split()
+        lengths[i] = len(split)
+        words.extend(split)
+    # ``setdefault`` with a running counter: a word's id is its rank of first occurrence
+    ids = np.fromiter(map(vocab.setdefault, words, itertools.count()), dtype=np.int64, count=len(words))
+    dense = np.zeros(max(len(words), 1), dtype=np.int32)
+    dense[np.fromiter(vocab.values(), dtype=np.int64, count=len(vocab))] = np.arange(len(vocab), dtype=np.int32)
+    shares = Shares(None)
+    shares.add(texts, [0] * len(texts))
+    counts = shares.counts()
+    tokens = counts_of = None
+    if all(t is not None for t in token_texts):
+        counts_of = np.fromiter((t.count(" ") + 1 if t else 0 for t in token_texts), dtype=np.int64,
+                                count=len(token_texts))
+        tokens = token_array(" ".join(t for t in token_texts if t))
+    return segments.Segment(list(prompt_ids), np.asarray(sample_index, dtype=np.int64), list(vocab), dense[ids], lengths,
+                   tokens, counts_of, dict(references), (counts["empty"], counts["blank"], counts["wordless"]), lines)
+
+
+class SegmentWriter:
+    """Turns the batches a writer appends into segments (:data:`SEGMENT_RECORDS` records each).
+
+    It starts where the valid segments end: lines already in the file beyond them (the last
+    stretch of a killed writer) are parsed once into the first segment's buffer. A batch that was not
+    appended right after the previous one (another writer) resets it: nothing stale is written."""
+
+    def __init__(self, gens: Path, run_id: str):
+        self.gens, self.run_id = gens, run_id
+        self.end: int | None = None  # where the buffered stretch ends (None: not started)
+
+    def _start(self) -> None:
+        """Take the file as it is now: from where the valid segments end, every line beyond them
+        (this batch's included) is parsed into the buffer, full segments written on the way."""
+        chain = segments.valid_chain(self.gens)
+        self.sha, self.start, self.end = chain.sha, chain.end, chain.end
+        self._reset_buffer()
+        for line, record in buffered_lines(self.gens, chain.end, chain.lines, self.run_id):
+            self.sha.update(line)
+            self.end += len(line)
+            self._add(record)
+            self._write_if_full()
+
+    def _reset_buffer(self) -> None:
+        self.texts: list[str] = []
+        self.token_texts: list[str | None] = []
+        self.pids: list[str] = []
+        self.indices: list[int] = []
+        self.refs: dict[str, str] = {}
+        self.lines = 0
+
+    def _add(self, record: dict[str, Any] | None) -> None:
+        self.lines += 1
+        if record is None:
+            return
+        if record.get("reference"):
+            self.refs.setdefault(record["prompt_id"], record["reference"])
+        self.texts.append(record["continuation"])
+        self.token_texts.append(token_text(record.get("token_ids"), str(self.gens)))
+        self.pids.append(record["prompt_id"])
+        self.indices.append(record["sample_index"])
+
+    def appended(self, start: int, data: bytes, records: list[dict[str, Any]]) -> None:
+        """``records``, serialised as ``data``, were appended to the file at byte ``start``."""
+        if self.end != start:  # the first batch, or someone else's lines in between
+            self._start()
+            return
+        self.sha.update(data)
+        self.end += len(data)
+        for r in records:
+            self._add(r)
+        self._write_if_full()
+
+    def _write_if_full(self) -> None:
+        if len(self.pids) >= segments.SEGMENT_RECORDS:
+            seg = build_segment(self.texts, self.token_texts, self.pids, self.indices, self.refs, self.lines)
+            segments.write_segment(self.gens.parent / segments.SEGMENTS, self.start, self.end, self.sha.digest(), seg)
+            self.start = self.end
+            self._reset_buffer()

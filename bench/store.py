@@ -196,7 +196,7 @@ class RunDir:
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Per name, (size, mtime, inode) of the generations file and what was computed from it."""
     _segments: Any = field(default=None, repr=False, compare=False)
-    """The :class:`bench.column_segments.SegmentWriter` of the records this process appends."""
+    """The :class:`bench.record_columns.SegmentWriter` of the records this process appends."""
 
     @property
     def run_id(self) -> str:
@@ -410,7 +410,7 @@ class RunStore:
     def append(self, run: RunDir, records: list[dict[str, Any]]) -> None:
         """Append records and force them to disk before returning; every
         :data:`~bench.column_segments.SEGMENT_RECORDS` of them also become a columnar segment."""
-        from bench.column_segments import SegmentWriter
+        from bench.record_columns import SegmentWriter
 
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
         start = append_lines(run.path / GENERATIONS, data)
