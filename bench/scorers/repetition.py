@@ -459,8 +459,10 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-_BITS16 = (np.arange(1 << 16)[:, None] >> np.arange(16)) & 1
-"""Bit i of every 16-bit value (a 65536 x 16 table)."""
+_BITS16 = ((np.arange(1 << 16)[:, None] >> np.arange(16)) & 1).astype(np.float64)
+"""Bit i of every 16-bit value (a 65536 x 16 table), as floats: the histogram's product with it is
+then one BLAS call (numpy multiplies integer matrices without BLAS: 8 ms a call), exact while the
+counts stay below 2**53."""
 _QUARTER_OFFSETS = np.arange(4, dtype=np.intp) << 16
 GATHER_CELLS = 1 << 22
 """Cells of shared n-grams gathered at a time (32 MB of 64-bit masks)."""
@@ -476,7 +478,7 @@ def bit_counts(words: np.ndarray, rows: int) -> np.ndarray:
     quarters = np.ascontiguousarray(words, dtype="<u8").view("<u2").reshape(-1, 4).astype(np.intp)
     quarters += _QUARTER_OFFSETS
     hist = np.bincount(quarters.ravel(), minlength=4 << 16).reshape(4, 1 << 16)
-    return (hist @ _BITS16).ravel()[:rows]
+    return (hist.astype(np.float64) @ _BITS16).ravel()[:rows].astype(np.int64)
 
 
 def _present_masks(present: np.ndarray) -> np.ndarray:
@@ -526,25 +528,37 @@ def _batch_metrics(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.n
     return _batch_metrics_many([(stats, tokens)], counts)[0]
 
 
+def _stack(mats: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], np.ndarray, list[int]]:
+    """The :func:`_matrices` of corpora for one block's products: each corpus's count-weighted matrix
+    on its own (its TTR columns are fractions, whose sums BLAS may add in another order beside other
+    columns: 20 of 1000 TTR replicates of a 100k-record compare came out 3e-16 apart), the drawn-once matrices side by side (whole numbers: their sums
+    are exact in any order), and where each corpus's drawn columns end."""
+    drawn = mats[0][1] if len(mats) == 1 else np.hstack([d for _, d in mats])
+    return [w for w, _ in mats], drawn, np.cumsum([d.shape[1] for _, d in mats]).tolist()
+
+
 def _batch_metrics_many(sides: Sequence[tuple[_WordStats, tuple[np.ndarray, np.ndarray, np.ndarray] | None]],
-                        counts: np.ndarray) -> list[dict[str, np.ndarray]]:
+                        counts: np.ndarray, stacked: Any = None) -> list[dict[str, np.ndarray]]:
     """:func:`_batch_metrics` of corpora whose texts are drawn by the same per-text ``counts``.
 
     Every sum over texts of a batch is one matrix product of its draw counts (or of whether each
-    text was drawn) with :func:`_matrices`, a few rows at a time (their float64 copy, made once for
-    all corpora, stays small); distinct-n adds the shared n-grams the drawn texts hold, 64 resamples
-    per pass, from one set of draw masks. Each corpus gets exactly the numbers it gets alone."""
-    mats = [_matrices(stats, tokens) for stats, tokens in sides]
+    text was drawn) with the corpora's :func:`_matrices` (``stacked``, :func:`_stack`, made here when
+    not given), a few rows at a time (their float64 copy, made once for all corpora,
+    stays small); distinct-n adds the shared n-grams the drawn texts hold, 64 resamples per pass,
+    from one set of draw masks. Each corpus gets exactly the numbers it gets alone."""
+    weighted_ms, drawn_m, d_ends = stacked or _stack([_matrices(stats, tokens) for stats, tokens in sides])
     n_rows, n_texts = counts.shape
     step = max(1, (1 << 22) // max(n_texts, 1))  # float64 copies of at most 32 MB
-    weighted = [np.empty((n_rows, w.shape[1])) for w, _ in mats]
-    drawn = [np.empty((n_rows, d.shape[1])) for _, d in mats]
+    weighted = [np.empty((n_rows, w.shape[1])) for w in weighted_ms]
+    drawn_all = np.empty((n_rows, drawn_m.shape[1]))
     for i in range(0, n_rows, step):
         block = counts[i: i + step]
-        as_float, present = block.astype(np.float64), (block > 0).astype(np.float64)
-        for k, (weighted_m, drawn_m) in enumerate(mats):
+        as_float = block.astype(np.float64)
+        for k, weighted_m in enumerate(weighted_ms):
             weighted[k][i: i + step] = as_float @ weighted_m
-            drawn[k][i: i + step] = present @ drawn_m
+        del as_float
+        drawn_all[i: i + step] = (block > 0).astype(np.float64) @ drawn_m
+    drawn = [drawn_all[:, a:b] for a, b in zip([0, *d_ends[:-1]], d_ends)]
     unique = [d[:, : len(stats.plans)] + np.array([stats.plans[n].sure for n in sorted(stats.plans)], dtype=np.float64)
               for d, (stats, _) in zip(drawn, sides)]
 
@@ -585,20 +599,32 @@ def _finish(stats: _WordStats, tokens: Any, weighted: np.ndarray, drawn: np.ndar
     return out
 
 
-def replicate_together(corpora: Sequence["CorpusResampler"], prompt_counts: np.ndarray) -> list[dict[str, np.ndarray]]:
-    """``[c.replicate(prompt_counts) for c in corpora]``, the same numbers, with the per-text work
-    shared by corpora whose texts belong to the same prompts (``bench compare``'s two sides): one
-    float copy of the counts and one set of draw masks."""
-    out: list[dict[str, np.ndarray] | None] = [None] * len(corpora)
+def _layouts(corpora: Sequence["CorpusResampler"]) -> list[tuple[list[int], list[Any], Any]]:
+    """The corpora grouped by prompt layout (which corpus, its per-text counts, the stacked
+    matrices of the group), made once for every block of draws."""
+    out = []
     todo = list(range(len(corpora)))
     while todo:
         first = corpora[todo[0]]
         group = [k for k in todo if corpora[k].identity == first.identity
                  and np.array_equal(corpora[k].prompt_index, first.prompt_index)]
-        counts = prompt_counts if first.identity else prompt_counts[:, first.prompt_index]
-        for k, result in zip(group, _batch_metrics_many([(corpora[k].stats, corpora[k].tokens) for k in group], counts)):
-            out[k] = result
+        sides = [(corpora[k].stats, corpora[k].tokens) for k in group]
+        out.append((group, sides, _stack([_matrices(stats, tokens) for stats, tokens in sides])))
         todo = [k for k in todo if k not in group]
+    return out
+
+
+def replicate_together(corpora: Sequence["CorpusResampler"], prompt_counts: np.ndarray,
+                       layouts: list[tuple[list[int], list[Any], Any]] | None = None) -> list[dict[str, np.ndarray]]:
+    """``[c.replicate(prompt_counts) for c in corpora]``, the same numbers, with the per-text work
+    shared by corpora whose texts belong to the same prompts (``bench compare``'s two sides): one
+    float copy of the counts, one product for all of them and one set of draw masks."""
+    out: list[dict[str, np.ndarray] | None] = [None] * len(corpora)
+    for group, sides, stacked in layouts or _layouts(corpora):
+        first = corpora[group[0]]
+        counts = prompt_counts if first.identity else prompt_counts[:, first.prompt_index]
+        for k, result in zip(group, _batch_metrics_many(sides, counts, stacked)):
+            out[k] = result
     return out  # type: ignore[return-value]
 
 
@@ -629,16 +655,17 @@ def replicate_blocks(corpora: Sequence["CorpusResampler"], blocks: Iterator[np.n
     first = next(blocks, None)
     if first is None:
         return
+    layouts = _layouts(corpora)
     with threadpool_limits(limits=1, user_api="blas"):
         if threads <= 1 or first.nbytes * (threads + 3) > SCORING_MEMORY:
-            yield replicate_together(corpora, first)
+            yield replicate_together(corpora, first, layouts)
             for block in blocks:
-                yield replicate_together(corpora, block)
+                yield replicate_together(corpora, block, layouts)
             return
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            waiting: deque[Any] = deque([pool.submit(replicate_together, corpora, first.copy())])
+            waiting: deque[Any] = deque([pool.submit(replicate_together, corpora, first.copy(), layouts)])
             for block in blocks:  # the generator reuses its buffer: each block is copied
-                waiting.append(pool.submit(replicate_together, corpora, block.copy()))
+                waiting.append(pool.submit(replicate_together, corpora, block.copy(), layouts))
                 while len(waiting) > threads + 1:  # blocks drawn ahead while these are scored
                     yield waiting.popleft().result()
             while waiting:
