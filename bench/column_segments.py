@@ -11,10 +11,10 @@ was made from: an edit, a cut (kill -9 and a resume) or another writer's lines m
 those lines are parsed, and checked, again. Segments are numpy ``.npz`` files of plain arrays, read
 with ``allow_pickle=False``.
 
-They are written :data:`SEGMENT_RECORDS` records at a time, by the writer as batches are appended
-(:class:`bench.record_columns.SegmentWriter`) and by a reader that had to parse that many lines, so runs smaller than that
-never get a ``columns/`` folder, and a run killed mid-way has at most that many records to parse
-again. A segment that cannot be written (a read-only store, a full disk) is simply not written.
+They are written :data:`SEGMENT_RECORDS` records at a time, by the writer as batches are
+appended (:class:`bench.record_columns.SegmentWriter`) and by a reader that had to parse that many
+lines, so runs smaller than that never get a ``columns/`` folder, and a run killed mid-way has at
+most that many records to parse again. A segment that cannot be written (a read-only store, a full disk) is simply not written.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from bench.errors import BenchError
 
 SEGMENTS = "columns"
 SEGMENT_RECORDS = 16_384
@@ -99,11 +101,12 @@ def write_segment(folder: Path, start: int, end: int, prefix_sha: bytes, seg: Se
             pass
 
 
-def _load(path: Path) -> tuple[dict[str, np.ndarray], int] | None:
-    """The arrays of a segment file and its end, or None when it is unreadable or of another format."""
+def _load(path: Path, names: tuple[str, ...] | None = None) -> tuple[dict[str, np.ndarray], int] | None:
+    """The arrays of a segment file (only ``names``, when given) and its end, or None when it is
+    unreadable or of another format."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+            arrays = {k: z[k] for k in (names or z.files)}
         meta = arrays["meta"]
         if int(meta[0]) != FORMAT:
             return None
@@ -154,7 +157,7 @@ def valid_chain(gens: Path) -> Chain:
     with open(gens, "rb") as f:
         while at in by_start:
             for end, path in sorted(by_start.pop(at), reverse=True):
-                loaded = _load(path)
+                loaded = _load(path, ("meta", "prefix_sha"))  # the columns are read by load_chain
                 if loaded is None or loaded[1] != end:
                     continue
                 arrays, _ = loaded
@@ -181,9 +184,9 @@ def _blocks(f: Any, n: int) -> Iterator[bytes]:
 
 
 def load_chain(chain: Chain) -> Iterator[Segment]:
-    """The segments of a :func:`valid_chain`, one at a time (None for one removed since)."""
+    """The segments of a :func:`valid_chain`, one at a time."""
     for path in chain.segments:
         loaded = _load(path)
         if loaded is None:
-            raise OSError(f"{path} went away while it was read")
+            raise BenchError(f"{path} was removed or changed while it was read; run the command again")
         yield _segment(loaded[0])

@@ -89,7 +89,8 @@ def _record(line: bytes, number: int, path: Path, run_id: str) -> dict[str, Any]
     return record
 
 
-def buffered_lines(path: Path, offset: int, lines_before: int, run_id: str) -> Iterator[tuple[bytes, dict[str, Any] | None]]:
+def buffered_lines(path: Path, offset: int, lines_before: int,
+                   run_id: str) -> Iterator[tuple[bytes, dict[str, Any] | None]]:
     """(line, checked record or None for a blank line) of each complete line from byte ``offset``
     (``lines_before`` lines precede it, for the line numbers of errors)."""
     with open(path, "rb") as f:
@@ -335,7 +336,8 @@ class Shares:
 
 def build_segment(texts: list[str], token_texts: list[str | None], prompt_ids: list[str], sample_index: list[int],
                   references: dict[str, str], lines: int) -> segments.Segment:
-    """A :class:`~bench.column_segments.Segment` from the fields of parsed (and checked) records; token ids as ``"1 2 3"`` texts."""
+    """A :class:`~bench.column_segments.Segment` from the fields of parsed (and checked) records,
+    token ids written as ``"1 2 3"``."""
     vocab: dict[str, int] = {}
     lengths = np.empty(len(texts), dtype=np.int64)
     words: list[str] = []
@@ -355,8 +357,9 @@ def build_segment(texts: list[str], token_texts: list[str | None], prompt_ids: l
         counts_of = np.fromiter((t.count(" ") + 1 if t else 0 for t in token_texts), dtype=np.int64,
                                 count=len(token_texts))
         tokens = token_array(" ".join(t for t in token_texts if t))
-    return segments.Segment(list(prompt_ids), np.asarray(sample_index, dtype=np.int64), list(vocab), dense[ids], lengths,
-                   tokens, counts_of, dict(references), (counts["empty"], counts["blank"], counts["wordless"]), lines)
+    return segments.Segment(list(prompt_ids), np.asarray(sample_index, dtype=np.int64), list(vocab), dense[ids],
+                            lengths, tokens, counts_of, dict(references),
+                            (counts["empty"], counts["blank"], counts["wordless"]), lines)
 
 
 class SegmentWriter:
@@ -375,31 +378,12 @@ class SegmentWriter:
         (this batch's included) is parsed into the buffer, full segments written on the way."""
         chain = segments.valid_chain(self.gens)
         self.sha, self.start, self.end = chain.sha, chain.end, chain.end
-        self._reset_buffer()
+        self.batch = _Batch()
         for line, record in buffered_lines(self.gens, chain.end, chain.lines, self.run_id):
             self.sha.update(line)
             self.end += len(line)
-            self._add(record)
+            self.batch.add(record, str(self.gens))
             self._write_if_full()
-
-    def _reset_buffer(self) -> None:
-        self.texts: list[str] = []
-        self.token_texts: list[str | None] = []
-        self.pids: list[str] = []
-        self.indices: list[int] = []
-        self.refs: dict[str, str] = {}
-        self.lines = 0
-
-    def _add(self, record: dict[str, Any] | None) -> None:
-        self.lines += 1
-        if record is None:
-            return
-        if record.get("reference"):
-            self.refs.setdefault(record["prompt_id"], record["reference"])
-        self.texts.append(record["continuation"])
-        self.token_texts.append(token_text(record.get("token_ids"), str(self.gens)))
-        self.pids.append(record["prompt_id"])
-        self.indices.append(record["sample_index"])
 
     def appended(self, start: int, data: bytes, records: list[dict[str, Any]]) -> None:
         """``records``, serialised as ``data``, were appended to the file at byte ``start``."""
@@ -409,12 +393,11 @@ class SegmentWriter:
         self.sha.update(data)
         self.end += len(data)
         for r in records:
-            self._add(r)
+            self.batch.add(r, str(self.gens))
         self._write_if_full()
 
     def _write_if_full(self) -> None:
-        if len(self.pids) >= segments.SEGMENT_RECORDS:
-            seg = build_segment(self.texts, self.token_texts, self.pids, self.indices, self.refs, self.lines)
-            segments.write_segment(self.gens.parent / segments.SEGMENTS, self.start, self.end, self.sha.digest(), seg)
-            self.start = self.end
-            self._reset_buffer()
+        if len(self.batch.pids) >= segments.SEGMENT_RECORDS:
+            segments.write_segment(self.gens.parent / segments.SEGMENTS, self.start, self.end, self.sha.digest(),
+                                   self.batch.segment())
+            self.start, self.batch = self.end, _Batch()

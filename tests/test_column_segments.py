@@ -106,3 +106,14 @@ def test_a_resumed_run_scores_like_an_uninterrupted_one(tmp_path: Path, monkeypa
 def test_small_runs_get_no_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cs, "SEGMENT_RECORDS", 16_384)
     assert not (_run(tmp_path).path / "columns").exists()
+
+
+def test_a_segment_removed_while_read_is_one_line(tmp_path: Path) -> None:
+    from bench.errors import BenchError
+
+    run = _run(tmp_path)
+    chain = cs.valid_chain(run.path / "generations.jsonl")
+    assert len(chain.segments) == 5 and chain.end < (run.path / "generations.jsonl").stat().st_size
+    chain.segments[2].unlink()
+    with pytest.raises(BenchError, match="removed or changed while it was read"):
+        list(cs.load_chain(chain))

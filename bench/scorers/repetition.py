@@ -529,10 +529,11 @@ def _batch_metrics(stats: _WordStats, tokens: tuple[np.ndarray, np.ndarray, np.n
 
 
 def _stack(mats: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], np.ndarray, list[int]]:
-    """The :func:`_matrices` of corpora for one block's products: each corpus's count-weighted matrix
-    on its own (its TTR columns are fractions, whose sums BLAS may add in another order beside other
-    columns: 20 of 1000 TTR replicates of a 100k-record compare came out 3e-16 apart), the drawn-once matrices side by side (whole numbers: their sums
-    are exact in any order), and where each corpus's drawn columns end."""
+    """The :func:`_matrices` of corpora for one block's products: each corpus's count-weighted
+    matrix on its own (its TTR columns are fractions, whose sums BLAS may add in another order beside
+    other columns: 20 of 1000 TTR replicates of a 100k-record compare came out 3e-16 apart), the
+    drawn-once matrices side by side (whole numbers: their sums are exact in any order), and where
+    each corpus's drawn columns end."""
     drawn = mats[0][1] if len(mats) == 1 else np.hstack([d for _, d in mats])
     return [w for w, _ in mats], drawn, np.cumsum([d.shape[1] for _, d in mats]).tolist()
 
