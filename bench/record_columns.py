@@ -387,7 +387,9 @@ class SegmentWriter:
 
     def appended(self, start: int, data: bytes, records: list[dict[str, Any]]) -> None:
         """``records``, serialised as ``data``, were appended to the file at byte ``start``."""
-        if self.end != start:  # the first batch, or someone else's lines in between
+        if self.end is None and start == 0:  # a new file: nothing before this batch to parse
+            self.sha, self.start, self.end, self.batch = hashlib.sha256(), 0, 0, _Batch()
+        if self.end != start:  # the first batch after stored lines, or someone else's lines in between
             self._start()
             return
         self.sha.update(data)

@@ -117,3 +117,16 @@ def test_a_segment_removed_while_read_is_one_line(tmp_path: Path) -> None:
     chain.segments[2].unlink()
     with pytest.raises(BenchError, match="removed or changed while it was read"):
         list(cs.load_chain(chain))
+
+
+def test_a_new_run_is_not_parsed_by_its_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer of a new file segments what it appends; only a resumed one parses the stored tail."""
+    parsed: list[int] = []
+    monkeypatch.setattr(rc, "buffered_lines", lambda *a: parsed.append(1) or iter(()))
+    monkeypatch.setattr(cs, "valid_chain", lambda gens: (_ for _ in ()).throw(AssertionError("chain read")))
+    writer = rc.SegmentWriter(tmp_path / "generations.jsonl", "x")
+    records = [{"prompt_id": f"p{i}", "sample_index": 0, "continuation": "a b", "token_ids": [1, 2]} for i in range(20)]
+    data = "".join(json.dumps(r) + "\n" for r in records).encode()
+    (tmp_path / "generations.jsonl").write_bytes(data)
+    writer.appended(0, data, records)
+    assert not parsed and len(list((tmp_path / "columns").glob("*.npz"))) == 1
